@@ -1,0 +1,25 @@
+"""User-facing errors. The CLI prints their message on one line and exits 1 (2 for `UsageError`)."""
+
+from vocoder.checkpoint import CheckpointError
+
+
+class AudioLDMError(Exception):
+    """Base class of every error caused by the user's input, files or environment."""
+
+
+class UsageError(AudioLDMError):
+    """An option value or combination of options is invalid (exit code 2)."""
+
+
+class AudioReadError(AudioLDMError):
+    """An input file is missing, unreadable, empty or holds non-finite samples."""
+
+
+class ModelError(AudioLDMError):
+    """A model folder or checkpoint is missing, corrupt, or does not fit the configuration."""
+
+
+# Every exception class the CLI reports as a one-line error rather than a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (AudioLDMError, CheckpointError)
+
+__all__ = ["AudioLDMError", "UsageError", "AudioReadError", "ModelError", "CheckpointError", "USER_ERRORS"]

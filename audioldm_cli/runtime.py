@@ -1,0 +1,85 @@
+"""Device resolution, seeding, threads and progress reporting: the process-level plumbing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+import torch
+
+from .errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+# A progress callback receives (done, total). Libraries take one as an argument; the CLI supplies it.
+ProgressFn = Callable[[int, int], None]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """Map 'auto' | 'cpu' | 'cuda[:N]' | 'mps' to a usable torch.device, with a clear error if absent."""
+    if isinstance(name, torch.device):
+        return name
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind not in DEVICES[1:]:
+        raise UsageError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps was requested but MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator seeded with `seed` (or from OS entropy when None)."""
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    return gen
+
+
+def interactive() -> bool:
+    """True when progress bars make sense: stderr is a terminal and we are not under CI."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return False
+    return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None = None, enabled: bool | None = None) -> Iterator[ProgressFn]:
+    """Yield a `ProgressFn` that drives a Rich bar on stderr, or does nothing when not interactive."""
+    if enabled is None:
+        enabled = interactive() and logging.getLogger("audioldm_cli").getEffectiveLevel() <= logging.INFO
+    if not enabled:
+        yield lambda done, total_: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        def update(done: int, total_: int) -> None:
+            bar.update(task, completed=done, total=total_)
+
+        yield update

@@ -1,0 +1,179 @@
+"""The on-disk component format shared by `vocoder` and `audioldm_cli`, plus safe loading helpers.
+
+A component is a folder holding
+
+    config.json         {"_class_name": ..., "format_version": 1, "config": {...constructor keys...}}
+    model.safetensors   the state_dict (never a pickle)
+
+Everything here raises `CheckpointError` with a one-line, human-readable message on bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A model file or folder is missing, unreadable, or does not fit the architecture."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
+
+    Readers never see a half-written file, and a crash leaves any previous `path` intact.
+    `suffix` defaults to the target's own suffix so that format-by-extension writers still work.
+    """
+    path = Path(path)
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_component(
+    folder: str | os.PathLike,
+    class_name: str,
+    config: Mapping,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write `config.json` + `model.safetensors` into `folder` (created if needed), each atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, value in state_dict.items():
+        value = value.detach().to("cpu")
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[name] = value.contiguous()
+    meta = {"_class_name": class_name, "format_version": FORMAT_VERSION, "config": dict(config)}
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"_class_name": class_name})
+    with atomic_path(folder / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def read_config(folder: str | os.PathLike, expected_class: str | None = None) -> dict:
+    """Return the constructor config stored in `folder/config.json`."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise CheckpointError(f"model folder not found: {folder}")
+    if not folder.is_dir():
+        raise CheckpointError(f"expected a model folder, got a file: {folder}")
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a model folder: {CONFIG_NAME} is missing")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or "config" not in meta or "_class_name" not in meta:
+        raise CheckpointError(f"{path} lacks '_class_name'/'config': not an audioldm-cli component")
+    version = meta.get("format_version", 0)
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {version}; this audioldm-cli reads up to {FORMAT_VERSION}: upgrade it"
+        )
+    if expected_class is not None and meta["_class_name"] != expected_class:
+        raise CheckpointError(f"{folder} holds a {meta['_class_name']}, expected a {expected_class}")
+    return meta["config"]
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a safetensors file with a one-line error for a missing, truncated or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {path} (truncated or not a safetensors file): {e}") from None
+
+
+def read_component(folder: str | os.PathLike, expected_class: str | None = None) -> tuple[dict, dict]:
+    """Return (config, state_dict) of a component folder."""
+    config = read_config(folder, expected_class)
+    return config, read_safetensors(Path(folder) / WEIGHTS_NAME)
+
+
+def torch_load_safe(path: str | os.PathLike) -> dict:
+    """`torch.load` restricted to tensors and plain containers (`weights_only=True`).
+
+    A pickle that would run code, a truncated file or a non-checkpoint file is refused with a
+    one-line `CheckpointError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise CheckpointError(
+            f"refusing to load {path}: it is not a plain weights file ({first[:200]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {path} (truncated or not a PyTorch checkpoint): {e}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} does not hold a dict of weights (got {type(obj).__name__})")
+    return obj
+
+
+def _summarise(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load_state_dict_strict(
+    module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str, hint: str = ""
+) -> None:
+    """`module.load_state_dict(strict=True)` with one clear error naming what does not fit.
+
+    Float tensors are cast to the module's dtype (so fp16-stored weights load into fp32 models).
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys: {_summarise(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys: {_summarise(unexpected)}")
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatches (file vs model): {_summarise(wrong, 3)}")
+        msg = f"{source} does not fit {type(module).__name__}: " + "; ".join(parts)
+        raise CheckpointError(msg + (f". {hint}" if hint else ""))
+    cast = {
+        k: (v.to(own[k].dtype) if v.is_floating_point() and own[k].is_floating_point() else v)
+        for k, v in state_dict.items()
+    }
+    module.load_state_dict(cast, strict=True)

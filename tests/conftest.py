@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,43 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 REPO = Path(__file__).resolve().parents[1]
 # The reference outputs live in ../shared/fixtures beside the clone; AUDIOLDM_FIXTURES overrides.
 FIXTURES = Path(os.environ.get("AUDIOLDM_FIXTURES", REPO.parent / "shared" / "fixtures"))
+
+
+class NetworkAccessError(RuntimeError):
+    """Raised by the test-suite guard when code tries to reach a non-loopback address."""
+
+
+def _is_local(address) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it would already be network access
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _guarded_connect(self, address):
+    if not _is_local(address):
+        raise NetworkAccessError(f"test tried to open a network connection to {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    if not _is_local(address):
+        raise NetworkAccessError(f"test tried to open a network connection to {address!r}")
+    return _real_connect_ex(self, address)
+
+
+# No network at run time: every test runs with non-loopback connections refused.
+socket.socket.connect = _guarded_connect
+socket.socket.connect_ex = _guarded_connect_ex
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,117 @@
+"""The one log-mel definition: `LogMel`, waveform [B, N] -> log-mel [B, n_mels, T] (vocoder layout).
+
+Pure torch in the forward pass (no librosa), so it runs batched on whatever device its buffers live on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MelConfig
+
+# Slaney's auditory-toolbox mel scale: linear below 1 kHz, logarithmic above.
+_SLANEY_F_SP = 200.0 / 3  # Hz per mel in the linear part
+_SLANEY_MIN_LOG_HZ = 1000.0
+_SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP  # 15 mels
+_SLANEY_LOG_STEP = math.log(6.4) / 27.0  # 27 mel steps per factor 6.4 in frequency
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (librosa's default, htk=False)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / _SLANEY_F_SP
+    log = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(hz, _SLANEY_MIN_LOG_HZ) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOG_STEP
+    return np.where(hz >= _SLANEY_MIN_LOG_HZ, log, linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of `hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * _SLANEY_F_SP
+    log = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOG_STEP * (np.maximum(mel, _SLANEY_MIN_LOG_MEL) - _SLANEY_MIN_LOG_MEL))
+    return np.where(mel >= _SLANEY_MIN_LOG_MEL, log, linear)
+
+
+def slaney_mel_basis(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    """Triangular mel filterbank [n_mels, n_fft // 2 + 1] with Slaney area normalisation.
+
+    Same definition as `librosa.filters.mel(..., htk=False, norm="slaney")`: triangles whose corners
+    are n_mels + 2 points equally spaced on the Slaney mel scale, each scaled by 2 / bandwidth.
+    """
+    fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    widths = np.diff(edges_hz)  # [n_mels + 1]
+    # distance of every FFT bin to every corner: [n_mels + 2, n_freqs]
+    offsets = edges_hz[:, None] - fft_hz[None, :]
+    rising = -offsets[:-2] / widths[:-1, None]
+    falling = offsets[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+class LogMel(nn.Module):
+    """Log-mel spectrogram of a batch of waveforms, following `MelConfig` exactly.
+
+    forward(wav [B, N]) -> [B, n_mels, T], T = cfg.num_frames(N). A 1-D input gives [n_mels, T].
+    The mel basis and window are non-persistent buffers: they follow `.to(device)` but never enter
+    a state_dict.
+    """
+
+    def __init__(self, cfg: MelConfig):
+        super().__init__()
+        self.cfg = cfg
+        basis = slaney_mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+        self.register_buffer("mel_basis", basis, persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=True), persistent=False)
+
+    def extra_repr(self) -> str:
+        return repr(self.cfg)
+
+    def _check(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.dim() not in (1, 2):
+            raise ValueError(f"LogMel expects a waveform [B, N] or [N], got shape {tuple(wav.shape)}")
+        if wav.shape[-1] < self.cfg.min_samples:
+            raise ValueError(
+                f"waveform of {wav.shape[-1]} samples is too short for this mel: need at least "
+                f"{self.cfg.min_samples} samples at {self.cfg.sample_rate} Hz"
+            )
+        return wav.to(device=self.window.device, dtype=torch.float32)
+
+    def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
+        """Linear STFT magnitudes [B, n_fft // 2 + 1, T] (or [n_freqs, T] for a 1-D input)."""
+        wav = self._check(wav)
+        squeeze = wav.dim() == 1
+        x = wav.reshape(-1, 1, wav.shape[-1])
+        pad = self.cfg.pad_samples
+        x = F.pad(x, (pad, pad), mode="reflect").squeeze(1)  # [B, N + 2 pad]
+        spec = torch.stft(
+            x,
+            n_fft=self.cfg.n_fft,
+            hop_length=self.cfg.hop_length,
+            win_length=self.cfg.win_length,
+            window=self.window,
+            center=False,
+            return_complex=True,
+        )
+        if self.cfg.magnitude_eps > 0:
+            mag = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + self.cfg.magnitude_eps)
+        else:
+            mag = spec.abs()
+        return mag[0] if squeeze else mag
+
+    def mel(self, magnitudes: torch.Tensor) -> torch.Tensor:
+        """Linear magnitudes [..., n_freqs, T] -> mel magnitudes [..., n_mels, T] (no log)."""
+        return torch.matmul(self.mel_basis, magnitudes)
+
+    def log(self, x: torch.Tensor) -> torch.Tensor:
+        """log(clamp(x, log_floor)): the dynamic-range compression shared by mel and magnitudes."""
+        return torch.log(torch.clamp(x, min=self.cfg.log_floor))
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.log(self.mel(self.spectrogram(wav)))

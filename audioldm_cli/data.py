@@ -1,0 +1,325 @@
+"""Training data: manifests of (audio, caption) rows and deterministic fixed-length batches.
+
+Manifest forms (`read_manifest`):
+  *.jsonl / *.jsonlines   one JSON object per line: {"wav": path, "caption": text}
+  *.json                  the AudioLDM form {"data": [{"wav": path, "caption": text}, ...]} (or a bare list)
+  *.csv / *.tsv           a header with a path column (wav, path, audio, file_name, filename, file) and a
+                          caption column (caption, text); AudioCaps files without a path column find
+                          `<audiocap_id>.wav` / `<youtube_id>.wav` / `Y<youtube_id>.wav` next to the CSV
+  a folder                every audio file in it (recursively), captioned by a same-named `.txt` file
+Relative paths are relative to the manifest's folder. A row may name a precomputed latent file
+(`*.latent.safetensors`, written by `audioldm encode`) instead of audio: the `ldm` stage then skips the VAE.
+
+Bad rows (missing file, empty caption where one is required, unparsable line) are logged with their
+line number and skipped; unreadable audio found while training is logged once and replaced by the next
+good row. A manifest without any usable row is a `UsageError`.
+
+Batches are a pure function of (seed, step): `global_batch(step)` picks rows from per-epoch
+permutations, and every random choice for one sample (crop offset, caption dropout) comes from a
+generator seeded by (seed, step, position in the global batch). Resuming at step N or splitting the
+global batch over processes therefore sees exactly the same samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import AudioReadError, UsageError
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus", ".m4a")
+LATENT_SUFFIX = ".latent.safetensors"
+PATH_COLUMNS = ("wav", "path", "audio", "file_name", "filename", "file", "latent")
+CAPTION_COLUMNS = ("caption", "text")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One usable manifest row. `where` is e.g. 'train.jsonl:12', used in every message about it."""
+
+    path: Path
+    caption: str
+    where: str
+
+    @property
+    def is_latent(self) -> bool:
+        return self.path.name.endswith(LATENT_SUFFIX)
+
+
+# ----------------------------------------------------------------------------------------------
+# manifests
+
+
+def read_manifest(source: str | Path, *, require_captions: bool = False) -> list[Row]:
+    """Parse a manifest file or folder into usable rows; bad rows are logged with their line and skipped."""
+    source = Path(source)
+    if not source.exists():
+        raise UsageError(f"--data {source}: no such file or folder")
+    if source.is_dir():
+        rows, problems = _folder_rows(source)
+    else:
+        suffix = source.suffix.lower()
+        try:
+            text = source.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--data {source}: cannot read it as UTF-8 text ({e})") from None
+        if suffix in (".jsonl", ".jsonlines", ".ndjson"):
+            rows, problems = _jsonl_rows(source, text)
+        elif suffix == ".json":
+            rows, problems = _json_rows(source, text)
+        elif suffix in (".csv", ".tsv"):
+            rows, problems = _csv_rows(source, text, "\t" if suffix == ".tsv" else ",")
+        else:
+            raise UsageError(
+                f"--data {source}: unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder"
+            )
+    good = []
+    for row in rows:
+        reason = _row_problem(row, require_captions)
+        if reason:
+            problems.append(f"{row.where}: {reason}")
+        else:
+            good.append(row)
+    for problem in problems:
+        logger.warning("%s; row skipped", problem)
+    if not good:
+        first = f" (first: {problems[0]})" if problems else ""
+        raise UsageError(f"--data {source}: no usable rows, {len(problems)} bad{first}")
+    logger.info("%s: %d rows (%d skipped)", source, len(good), len(problems))
+    return good
+
+
+def _row_problem(row: Row, require_captions: bool) -> str | None:
+    if not row.path.is_file():
+        return f"file not found: {row.path}"
+    if require_captions and not row.caption.strip():
+        return "empty caption (this stage needs one per row)"
+    return None
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _pick(record: dict, names: Sequence[str]) -> str | None:
+    for name in names:
+        if name in record and record[name] is not None:
+            return str(record[name])
+    return None
+
+
+def _record_row(base: Path, record: object, where: str) -> Row | str:
+    """A Row from one JSON/CSV record, or the reason it is unusable."""
+    if not isinstance(record, dict):
+        return f"{where}: expected an object with 'wav' and 'caption', got {type(record).__name__}"
+    value = _pick(record, PATH_COLUMNS)
+    if not value:
+        return f"{where}: no audio path (one of {', '.join(PATH_COLUMNS)})"
+    return Row(_resolve(base, value), (_pick(record, CAPTION_COLUMNS) or "").strip(), where)
+
+
+def _collect(items: list[Row | str]) -> tuple[list[Row], list[str]]:
+    return [r for r in items if isinstance(r, Row)], [r for r in items if isinstance(r, str)]
+
+
+def _jsonl_rows(source: Path, text: str) -> tuple[list[Row], list[str]]:
+    items: list[Row | str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{source.name}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            items.append(f"{where}: not valid JSON ({e.msg})")
+            continue
+        items.append(_record_row(source.parent, record, where))
+    return _collect(items)
+
+
+def _json_rows(source: Path, text: str) -> tuple[list[Row], list[str]]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--data {source}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    records = doc.get("data") if isinstance(doc, dict) else doc
+    if not isinstance(records, list):
+        raise UsageError(f"--data {source}: expected {{\"data\": [...]}} or a list of rows")
+    # Entries have no line of their own in a pretty-printed file: report the entry number.
+    return _collect([_record_row(source.parent, r, f"{source.name} entry {i}") for i, r in enumerate(records, 1)])
+
+
+def _csv_rows(source: Path, text: str, delimiter: str) -> tuple[list[Row], list[str]]:
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    fields = [f.strip() for f in reader.fieldnames or []]
+    reader.fieldnames = fields
+    has_path = any(f in fields for f in PATH_COLUMNS)
+    if not has_path and "audiocap_id" not in fields and "youtube_id" not in fields:
+        raise UsageError(
+            f"--data {source}: no path column; the header needs one of {', '.join(PATH_COLUMNS)} "
+            f"(or AudioCaps' audiocap_id/youtube_id), got {', '.join(fields) or 'nothing'}"
+        )
+    items: list[Row | str] = []
+    for record in reader:
+        where = f"{source.name}:{reader.line_num}"
+        if not has_path:
+            record = dict(record, wav=_audiocaps_path(source.parent, record))
+        items.append(_record_row(source.parent, record, where))
+    return _collect(items)
+
+
+def _audiocaps_path(base: Path, record: dict) -> str:
+    """AudioCaps CSVs name no file: look for the usual download names next to the manifest."""
+    ids = [record.get("audiocap_id"), record.get("youtube_id")]
+    names = [i for i in ids if i] + [f"Y{record['youtube_id']}" for _ in [0] if record.get("youtube_id")]
+    for name in names:
+        for suffix in AUDIO_SUFFIXES:
+            if (base / f"{name}{suffix}").is_file():
+                return f"{name}{suffix}"
+    return f"{names[0] if names else '?'}.wav"
+
+
+def _folder_rows(folder: Path) -> tuple[list[Row], list[str]]:
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and (p.suffix.lower() in AUDIO_SUFFIXES or p.name.endswith(LATENT_SUFFIX))
+    )
+    rows = []
+    for path in files:
+        stem = path.name[: -len(LATENT_SUFFIX)] if path.name.endswith(LATENT_SUFFIX) else path.stem
+        caption_file = path.with_name(stem + ".txt")
+        caption = caption_file.read_text(encoding="utf-8").strip() if caption_file.is_file() else ""
+        rows.append(Row(path, caption, str(path.relative_to(folder))))
+    return rows, []
+
+
+# ----------------------------------------------------------------------------------------------
+# batches
+
+Reader = Callable[[Path], torch.Tensor]
+
+
+def sample_generator(seed: int, step: int, position: int) -> torch.Generator:
+    """The CPU generator of one sample of one step: identical on every process and after a resume."""
+    key = (int(seed) * 1_000_003 + int(step)) * 65_537 + int(position)
+    return torch.Generator().manual_seed(key % (2**63 - 1))
+
+
+class SegmentDataset:
+    """Fixed-length random segments of manifest rows, as batches indexed by (step, positions).
+
+    Args:
+        rows: usable manifest rows.
+        reader: path -> mono float waveform [N] at the training rate (or a latent [C, T, F]).
+        segment: segment length in samples (or latent frames for latent rows).
+        seed: base seed of the row order, crops and caption dropout.
+        caption_dropout: probability of replacing a caption by "" (the unconditional branch of CFG).
+        cache_items: decoded files kept in memory (0 disables the cache).
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[Row],
+        reader: Reader,
+        segment: int,
+        *,
+        seed: int = 0,
+        caption_dropout: float = 0.0,
+        cache_items: int = 512,
+    ) -> None:
+        if not rows:
+            raise UsageError("the dataset has no rows")
+        if segment <= 0:
+            raise UsageError(f"segment length {segment}: must be > 0")
+        if not 0.0 <= caption_dropout <= 1.0:
+            raise UsageError(f"caption_dropout {caption_dropout}: must be in [0, 1]")
+        self.rows, self.reader, self.segment = list(rows), reader, int(segment)
+        self.seed, self.caption_dropout = int(seed), float(caption_dropout)
+        self._bad: set[int] = set()
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache_items = cache_items
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row_index(self, step: int, position: int, batch_size: int) -> int:
+        """Row at `position` of global batch `step`: one fixed permutation per pass over the data."""
+        flat = step * batch_size + position
+        epoch, offset = divmod(flat, len(self.rows))
+        order = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+        return int(order[offset])
+
+    def load(self, index: int) -> tuple[int, torch.Tensor]:
+        """Decoded row `index`, or the next good row if it cannot be read (logged once)."""
+        for k in range(len(self.rows)):
+            i = (index + k) % len(self.rows)
+            if i in self._bad:
+                continue
+            if i in self._cache:
+                self._cache.move_to_end(i)
+                return i, self._cache[i]
+            try:
+                data = self.reader(self.rows[i].path)
+            except (AudioReadError, OSError, ValueError, RuntimeError) as e:
+                logger.warning("%s: cannot read %s (%s); row skipped", self.rows[i].where, self.rows[i].path, e)
+                self._bad.add(i)
+                continue
+            if self._cache_items:
+                self._cache[i] = data
+                while len(self._cache) > self._cache_items:
+                    self._cache.popitem(last=False)
+            return i, data
+        raise AudioReadError(f"none of the {len(self.rows)} manifest rows could be read")
+
+    def crop(self, data: torch.Tensor, gen: torch.Generator, random: bool = True) -> torch.Tensor:
+        """A `segment`-long window along the last-but-one (latent) or last (audio) time axis, zero-padded."""
+        axis = -2 if data.dim() == 3 else -1
+        length = data.shape[axis]
+        if length > self.segment:
+            span = length - self.segment
+            start = int(torch.randint(0, span + 1, (1,), generator=gen)) if random else span // 2
+            return data.narrow(axis, start, self.segment)
+        pad = [0, 0] * (-axis - 1) + [0, self.segment - length]
+        return torch.nn.functional.pad(data, pad)
+
+    def sample(self, step: int, position: int, batch_size: int, *, train: bool = True) -> tuple[torch.Tensor, str]:
+        """(segment, caption) of one position of one global batch."""
+        gen = sample_generator(self.seed, step, position)
+        index = self.row_index(step, position, batch_size) if train else position % len(self.rows)
+        index, data = self.load(index)
+        segment = self.crop(data, gen, random=train)
+        caption = self.rows[index].caption
+        drop = float(torch.rand((), generator=gen)) < self.caption_dropout
+        return segment, ("" if (train and drop) else caption)
+
+    def batch(self, step: int, positions: Sequence[int], batch_size: int, *, train: bool = True) -> dict:
+        """A batch {"audio" or "latent": [b, ...], "caption": [str]} for the given global positions."""
+        samples = [self.sample(step, p, batch_size, train=train) for p in positions]
+        key = "latent" if samples[0][0].dim() == 3 else "audio"
+        return {key: torch.stack([s[0] for s in samples]), "caption": [s[1] for s in samples]}
+
+
+def local_positions(batch_size: int, rank: int, world: int) -> range:
+    """The contiguous share of a global batch that process `rank` of `world` computes."""
+    if batch_size % world:
+        raise UsageError(f"--batch-size {batch_size}: must be a multiple of the {world} processes")
+    per = batch_size // world
+    return range(rank * per, (rank + 1) * per)
+
+
+def segment_samples(seconds: float, sample_rate: int, multiple: int = 1) -> int:
+    """Samples in a segment of `seconds`, rounded up to a multiple of `multiple` samples."""
+    if not seconds > 0:
+        raise UsageError(f"segment_seconds {seconds}: must be > 0")
+    return int(math.ceil(seconds * sample_rate / multiple) * multiple)

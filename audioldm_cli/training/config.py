@@ -1,0 +1,114 @@
+"""Training configuration: one JSON file per run, a few CLI flags override it.
+
+File layout (every section optional; unknown keys are an error naming the known ones):
+
+    {"frontend": "audioldm-16k" | {MelConfig fields},
+     "model":    {component config, official AudioLDM key names},
+     "loss":     {stage-specific loss weights, see each stage's LossConfig},
+     "train":    {TrainConfig fields}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import UsageError
+
+SECTIONS = ("frontend", "model", "loss", "train")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and cadence. `batch_size` is the global batch of one optimiser step."""
+
+    max_steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1  # micro-batches per process per step; must divide batch_size / processes
+    lr: float = 1e-4
+    lr_scale: dict[str, float] = field(default_factory=dict)  # per-optimiser multiplier, e.g. {"disc": 0.5}
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    lr_warmup_steps: int = 0
+    lr_decay_steps: int = 0  # cosine horizon; 0 = max_steps (then a resumed run must keep max_steps)
+    lr_min_ratio: float = 0.0  # cosine floor as a fraction of lr
+    lr_gamma: float = 0.999  # exponential decay per step (HiFi-GAN uses 0.999 per epoch)
+    clip_grad_norm: float = 1.0  # 0 disables clipping
+    precision: Literal["no", "fp16", "bf16"] = "no"
+    cpu: bool = False  # force CPU even when a GPU is visible
+    ema_decay: float = 0.9999  # for the stages that keep an EMA (ldm); 0 disables
+    segment_seconds: float = 2.0
+    caption_dropout: float = 0.1  # ldm: probability of training on the empty caption (for CFG)
+    log_every: int = 10
+    save_every: int = 1000
+    keep_last: int = 3
+    val_every: int = 0  # 0: no validation
+    val_items: int = 4  # first rows of the validation data (or of --data) used for validation
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("max_steps", "batch_size", "grad_accum", "log_every", "val_items")
+        for name in positive:
+            if int(getattr(self, name)) <= 0:
+                raise UsageError(f"train.{name}={getattr(self, name)}: must be > 0")
+        for name in ("save_every", "keep_last", "val_every", "lr_warmup_steps", "lr_decay_steps"):
+            if int(getattr(self, name)) < 0:
+                raise UsageError(f"train.{name}={getattr(self, name)}: must be >= 0")
+        if not self.lr > 0:
+            raise UsageError(f"train.lr={self.lr}: must be > 0")
+        if self.precision not in ("no", "fp16", "bf16"):
+            raise UsageError(f"train.precision={self.precision!r}: must be one of no, fp16, bf16")
+        if self.lr_schedule not in ("constant", "cosine", "exponential"):
+            raise UsageError(f"train.lr_schedule={self.lr_schedule!r}: must be constant, cosine or exponential")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UsageError(f"train.ema_decay={self.ema_decay}: must be in [0, 1)")
+        if not 0.0 <= self.caption_dropout <= 1.0:
+            raise UsageError(f"train.caption_dropout={self.caption_dropout}: must be in [0, 1]")
+        if not self.segment_seconds > 0:
+            raise UsageError(f"train.segment_seconds={self.segment_seconds}: must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return cls(**check_keys(cls, d, "train"))
+
+
+def check_keys(cls, d: dict[str, Any], section: str) -> dict[str, Any]:
+    """Reject keys that are not fields of dataclass `cls`, naming the known ones."""
+    if not isinstance(d, dict):
+        raise UsageError(f"config section {section!r}: expected an object, got {type(d).__name__}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise UsageError(f"unknown {section} keys {unknown}; known keys: {', '.join(known)}")
+    return d
+
+
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """The sections of a training config file ({} for None)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--config {path}: no such file")
+    try:
+        doc = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"--config {path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"--config {path}: expected a JSON object with sections {', '.join(SECTIONS)}")
+    unknown = sorted(set(doc) - set(SECTIONS) - {"stage", "_comment"})
+    if unknown:
+        raise UsageError(f"--config {path}: unknown sections {unknown}; known: {', '.join(SECTIONS)}")
+    return doc
+
+
+def merge_overrides(train: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The train section with the CLI flags that were given (not None) on top."""
+    return {**train, **{k: v for k, v in overrides.items() if v is not None}}

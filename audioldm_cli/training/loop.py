@@ -1,0 +1,439 @@
+"""The training engine shared by every stage: accelerate, cadence, EMA, checkpoints, resume, SIGINT.
+
+A stage (`training/vae.py`, `vocoder.py`, `ldm.py`) owns its modules and knows its losses; this
+engine owns everything else. One optimiser step consumes one *global* batch of `batch_size` samples,
+split evenly over the processes and then into `grad_accum` micro-batches, so the result does not
+depend on how many processes run it (DDP averages the per-process mean gradients).
+
+All optimiser steps happen after the backward of the whole global batch: a GAN stage's generator
+loss therefore sees the discriminator as it was at the start of the step (in every micro-batch).
+
+Run folder:
+    config.json                 the resolved configuration
+    metrics.jsonl               {"step", "loss/...", "lr", "steps_per_s"} every log_every steps, "val/..." too
+    checkpoints/step_00000100/  <module>.safetensors (weights), ema.safetensors, train_state.pt
+    val/step_00000100/          validation audio
+    export/                     a model folder usable by every command (EMA weights where kept)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vocoder.checkpoint import atomic_path, load_state_dict_strict, read_safetensors, torch_load_safe
+
+from ..data import SegmentDataset, local_positions
+from ..errors import UsageError
+from ..runtime import ProgressFn
+from .config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+STATE_NAME = "train_state.pt"
+EMA_NAME = "ema.safetensors"
+
+
+@dataclass
+class TrainState:
+    """Where a run stands. `step` counts completed optimiser steps."""
+
+    step: int = 0
+    interrupted: bool = False
+    last_losses: dict[str, float] = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+
+class Stage:
+    """What a stage provides to the engine (subclassed by each stage).
+
+    `modules` are the trained modules (saved as `<name>.safetensors`); `optimizers` maps an optimiser
+    name to the module names it updates; `ema` names the modules that keep an EMA copy.
+    """
+
+    name = "stage"
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, tuple[str, ...]]
+    ema: tuple[str, ...] = ()
+
+    def to(self, device: torch.device) -> None:
+        """Move frozen helpers (text encoder, frozen VAE, mel) to the device; trained modules move by prepare."""
+
+    def train_step(self, batch: dict, step: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(objective per optimiser, named losses to log) for one micro-batch."""
+        raise NotImplementedError
+
+    def validate(self, batch: dict) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        """(named validation losses, {name: waveform [N]}) on unwrapped modules in eval mode."""
+        return {}, {}
+
+    def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:
+        """Write a model folder from `modules` (EMA copies substituted where kept)."""
+        raise NotImplementedError
+
+    @property
+    def sample_rate(self) -> int:
+        raise NotImplementedError
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point state (LDM's LitEma warm-up)."""
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in module.state_dict().items():
+            if v.is_floating_point():
+                self.shadow[k].lerp_(v.detach(), 1.0 - decay)
+            else:
+                self.shadow[k].copy_(v)
+
+    def copy_to(self, module: nn.Module) -> nn.Module:
+        module.load_state_dict(self.shadow, strict=True)
+        return module
+
+
+def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """Multiplier of the base lr after `n` optimiser steps: linear warm-up, then the chosen decay."""
+    horizon = cfg.lr_decay_steps or cfg.max_steps
+
+    def factor(n: int) -> float:
+        warm = min(1.0, (n + 1) / cfg.lr_warmup_steps) if cfg.lr_warmup_steps else 1.0
+        if cfg.lr_schedule == "cosine":
+            progress = min(1.0, n / max(1, horizon))
+            return warm * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+        if cfg.lr_schedule == "exponential":
+            return warm * cfg.lr_gamma**n
+        return warm
+
+    return factor
+
+
+class Trainer:
+    """Runs a `Stage` over a `SegmentDataset` under `accelerate` (see the module docstring)."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        data: SegmentDataset,
+        cfg: TrainConfig,
+        run_dir: Path,
+        *,
+        val_data: SegmentDataset | None = None,
+        resume: bool = False,
+        accelerator=None,
+    ) -> None:
+        from accelerate import Accelerator
+
+        self.stage, self.data, self.val_data, self.cfg = stage, data, val_data, cfg
+        self.run_dir = Path(run_dir)
+        self.acc = accelerator or Accelerator(mixed_precision=cfg.precision, cpu=cfg.cpu)
+        world = self.acc.num_processes
+        self.local = local_positions(cfg.batch_size, self.acc.process_index, world)
+        if len(self.local) % cfg.grad_accum:
+            raise UsageError(
+                f"grad_accum {cfg.grad_accum}: must divide the per-process batch {len(self.local)} "
+                f"(batch_size {cfg.batch_size} over {world} processes)"
+            )
+        self.state = TrainState()
+        self.unwrapped = dict(stage.modules)
+        stage.to(self.acc.device)
+        self.optims = {}
+        for name, owners in stage.optimizers.items():
+            params = [p for m in owners for p in self.unwrapped[m].parameters() if p.requires_grad]
+            lr = cfg.lr * cfg.lr_scale.get(name, 1.0)
+            self.optims[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        # Schedulers are stepped once per global step by us (accelerate would step them per process).
+        self.scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(cfg)) for n, o in self.optims.items()}
+        names, optim_names = list(self.unwrapped), list(self.optims)
+        prepared = self.acc.prepare(*[self.unwrapped[n] for n in names], *[self.optims[n] for n in optim_names])
+        prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
+        stage.modules = dict(zip(names, prepared[: len(names)]))
+        self.optims = dict(zip(optim_names, prepared[len(names) :]))
+        self.unwrapped = {n: self.acc.unwrap_model(m) for n, m in stage.modules.items()}
+        self.emas = {n: EMA(self.unwrapped[n], cfg.ema_decay) for n in stage.ema if cfg.ema_decay > 0}
+        self.ckpt_dir = self.run_dir / CHECKPOINTS
+        if resume:
+            self.load(self.latest_checkpoint())
+        self._stop = False
+
+    # ------------------------------------------------------------------------------------------
+    # the loop
+
+    def run(self, progress: ProgressFn | None = None) -> TrainState:
+        """Train until `max_steps` or SIGINT; save, export and return the state."""
+        cfg, acc = self.cfg, self.acc
+        progress = progress or (lambda done, total: None)
+        previous = self._install_sigint()
+        sums: dict[str, float] = {}
+        count, tick = 0, time.perf_counter()
+        try:
+            while self.state.step < cfg.max_steps and not self._should_stop():
+                logs = self.train_one_step()
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                step = self.state.step
+                progress(step, cfg.max_steps)
+                if step % cfg.log_every == 0 or step == cfg.max_steps:
+                    rate = count / max(1e-9, time.perf_counter() - tick)
+                    self.log_metrics({k: v / count for k, v in sums.items()}, rate)
+                    sums, count, tick = {}, 0, time.perf_counter()
+                if cfg.val_every and step % cfg.val_every == 0 and self.val_data is not None:
+                    self.validate()
+                if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
+                    self.save()
+        finally:
+            self._restore_sigint(previous)
+        self.state.interrupted = self.state.step < cfg.max_steps
+        if self.state.interrupted:
+            logger.warning("interrupted at step %d: saving a checkpoint", self.state.step)
+        self.save()
+        self.export()
+        return self.state
+
+    def train_one_step(self) -> dict[str, float]:
+        """One optimiser step over the global batch; returns this process's mean named losses."""
+        cfg, acc, step = self.cfg, self.acc, self.state.step
+        for m in self.stage.modules.values():
+            m.train()
+        micro = len(self.local) // cfg.grad_accum
+        logs: dict[str, float] = {}
+        for i in range(cfg.grad_accum):
+            positions = self.local[i * micro : (i + 1) * micro]
+            batch = self._to_device(self.data.batch(step, positions, cfg.batch_size))
+            last = i == cfg.grad_accum - 1
+            with self._no_sync(not last), acc.autocast():
+                objectives, named = self.stage.train_step(batch, step)
+                acc.backward(sum(objectives.values()) / cfg.grad_accum)
+            for k, v in named.items():
+                logs[k] = logs.get(k, 0.0) + float(v.detach()) / cfg.grad_accum
+        for name, opt in self.optims.items():
+            if cfg.clip_grad_norm:
+                acc.unscale_gradients(opt)
+                params = [p for g in opt.param_groups for p in g["params"]]
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+                logs[f"grad_norm/{name}"] = float(norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            self.scheds[name].step()
+        for name, ema in self.emas.items():
+            ema.update(self.unwrapped[name])
+        self.state.step += 1
+        self.state.last_losses = logs
+        return logs
+
+    def _no_sync(self, skip: bool):
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        if skip and self.acc.num_processes > 1:
+            for m in self.stage.modules.values():
+                stack.enter_context(self.acc.no_sync(m))
+        return stack
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.acc.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    # ------------------------------------------------------------------------------------------
+    # logging and validation
+
+    def log_metrics(self, means: dict[str, float], rate: float) -> None:
+        keys = sorted(means)
+        if self.acc.num_processes > 1 and keys:
+            values = torch.tensor([means[k] for k in keys], device=self.acc.device)
+            means = dict(zip(keys, self.acc.reduce(values, "mean").tolist()))
+        record = {"step": self.state.step, **{k: round(v, 6) for k, v in means.items()}}
+        record["lr"] = self.scheds[next(iter(self.scheds))].get_last_lr()[0] if self.scheds else 0.0
+        record["steps_per_s"] = round(rate, 3)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k.startswith("loss"))
+        logger.info("step %d/%d %s %.2f steps/s", self.state.step, self.cfg.max_steps, shown, rate)
+        self._append_metrics(record)
+
+    def _append_metrics(self, record: dict) -> None:
+        if self.acc.is_main_process:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Validation losses (and audio under val/step_N/) on the main process, EMA weights where kept."""
+        results: dict[str, float] = {}
+        if self.acc.is_main_process:
+            originals = {n: {k: v.clone() for k, v in self.unwrapped[n].state_dict().items()} for n in self.emas}
+            for n, ema in self.emas.items():
+                ema.copy_to(self.unwrapped[n])
+            for m in self.unwrapped.values():
+                m.eval()
+            try:
+                n_val = min(len(self.val_data), self.cfg.val_items)
+                batch = self._to_device(self.val_data.batch(0, range(n_val), n_val, train=False))
+                results, audio = self.stage.validate(batch)
+            finally:
+                for n, state in originals.items():
+                    self.unwrapped[n].load_state_dict(state)
+            if audio:
+                from ..audio import write_audio
+
+                folder = self.run_dir / "val" / f"step_{self.state.step:08d}"
+                folder.mkdir(parents=True, exist_ok=True)
+                for name, wave in audio.items():
+                    with atomic_path(folder / f"{name}.wav") as tmp:
+                        write_audio(tmp, wave.float().cpu(), self.stage.sample_rate)
+            self._append_metrics({"step": self.state.step, **{f"val/{k}": round(v, 6) for k, v in results.items()}})
+            logger.info("validation at step %d: %s", self.state.step, results)
+        self.acc.wait_for_everyone()
+        return results
+
+    # ------------------------------------------------------------------------------------------
+    # checkpoints
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoint folders, oldest first (temporary folders of an interrupted save are ignored)."""
+        if not self.ckpt_dir.is_dir():
+            return []
+        found = [p for p in self.ckpt_dir.glob("step_*") if p.is_dir() and (p / STATE_NAME).is_file()]
+        return sorted(found, key=lambda p: p.name)
+
+    def latest_checkpoint(self) -> Path:
+        found = self.checkpoints()
+        if not found:
+            raise UsageError(f"--resume: no checkpoint in {self.ckpt_dir}; start without --resume")
+        return found[-1]
+
+    def save(self) -> Path:
+        """Write checkpoints/step_N atomically (a temp folder renamed at the end) and keep the last K."""
+        self.acc.wait_for_everyone()
+        final = self.ckpt_dir / f"step_{self.state.step:08d}"
+        if self.acc.is_main_process:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.ckpt_dir / f".tmp_{final.name}_{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            from safetensors.torch import save_file
+
+            for name, module in self.unwrapped.items():
+                save_file(_cpu(module.state_dict()), str(tmp / f"{name}.safetensors"))
+            if self.emas:
+                shadow = {f"{n}.{k}": v for n, ema in self.emas.items() for k, v in ema.shadow.items()}
+                save_file(_cpu(shadow), str(tmp / EMA_NAME))
+            torch.save(self._train_state(), tmp / STATE_NAME)
+            if final.exists():  # re-saving the same step (e.g. SIGINT right after a scheduled save)
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for old in self.checkpoints()[: -self.cfg.keep_last] if self.cfg.keep_last > 0 else []:
+                shutil.rmtree(old, ignore_errors=True)
+            logger.info("saved %s", final)
+        self.acc.wait_for_everyone()
+        self.state.checkpoint = final
+        return final
+
+    def _train_state(self) -> dict:
+        state = {
+            "step": self.state.step,
+            "optimizers": {n: o.state_dict() for n, o in self.optims.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.scheds.items()},
+            "ema_updates": {n: e.updates for n, e in self.emas.items()},
+            "rng": {"torch": torch.get_rng_state()},
+        }
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        scaler = getattr(self.acc, "scaler", None)
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        return state
+
+    def load(self, folder: Path) -> None:
+        """Restore weights, EMA, optimisers, schedulers, step and RNG from a checkpoint folder."""
+        for name, module in self.unwrapped.items():
+            load_state_dict_strict(module, read_safetensors(folder / f"{name}.safetensors"), str(folder / name))
+        if self.emas:
+            shadow = read_safetensors(folder / EMA_NAME)
+            for n, ema in self.emas.items():
+                ema.shadow = {k: shadow[f"{n}.{k}"].to(v.device) for k, v in ema.shadow.items()}
+        state = torch_load_safe(folder / STATE_NAME)
+        for n, o in self.optims.items():
+            o.load_state_dict(state["optimizers"][n])
+        for n, s in self.scheds.items():
+            s.load_state_dict(state["schedulers"][n])
+        for n, e in self.emas.items():
+            e.updates = int(state["ema_updates"].get(n, 0))
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if "scaler" in state and getattr(self.acc, "scaler", None) is not None:
+            self.acc.scaler.load_state_dict(state["scaler"])
+        self.state.step = int(state["step"])
+        self.state.checkpoint = folder
+        logger.info("resumed from %s at step %d", folder, self.state.step)
+
+    def export(self) -> Path:
+        """Write RUN_DIR/export (EMA weights substituted), replacing the previous export atomically."""
+        target = self.run_dir / "export"
+        if self.acc.is_main_process:
+            import copy
+
+            modules = dict(self.unwrapped)
+            for n, ema in self.emas.items():
+                modules[n] = ema.copy_to(copy.deepcopy(self.unwrapped[n]))
+            tmp = self.run_dir / f".tmp_export_{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.stage.export(tmp, {n: m.eval() for n, m in modules.items()})
+            old = self.run_dir / f".old_export_{os.getpid()}"
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+            logger.info("exported %s", target)
+        self.acc.wait_for_everyone()
+        return target
+
+    # ------------------------------------------------------------------------------------------
+    # SIGINT: finish the current step, save, export, return
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            logger.warning("SIGINT: stopping after this step (press Ctrl-C again to abort without saving)")
+            self._stop = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        return signal.signal(signal.SIGINT, handler)
+
+    @staticmethod
+    def _restore_sigint(previous) -> None:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    def _should_stop(self) -> bool:
+        """Agree on stopping across processes, so that all of them save the same step."""
+        if self.acc.num_processes == 1:
+            return self._stop
+        flag = torch.tensor([1.0 if self._stop else 0.0], device=self.acc.device)
+        return bool(self.acc.reduce(flag, "sum").item() > 0)
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}

@@ -1,0 +1,266 @@
+"""Audio files in and out: the only module that opens audio files.
+
+- `read_audio(path, sample_rate=None) -> (wav [N] float32 mono tensor, sample_rate)`: any format
+  libsndfile reads (wav, flac, ogg/vorbis, mp3, aiff, ...), any rate (resampled with torchaudio to
+  `sample_rate` when given), any channel count (averaged to mono).
+- `iter_audio_blocks(path, sample_rate, block_samples)`: the same samples, streamed in blocks, so a
+  one-hour file never sits in memory whole; identical to `read_audio` across resampling borders.
+- `write_audio(path, wav, sample_rate)`: wav / flac / ogg by extension, atomically, clipped to [-1, 1].
+- `find_audio_files(paths)`: files as given, folders expanded recursively (sorted).
+
+Every problem with an input file raises `AudioReadError` with a one-line message naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from vocoder.checkpoint import atomic_path
+
+from .errors import AudioReadError, UsageError
+
+logger = logging.getLogger(__name__)
+
+# Extensions picked up when a folder is given as input (matched case-insensitively).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
+# Extensions `write_audio` can produce: soundfile format and sample encoding.
+WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+
+# torchaudio.functional.resample defaults; `iter_audio_blocks` needs the filter's reach.
+_LOWPASS_WIDTH = 6
+_ROLLOFF = 0.99
+
+
+def _open(path: str | os.PathLike) -> sf.SoundFile:
+    """Open `path` for reading, turning every failure into a one-line AudioReadError."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioReadError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioReadError(f"{path}: empty file (0 bytes)")
+    _check_wav_length(path)
+    try:
+        return sf.SoundFile(str(path))
+    except sf.SoundFileError as e:
+        reason = str(e).split(": ", 1)[-1].strip() or "unreadable"
+        raise AudioReadError(f"{path}: not a readable audio file ({reason})") from None
+    except OSError as e:
+        raise AudioReadError(f"{path}: cannot open ({e.strerror or e})") from None
+
+
+def _check_wav_length(path: Path) -> None:
+    """Refuse a RIFF/WAVE file whose data chunk is shorter than its header declares.
+
+    libsndfile silently reads what is there, so a half-copied file would otherwise pass as a short one.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        size = path.stat().st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                # 0 and 0xFFFFFFFF mean "unknown" (streamed or RF64-style writers)
+                if chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size:
+                    raise AudioReadError(
+                        f"{path}: truncated WAV file (header declares {chunk_size} data bytes, "
+                        f"{size - pos - 8} present)"
+                    )
+                return
+            pos += 8 + chunk_size + (chunk_size & 1)
+
+
+def _to_mono(block: np.ndarray) -> np.ndarray:
+    """[frames, channels] -> [frames] by averaging the channels."""
+    return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+
+
+def _check_finite(path: Path, wav: np.ndarray, offset: int = 0) -> None:
+    bad = ~np.isfinite(wav)
+    if bad.any():
+        first = offset + int(np.argmax(bad))
+        raise AudioReadError(f"{path}: holds {int(bad.sum())} NaN/inf samples (first at sample {first})")
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(frames, sample_rate, channels) from the header, without reading the samples."""
+    with _open(path) as f:
+        return f.frames, f.samplerate, f.channels
+
+
+def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Band-limited resampling along the last axis (torchaudio's windowed-sinc defaults)."""
+    if orig_sr == new_sr:
+        return wav
+    return AF.resample(wav, orig_sr, new_sr, lowpass_filter_width=_LOWPASS_WIDTH, rolloff=_ROLLOFF)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+    """Read a whole audio file as mono float32.
+
+    Args:
+        path: any file libsndfile reads.
+        sample_rate: resample to this rate; None keeps the file's rate.
+    Returns:
+        (wav [N] float32 tensor, its sample rate).
+    """
+    path = Path(path)
+    if sample_rate is not None and sample_rate <= 0:
+        raise UsageError(f"sample rate {sample_rate}: must be a positive integer")
+    with _open(path) as f:
+        try:
+            data = f.read(dtype="float32", always_2d=True)
+        except sf.SoundFileError as e:
+            raise AudioReadError(f"{path}: truncated or corrupt audio data ({e})") from None
+        file_sr = f.samplerate
+    if data.shape[0] == 0:
+        raise AudioReadError(f"{path}: holds no audio samples (empty or truncated)")
+    wav = _to_mono(data)
+    _check_finite(path, wav)
+    tensor = torch.from_numpy(np.ascontiguousarray(wav))
+    if sample_rate is None or sample_rate == file_sr:
+        return tensor, file_sr
+    return resample(tensor, file_sr, sample_rate), sample_rate
+
+
+def _resample_context(orig: int, new: int) -> int:
+    """Input samples (a multiple of `orig`) that cover the resampling filter's reach on one side."""
+    reach = math.ceil(_LOWPASS_WIDTH * orig / (min(orig, new) * _ROLLOFF))
+    return orig * (reach // orig + 2)
+
+
+def _iter_mono(path: Path, f: sf.SoundFile, block: int) -> Iterator[torch.Tensor]:
+    offset = 0
+    while True:
+        try:
+            data = f.read(block, dtype="float32", always_2d=True)
+        except sf.SoundFileError as e:
+            raise AudioReadError(f"{path}: truncated or corrupt audio data ({e})") from None
+        if data.shape[0] == 0:
+            return
+        wav = _to_mono(data)
+        _check_finite(path, wav, offset)
+        offset += wav.shape[0]
+        yield torch.from_numpy(np.ascontiguousarray(wav))
+
+
+def _iter_resampled(chunks: Iterator[torch.Tensor], orig_sr: int, new_sr: int, step: int) -> Iterator[torch.Tensor]:
+    """Resample a stream so that the concatenated output equals `resample(whole_signal)`.
+
+    The signal is cut at input positions that are multiples of `orig` (rates reduced by their gcd), where
+    input and output sample grids line up; each piece is resampled with `context` real input samples on
+    both sides so the filter sees the same data it would see in one pass.
+    """
+    g = math.gcd(orig_sr, new_sr)
+    orig, new = orig_sr // g, new_sr // g
+    context = _resample_context(orig, new)
+    step = max(step, 16 * context) // orig * orig  # long pieces keep the overlap cost small
+    pending = torch.zeros(0)  # input samples from global index `start`
+    start = pos = 0  # pos: next input sample whose output has not been produced yet
+    for chunk in chunks:
+        pending = torch.cat([pending, chunk])
+        while start + pending.shape[0] >= pos + step + context:
+            seg = pending[: pos - start + step + context]
+            out = resample(seg, orig_sr, new_sr)
+            lo = (pos - start) // orig * new
+            yield out[lo : lo + step // orig * new]
+            pos += step
+            cut = max(0, pos - context - start)
+            pending, start = pending[cut:], start + cut
+    if start + pending.shape[0] > pos:
+        out = resample(pending, orig_sr, new_sr)
+        yield out[(pos - start) // orig * new :]
+
+
+def iter_audio_blocks(
+    path: str | os.PathLike, sample_rate: int | None = None, block_samples: int = 16000 * 60
+) -> Iterator[torch.Tensor]:
+    """Stream a file as mono float32 blocks of `block_samples` samples at `sample_rate` (last one shorter).
+
+    Concatenating the blocks gives `read_audio(path, sample_rate)[0]` (to float rounding); memory stays
+    bounded by a few blocks whatever the file's length.
+    """
+    path = Path(path)
+    if block_samples <= 0:
+        raise UsageError(f"block size {block_samples}: must be a positive number of samples")
+    with _open(path) as f:
+        file_sr = f.samplerate
+        target = file_sr if sample_rate is None else sample_rate
+        read_block = max(1, block_samples * file_sr // target)
+        stream = _iter_mono(path, f, read_block)
+        if target != file_sr:
+            stream = _iter_resampled(stream, file_sr, target, read_block)
+        buffer, total, seen = [], 0, False
+        for piece in stream:
+            seen = True
+            buffer.append(piece)
+            total += piece.shape[0]
+            if total >= block_samples:
+                joined = torch.cat(buffer)
+                n_full = total // block_samples * block_samples
+                yield from joined[:n_full].split(block_samples)
+                buffer, total = [joined[n_full:]], total - n_full
+        if not seen:
+            raise AudioReadError(f"{path}: holds no audio samples (empty or truncated)")
+        if total:
+            yield torch.cat(buffer)
+
+
+def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
+    """Write `wav` ([N] mono or [C, N]) to `path`; the format follows the extension (.wav, .flac, .ogg).
+
+    Samples beyond [-1, 1] are clipped with a warning. The file appears atomically (temp file + rename).
+    """
+    path = Path(path)
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
+    data = wav.detach().to("cpu", torch.float32).numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, np.float32)
+    if data.ndim not in (1, 2):
+        raise ValueError(f"write_audio expects [N] or [C, N] samples, got shape {data.shape}")
+    if not np.isfinite(data).all():
+        raise ValueError(f"refusing to write {path}: the audio holds NaN/inf samples")
+    over = int((np.abs(data) > 1.0).sum())
+    if over:
+        logger.warning("%s: clipped %d samples outside [-1, 1] (peak %.3f)", path, over, float(np.abs(data).max()))
+        data = np.clip(data, -1.0, 1.0)
+    data = data.T if data.ndim == 2 else data
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), data, int(sample_rate), format=fmt[0], subtype=fmt[1])
+    return path
+
+
+def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given (in order), each folder replaced by its audio files, recursively and sorted.
+
+    Paths that do not exist are kept so that reading them reports the error for that item; a folder
+    without audio files is an error.
+    """
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(
+                (f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES),
+                key=lambda f: f.relative_to(p).as_posix(),
+            )
+            if not files:
+                raise AudioReadError(f"{p}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            found.extend(files)
+        else:
+            found.append(p)
+    return found

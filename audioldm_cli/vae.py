@@ -41,12 +41,29 @@ DDCONFIG_DEFAULTS: dict = {
     "downsample_time_stride4_levels": [],
 }
 # Keys of the official first_stage_config "params" that only matter to the reference's training code.
-IGNORED_KEYS = frozenset({"image_key", "monitor", "time_shuffle", "lossconfig", "ckpt_path", "ignore_keys",
-                          "base_learning_rate", "batchsize", "sampling_rate", "reload_from_ckpt"})
+IGNORED_KEYS = frozenset(
+    {
+        "image_key",
+        "monitor",
+        "time_shuffle",
+        "lossconfig",
+        "ckpt_path",
+        "ignore_keys",
+        "base_learning_rate",
+        "batchsize",
+        "sampling_rate",
+        "reload_from_ckpt",
+    }
+)
 
 VAE_PRESETS: dict[str, dict] = {
     # The first stage of audioldm-s-full, -m-full and -l-full (same weights layout, 55.4 M parameters).
-    "audioldm-s-full": {"ddconfig": dict(DDCONFIG_DEFAULTS), "embed_dim": 8, "subband": 1, "scale_factor": 1.0},
+    "audioldm-s-full": {
+        "ddconfig": dict(DDCONFIG_DEFAULTS),
+        "embed_dim": 8,
+        "subband": 1,
+        "scale_factor": 1.0,
+    },
     # For tests and examples: same downsampling (4 x 4) and latent width (8) as s-full, ~1 M parameters.
     "tiny": {
         "ddconfig": {**DDCONFIG_DEFAULTS, "ch": 32, "ch_mult": [1, 2, 2], "num_res_blocks": 1},
@@ -62,7 +79,7 @@ def _silu(x: torch.Tensor) -> torch.Tensor:
     return F.silu(x, inplace=not torch.is_grad_enabled())
 
 
-def Normalize(channels: int) -> nn.GroupNorm:  # noqa: N802 - the reference's name, kept for readers
+def Normalize(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
 
 
@@ -164,7 +181,9 @@ class _MidBlock(nn.Module):
 class _Level(nn.Module):
     """One resolution level: `block` (ResnetBlocks), `attn` (one per block or none), then a resampler."""
 
-    def __init__(self, blocks: list[nn.Module], attns: list[nn.Module], resample: tuple[str, nn.Module] | None):
+    def __init__(
+        self, blocks: list[nn.Module], attns: list[nn.Module], resample: tuple[str, nn.Module] | None
+    ):
         super().__init__()
         self.block = nn.ModuleList(blocks)
         self.attn = nn.ModuleList(attns)
@@ -186,9 +205,21 @@ class _Level(nn.Module):
 class Encoder(nn.Module):
     """[B, in_channels, T, F] -> [B, 2 * z_channels (double_z) or z_channels, T/t, F/f]."""
 
-    def __init__(self, *, ch: int, ch_mult: Sequence[int], num_res_blocks: int, attn_resolutions: Sequence[int],
-                 in_channels: int, resolution: int, z_channels: int, double_z: bool = True, dropout: float = 0.0,
-                 downsample_time_stride4_levels: Sequence[int] = (), **_unused):
+    def __init__(
+        self,
+        *,
+        ch: int,
+        ch_mult: Sequence[int],
+        num_res_blocks: int,
+        attn_resolutions: Sequence[int],
+        in_channels: int,
+        resolution: int,
+        z_channels: int,
+        double_z: bool = True,
+        dropout: float = 0.0,
+        downsample_time_stride4_levels: Sequence[int] = (),
+        **_unused,
+    ):
         super().__init__()
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
         widths = [ch] + [ch * m for m in ch_mult]
@@ -197,7 +228,9 @@ class Encoder(nn.Module):
         for level in range(len(ch_mult)):
             blocks, attns = [], []
             for j in range(num_res_blocks):
-                blocks.append(ResnetBlock(widths[level] if j == 0 else widths[level + 1], widths[level + 1], dropout))
+                blocks.append(
+                    ResnetBlock(widths[level] if j == 0 else widths[level + 1], widths[level + 1], dropout)
+                )
                 if res in attn_resolutions:
                     attns.append(AttnBlock(widths[level + 1]))
             resample = None
@@ -220,9 +253,20 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """[B, z_channels, T/t, F/f] -> [B, out_ch, T, F]; `up[i]` mirrors `down[i]` of the encoder."""
 
-    def __init__(self, *, ch: int, out_ch: int, ch_mult: Sequence[int], num_res_blocks: int,
-                 attn_resolutions: Sequence[int], resolution: int, z_channels: int, dropout: float = 0.0,
-                 downsample_time_stride4_levels: Sequence[int] = (), **_unused):
+    def __init__(
+        self,
+        *,
+        ch: int,
+        out_ch: int,
+        ch_mult: Sequence[int],
+        num_res_blocks: int,
+        attn_resolutions: Sequence[int],
+        resolution: int,
+        z_channels: int,
+        dropout: float = 0.0,
+        downsample_time_stride4_levels: Sequence[int] = (),
+        **_unused,
+    ):
         super().__init__()
         n = len(ch_mult)
         width = ch * ch_mult[-1]
@@ -287,8 +331,13 @@ class DiagonalGaussianDistribution:
         if other is None:
             terms = self.mean.pow(2) + self.var - 1.0 - self.logvar
         else:
-            terms = (self.mean - other.mean).pow(2) / other.var + self.var / other.var - 1.0 \
-                - self.logvar + other.logvar
+            terms = (
+                (self.mean - other.mean).pow(2) / other.var
+                + self.var / other.var
+                - 1.0
+                - self.logvar
+                + other.logvar
+            )
         return 0.5 * terms.mean(dim=(1, 2, 3))
 
     def nll(self, sample: torch.Tensor) -> torch.Tensor:
@@ -313,8 +362,12 @@ def normalize_config(cfg: Mapping) -> dict:
     dd["ch_mult"] = [int(m) for m in dd["ch_mult"]]
     dd["attn_resolutions"] = [int(r) for r in dd["attn_resolutions"]]
     dd["downsample_time_stride4_levels"] = [int(r) for r in dd["downsample_time_stride4_levels"]]
-    out = {"ddconfig": dd, "embed_dim": int(cfg["embed_dim"]), "subband": int(cfg.get("subband", 1)),
-           "scale_factor": float(cfg.get("scale_factor", 1.0))}
+    out = {
+        "ddconfig": dd,
+        "embed_dim": int(cfg["embed_dim"]),
+        "subband": int(cfg.get("subband", 1)),
+        "scale_factor": float(cfg.get("scale_factor", 1.0)),
+    }
     _check_config(out)
     return out
 
@@ -324,18 +377,26 @@ def _check_config(cfg: dict) -> None:
     if sub < 1:
         raise ModelError(f"VAE subband {sub}: must be >= 1")
     if dd["in_channels"] != sub or dd["out_ch"] != sub:
-        raise ModelError(f"VAE ddconfig in_channels {dd['in_channels']} / out_ch {dd['out_ch']}: "
-                         f"must both equal subband ({sub}), one channel per frequency band")
+        raise ModelError(
+            f"VAE ddconfig in_channels {dd['in_channels']} / out_ch {dd['out_ch']}: "
+            f"must both equal subband ({sub}), one channel per frequency band"
+        )
     widths = [dd["ch"] * m for m in dd["ch_mult"]]
     if not dd["ch_mult"] or dd["ch"] % 32 or any(w % 32 for w in widths):
-        raise ModelError(f"VAE ddconfig ch {dd['ch']} x ch_mult {dd['ch_mult']}: every width must be a "
-                         "multiple of 32 (GroupNorm with 32 groups)")
+        raise ModelError(
+            f"VAE ddconfig ch {dd['ch']} x ch_mult {dd['ch_mult']}: every width must be a "
+            "multiple of 32 (GroupNorm with 32 groups)"
+        )
     bad = [lv for lv in dd["downsample_time_stride4_levels"] if not 0 <= lv < len(dd["ch_mult"]) - 1]
     if bad:
-        raise ModelError(f"VAE downsample_time_stride4_levels {bad}: levels must lie in "
-                         f"0..{len(dd['ch_mult']) - 2} (levels that downsample)")
+        raise ModelError(
+            f"VAE downsample_time_stride4_levels {bad}: levels must lie in "
+            f"0..{len(dd['ch_mult']) - 2} (levels that downsample)"
+        )
     if dd["downsample_time"]:
-        raise ModelError("VAE ddconfig downsample_time=True is not supported; use downsample_time_stride4_levels")
+        raise ModelError(
+            "VAE ddconfig downsample_time=True is not supported; use downsample_time_stride4_levels"
+        )
     if dd["num_res_blocks"] < 1 or cfg["embed_dim"] < 1 or dd["z_channels"] < 1:
         raise ModelError("VAE num_res_blocks, z_channels and embed_dim must be >= 1")
     if not math.isfinite(cfg["scale_factor"]) or cfg["scale_factor"] <= 0:
@@ -407,8 +468,10 @@ class AutoencoderKL(nn.Module):
         t, f = mel.shape[2], mel.shape[3]
         tf, ff = self.time_downsample_factor, self.freq_downsample_factor
         if t == 0 or t % tf:
-            raise UsageError(f"mel length {t} frames: must be a positive multiple of the VAE time "
-                             f"downsampling {tf}; pad it to {max(tf, -(-t // tf) * tf)}")
+            raise UsageError(
+                f"mel length {t} frames: must be a positive multiple of the VAE time "
+                f"downsampling {tf}; pad it to {max(tf, -(-t // tf) * tf)}"
+            )
         if f % ff:
             raise UsageError(f"mel bins {f}: must be a multiple of the VAE frequency downsampling {ff}")
 
@@ -424,8 +487,9 @@ class AutoencoderKL(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z [B, embed_dim, T / t, F / f] (unscaled) -> mel [B, 1, T, F]."""
         if z.ndim != 4 or z.shape[1] != self.latent_channels:
-            raise UsageError(f"latent shape {tuple(z.shape)}: expected [B, {self.latent_channels}, T, F] "
-                             "for this VAE")
+            raise UsageError(
+                f"latent shape {tuple(z.shape)}: expected [B, {self.latent_channels}, T, F] for this VAE"
+            )
         out = self.decoder(self.post_quant_conv(z))
         if self.subband > 1:
             from .frontend import merge_subbands
@@ -433,8 +497,9 @@ class AutoencoderKL(nn.Module):
             out = merge_subbands(out, self.subband)
         return out
 
-    def forward(self, mel: torch.Tensor, sample_posterior: bool = True,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, DiagonalGaussianDistribution]:
+    def forward(
+        self, mel: torch.Tensor, sample_posterior: bool = True, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, DiagonalGaussianDistribution]:
         """Reconstruct (training): returns (decoded mel, posterior)."""
         posterior = self.encode(mel)
         z = posterior.sample(generator) if sample_posterior else posterior.mode()
@@ -449,8 +514,11 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict | None:
         levels = sorted({int(k.split(".")[2]) for k in state_dict if k.startswith("encoder.down.")})
         ch_mult = [int(state_dict[f"encoder.down.{lv}.block.0.conv1.weight"].shape[0]) // ch for lv in levels]
         n_blocks = len({k.split(".")[4] for k in state_dict if k.startswith("encoder.down.0.block.")})
-        stride4 = [lv for lv in levels
-                   if state_dict.get(f"encoder.down.{lv}.downsample.conv.weight", conv_in).shape[-1] == 5]
+        stride4 = [
+            lv
+            for lv in levels
+            if state_dict.get(f"encoder.down.{lv}.downsample.conv.weight", conv_in).shape[-1] == 5
+        ]
         z2 = int(state_dict["encoder.conv_out.weight"].shape[0])
         z_ch = int(state_dict["post_quant_conv.weight"].shape[0])
         embed = int(state_dict["post_quant_conv.weight"].shape[1])
@@ -458,9 +526,17 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict | None:
     except (KeyError, IndexError, ValueError, AttributeError):
         return None
     attn = any(".attn." in k for k in state_dict)
-    dd = {**DDCONFIG_DEFAULTS, "ch": ch, "ch_mult": ch_mult, "num_res_blocks": n_blocks, "in_channels": in_ch,
-          "out_ch": out_ch, "z_channels": z_ch, "double_z": z2 == 2 * z_ch,
-          "downsample_time_stride4_levels": stride4}
+    dd = {
+        **DDCONFIG_DEFAULTS,
+        "ch": ch,
+        "ch_mult": ch_mult,
+        "num_res_blocks": n_blocks,
+        "in_channels": in_ch,
+        "out_ch": out_ch,
+        "z_channels": z_ch,
+        "double_z": z2 == 2 * z_ch,
+        "downsample_time_stride4_levels": stride4,
+    }
     if attn:
         dd["attn_resolutions"] = ["?"]  # resolutions cannot be read off the weights
     return {"ddconfig": dd, "embed_dim": embed, "subband": in_ch}
@@ -470,15 +546,29 @@ def _describe(cfg: dict) -> str:
     dd = cfg["ddconfig"]
     for name, preset in VAE_PRESETS.items():
         pdd = preset["ddconfig"]
-        if all(dd[k] == pdd[k] for k in ("ch", "ch_mult", "num_res_blocks", "in_channels", "z_channels",
-                                          "downsample_time_stride4_levels")) and cfg["embed_dim"] == preset["embed_dim"]:
+        if (
+            all(
+                dd[k] == pdd[k]
+                for k in (
+                    "ch",
+                    "ch_mult",
+                    "num_res_blocks",
+                    "in_channels",
+                    "z_channels",
+                    "downsample_time_stride4_levels",
+                )
+            )
+            and cfg["embed_dim"] == preset["embed_dim"]
+        ):
             return f"config {name!r}"
     keys = ("ch", "ch_mult", "num_res_blocks", "z_channels", "in_channels", "downsample_time_stride4_levels")
     return "a config with " + ", ".join(f"{k}={dd[k]}" for k in keys) + f", embed_dim={cfg['embed_dim']}"
 
 
-def load_first_stage_from_ckpt(path_or_state_dict: str | os.PathLike | Mapping[str, torch.Tensor],
-                               config_name: str | Mapping = "audioldm-s-full") -> AutoencoderKL:
+def load_first_stage_from_ckpt(
+    path_or_state_dict: str | os.PathLike | Mapping[str, torch.Tensor],
+    config_name: str | Mapping = "audioldm-s-full",
+) -> AutoencoderKL:
     """Build the VAE of an official AudioLDM `.ckpt` (its `first_stage_model.*` entries, vocoder excluded).
 
     Args:
@@ -496,8 +586,11 @@ def load_first_stage_from_ckpt(path_or_state_dict: str | os.PathLike | Mapping[s
     if not isinstance(state, Mapping):
         raise ModelError(f"{source}: 'state_dict' is a {type(state).__name__}, not a dict of tensors")
     prefix = "first_stage_model."
-    vae_state = {k[len(prefix):]: v for k, v in state.items()
-                 if k.startswith(prefix) and not k.startswith(prefix + "vocoder.")}
+    vae_state = {
+        k[len(prefix) :]: v
+        for k, v in state.items()
+        if k.startswith(prefix) and not k.startswith(prefix + "vocoder.")
+    }
     if not vae_state:
         raise ModelError(f"{source} has no '{prefix}*' entries: not an AudioLDM latent-diffusion checkpoint")
     model = AutoencoderKL.from_config(config_name)
@@ -512,5 +605,13 @@ def load_first_stage_from_ckpt(path_or_state_dict: str | os.PathLike | Mapping[s
     return model.eval()
 
 
-__all__ = ["AutoencoderKL", "DiagonalGaussianDistribution", "Encoder", "Decoder", "VAE_PRESETS",
-           "load_first_stage_from_ckpt", "infer_config", "normalize_config"]
+__all__ = [
+    "VAE_PRESETS",
+    "AutoencoderKL",
+    "Decoder",
+    "DiagonalGaussianDistribution",
+    "Encoder",
+    "infer_config",
+    "load_first_stage_from_ckpt",
+    "normalize_config",
+]

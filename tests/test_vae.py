@@ -1,0 +1,253 @@
+"""AutoencoderKL: reference fixtures, official key names, config round trip, posterior, .ckpt reading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import read_key_list
+
+from audioldm_cli.errors import ModelError, UsageError
+from audioldm_cli.vae import (
+    VAE_PRESETS,
+    AutoencoderKL,
+    DiagonalGaussianDistribution,
+    load_first_stage_from_ckpt,
+)
+from vocoder.checkpoint import CheckpointError
+
+TOL = {"rtol": 1e-4, "atol": 1e-4}
+FIXTURES = ["vae_small", "vae_small_t4_subband4"]
+
+
+def fixture_model(fixtures_dir, oracle, name: str) -> tuple[AutoencoderKL, dict]:
+    meta = json.loads((fixtures_dir / "audioldm" / "oracle" / f"{name}.json").read_text())
+    cfg = {k: v for k, v in meta["constructor"].items() if k != "image_key_attribute"}
+    state, tensors = oracle(name)
+    model = AutoencoderKL.from_config(cfg).eval()
+    model.load_state_dict(state, strict=True)
+    return model, tensors
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_reproduces_reference_fixture(fixtures_dir, oracle, name):
+    model, t = fixture_model(fixtures_dir, oracle, name)
+    with torch.inference_mode():
+        posterior = model.encode(t["__input__.x"])
+        decoded = model.decode(posterior.mean)
+    torch.testing.assert_close(posterior.parameters, t["__output__.moments"], **TOL)
+    torch.testing.assert_close(posterior.mean, t["__output__.mean"], **TOL)
+    torch.testing.assert_close(posterior.logvar, t["__output__.logvar"], **TOL)
+    torch.testing.assert_close(posterior.std, t["__output__.std"], **TOL)
+    torch.testing.assert_close(decoded, t["__output__.decoded"], **TOL)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_reproduces_reference_intermediates(fixtures_dir, oracle, name):
+    from audioldm_cli.frontend import merge_subbands, split_subbands
+
+    model, t = fixture_model(fixtures_dir, oracle, name)
+    n = model.subband
+    split = split_subbands(t["__input__.x"], n) if n > 1 else t["__input__.x"]
+    assert torch.equal(split, t["__intermediate__.subband_split"])
+    with torch.inference_mode():
+        torch.testing.assert_close(model.encoder(split), t["__intermediate__.encoder_out"], **TOL)
+        before_merge = model.decoder(model.post_quant_conv(t["__output__.mean"]))
+    torch.testing.assert_close(before_merge, t["__intermediate__.decoder_out_before_merge"], **TOL)
+    if n > 1:
+        torch.testing.assert_close(merge_subbands(before_merge, n), t["__output__.decoded"], **TOL)
+
+
+def test_s_full_parameter_names_and_shapes_equal_the_official_checkpoint(fixtures_dir):
+    ref = read_key_list(fixtures_dir / "audioldm" / "keys" / "s_full_first_stage_model_vae.txt")
+    ref = {k.removeprefix("first_stage_model."): v for k, v in ref.items()}
+    with torch.device("meta"):
+        model = AutoencoderKL.from_config("audioldm-s-full")
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert list(ours) == list(ref)  # same names, same (registration) order
+    assert ours == ref
+    counts = json.loads((fixtures_dir / "audioldm" / "keys" / "param_counts.json").read_text())
+    assert sum(p.numel() for p in model.parameters()) == counts["s_full_parameters"]["vae_without_vocoder"]
+
+
+def test_downsampling_factors_and_latent_shape(fixtures_dir, oracle):
+    with torch.device("meta"):
+        s_full = AutoencoderKL.from_config("audioldm-s-full")
+    assert (s_full.time_downsample_factor, s_full.freq_downsample_factor, s_full.latent_channels) == (4, 4, 8)
+    t4, _ = fixture_model(fixtures_dir, oracle, "vae_small_t4_subband4")
+    # levels 0 (x2) and 1 (time x4); frequency: 4 subbands x 2 x 2
+    assert (t4.time_downsample_factor, t4.freq_downsample_factor) == (8, 16)
+    tiny = AutoencoderKL.from_config("tiny").eval()
+    with torch.inference_mode():
+        z = tiny.encode(torch.randn(2, 1, 24, 16)).mean
+        assert z.shape == (2, 8, 6, 4)
+        assert tiny.decode(z).shape == (2, 1, 24, 16)
+
+
+def test_config_round_trips_through_json():
+    for name, preset in VAE_PRESETS.items():
+        with torch.device("meta"):
+            model = AutoencoderKL.from_config(name)
+        cfg = json.loads(json.dumps(model.config))
+        assert cfg["scale_factor"] == preset["scale_factor"]
+        with torch.device("meta"):
+            again = AutoencoderKL.from_config(cfg)
+        assert again.config == model.config
+        assert {k: v.shape for k, v in again.state_dict().items()} == {
+            k: v.shape for k, v in model.state_dict().items()
+        }
+    # the reference's training-only keys are accepted and dropped
+    tiny = AutoencoderKL.from_config({**VAE_PRESETS["tiny"], "image_key": "fbank", "time_shuffle": 1})
+    assert "image_key" not in tiny.config
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"embed_dimm": 8}, "unknown VAE config keys \\['embed_dimm'\\]"),
+        ({"ddconfig": {**VAE_PRESETS["tiny"]["ddconfig"], "chmult": [1]}}, "unknown ddconfig keys"),
+        ({"subband": 2}, "in_channels 1 / out_ch 1: must both equal subband \\(2\\)"),
+        ({"ddconfig": {**VAE_PRESETS["tiny"]["ddconfig"], "ch": 48}}, "multiple of 32"),
+        ({"ddconfig": {**VAE_PRESETS["tiny"]["ddconfig"], "downsample_time_stride4_levels": [2]}}, "0..1"),
+        ({"scale_factor": 0.0}, "scale_factor 0.0"),
+    ],
+)
+def test_bad_configs_are_rejected_with_the_rule(change, match):
+    with pytest.raises(ModelError, match=match):
+        AutoencoderKL.from_config({**VAE_PRESETS["tiny"], **change})
+    with pytest.raises(UsageError, match="unknown VAE preset 'huge'; choose one of audioldm-s-full"):
+        AutoencoderKL.from_config("huge")
+
+
+def test_inputs_off_the_grid_are_refused():
+    tiny = AutoencoderKL.from_config("tiny").eval()
+    with pytest.raises(
+        UsageError, match="mel length 10 frames: .* multiple of the VAE time downsampling 4; pad it to 12"
+    ):
+        tiny.encode(torch.zeros(1, 1, 10, 16))
+    with pytest.raises(
+        UsageError, match="mel bins 18: must be a multiple of the VAE frequency downsampling 4"
+    ):
+        tiny.encode(torch.zeros(1, 1, 12, 18))
+    with pytest.raises(UsageError, match=r"expected a mel \[B, 1, T, F\]"):
+        tiny.encode(torch.zeros(1, 12, 16))
+    with pytest.raises(UsageError, match=r"expected \[B, 8, T, F\]"):
+        tiny.decode(torch.zeros(1, 4, 3, 4))
+
+
+def test_batch_items_are_independent():
+    torch.manual_seed(0)
+    tiny = AutoencoderKL.from_config("tiny").eval()
+    mel = torch.randn(3, 1, 16, 16)
+    with torch.inference_mode():
+        batch = tiny.encode(mel).mean
+        alone = tiny.encode(mel[1:2]).mean
+        torch.testing.assert_close(batch[1:2], alone, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(tiny.decode(batch)[2:], tiny.decode(batch[2:]), rtol=1e-5, atol=1e-5)
+
+
+def test_posterior_moments_clamp_sample_and_kl():
+    torch.manual_seed(0)
+    mean, logvar = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    post = DiagonalGaussianDistribution(torch.cat([mean, logvar], dim=1))
+    assert torch.equal(post.mode(), mean)
+    torch.testing.assert_close(post.var, logvar.exp())
+    # KL against N(0, I) and against another Gaussian, averaged over C, H, W, checked with torch.distributions
+    normal = torch.distributions.Normal
+    expected = torch.distributions.kl_divergence(normal(mean, post.std), normal(0.0, 1.0)).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(post.kl(), expected)
+    other = DiagonalGaussianDistribution(torch.randn(2, 6, 4, 5))
+    expected = torch.distributions.kl_divergence(normal(mean, post.std), normal(other.mean, other.std))
+    torch.testing.assert_close(post.kl(other), expected.mean(dim=(1, 2, 3)))
+    assert post.kl().shape == (2,)
+    nll = -normal(mean, post.std).log_prob(mean + 0.3).sum(dim=(1, 2, 3))
+    torch.testing.assert_close(post.nll(mean + 0.3), nll)
+    # sampling: reproducible per generator, mean + std * N(0, 1)
+    a = post.sample(torch.Generator().manual_seed(7))
+    b = post.sample(torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+    noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(a, mean + post.std * noise)
+    # log-variance clamped to [-30, 20]
+    wild = DiagonalGaussianDistribution(torch.tensor([0.0, 0.0, -100.0, 100.0]).view(1, 4, 1, 1))
+    assert wild.logvar.flatten().tolist() == [-30.0, 20.0]
+
+
+def test_training_forward_backward_is_finite():
+    torch.manual_seed(0)
+    cfg = {**VAE_PRESETS["tiny"], "ddconfig": {**VAE_PRESETS["tiny"]["ddconfig"], "attn_resolutions": [128]}}
+    cfg["ddconfig"]["resolution"] = 256  # attention at the second level (256 -> 128)
+    model = AutoencoderKL.from_config(cfg).train()
+    assert any(".attn.0." in k for k in model.state_dict())
+    mel = torch.randn(2, 1, 16, 8)
+    recon, post = model(mel, generator=torch.Generator().manual_seed(0))
+    loss = (recon - mel).abs().mean() + 1e-6 * post.kl().sum()
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert model.encoder.conv_in.weight.grad.abs().sum() > 0
+
+
+def make_checkpoint(cfg, seed: int) -> tuple[dict, dict]:
+    """An official-layout checkpoint holding random tensors under the first-stage names of `cfg`."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in AutoencoderKL.from_config(cfg).state_dict().items()}
+    vae = {k: torch.randn(s, generator=gen) for k, s in shapes.items()}
+    state = {f"first_stage_model.{k}": v for k, v in vae.items()}
+    state["first_stage_model.vocoder.conv_pre.weight"] = torch.zeros(4, 64, 7)
+    state["model.diffusion_model.out.2.bias"] = torch.zeros(8)
+    state["scale_factor"] = torch.tensor(0.5)
+    return {"state_dict": state, "global_step": 3}, vae
+
+
+def test_load_first_stage_from_synthetic_official_checkpoint(tmp_path):
+    ckpt, vae = make_checkpoint("tiny", seed=1)
+    path = tmp_path / "audioldm-tiny.ckpt"
+    torch.save(ckpt, path)
+    model = load_first_stage_from_ckpt(path, "tiny")
+    assert not model.training
+    assert model.scale_factor == 0.5 and model.config["scale_factor"] == 0.5
+    loaded = model.state_dict()
+    assert loaded.keys() == vae.keys()
+    assert all(torch.equal(loaded[k], vae[k]) for k in vae)
+    # an in-memory state_dict works the same
+    again = load_first_stage_from_ckpt(ckpt["state_dict"], "tiny")
+    assert torch.equal(again.decoder.conv_out.weight, vae["decoder.conv_out.weight"])
+
+
+def test_truncated_checkpoint_gives_one_line_error(tmp_path):
+    ckpt, _ = make_checkpoint("tiny", seed=2)
+    path = tmp_path / "cut.ckpt"
+    torch.save(ckpt, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or not a PyTorch checkpoint") as err:
+        load_first_stage_from_ckpt(path, "tiny")
+    assert "\n" not in str(err.value)
+
+
+def test_mismatched_checkpoint_names_the_shapes_and_the_fitting_config(tmp_path):
+    wider = {**VAE_PRESETS["tiny"], "ddconfig": {**VAE_PRESETS["tiny"]["ddconfig"], "ch": 64}}
+    ckpt, _ = make_checkpoint(wider, seed=3)
+    path = tmp_path / "wider.ckpt"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError) as err:
+        load_first_stage_from_ckpt(path, "tiny")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "shape mismatches" in msg and "encoder.conv_in.weight (64, 1, 3, 3) vs (32, 1, 3, 3)" in msg
+    assert "The weights fit a config with ch=64, ch_mult=[1, 2, 2], num_res_blocks=1" in msg
+    # the s-full checkpoint layout is recognised by name
+    ckpt, _ = make_checkpoint("tiny", seed=4)
+    with pytest.raises(CheckpointError, match="The weights fit config 'tiny'"):
+        load_first_stage_from_ckpt(ckpt, "audioldm-s-full")
+
+
+def test_checkpoint_without_first_stage_is_refused(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"model.diffusion_model.out.2.bias": torch.zeros(8)}}, path)
+    with pytest.raises(ModelError, match="has no 'first_stage_model.\\*' entries"):
+        load_first_stage_from_ckpt(path)
+    with pytest.raises(UsageError, match="unknown VAE preset"):
+        load_first_stage_from_ckpt(make_checkpoint("tiny", 5)[0], "s-full")

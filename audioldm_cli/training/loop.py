@@ -221,6 +221,7 @@ class Trainer:
         for i in range(cfg.grad_accum):
             positions = self.local[i * micro : (i + 1) * micro]
             batch = self._to_device(self.data.batch(step, positions, cfg.batch_size))
+            batch["positions"] = list(positions)
             last = i == cfg.grad_accum - 1
             with self._no_sync(not last), acc.autocast():
                 objectives, named = self.stage.train_step(batch, step)
@@ -288,6 +289,7 @@ class Trainer:
             try:
                 n_val = min(len(self.val_data), self.cfg.val_items)
                 batch = self._to_device(self.val_data.batch(0, range(n_val), n_val, train=False))
+                batch["positions"] = list(range(n_val))
                 results, audio = self.stage.validate(batch)
             finally:
                 for n, state in originals.items():

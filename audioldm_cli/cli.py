@@ -216,35 +216,290 @@ def mel(
 
 
 # ----------------------------------------------------------------------------------------------
+# generate, reconstruct, encode, info: the pipeline commands (a model folder in, files out)
+
+SAMPLER_NAMES = ("ddim", "dpmpp-2m")
+ModelOpt = Annotated[
+    Optional[Path],
+    typer.Option("--model", help="Model folder (default: the embedded checkpoints/default).", rich_help_panel="Model"),
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto | cpu | cuda[:N] | mps.", rich_help_panel="Model")
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("-y", "--overwrite", help="Replace existing output files.", rich_help_panel="Output")
+]
+
+
+def default_model_dir() -> Path:
+    """`checkpoints/default` of the source tree, else the one installed beside the package."""
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent / "checkpoints" / "default", here / "checkpoints" / "default"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+def load_pipeline(model: Path | None, device: str = "cpu"):
+    """Load the model folder for a command, naming the missing folder when there is none."""
+    from .errors import ModelError
+    from .pipeline import AudioLDM
+    from .runtime import resolve_device
+
+    resolved = resolve_device(device)  # a missing GPU is a usage error, before any file is read
+    if model is None:
+        model = default_model_dir()
+        if not model.is_dir():
+            raise ModelError(
+                f"default model folder not found: {model}; pass --model DIR (see README, 'Models')"
+            )
+    return AudioLDM.from_pretrained(model, device=resolved)
+
+
+def _generation_items(prompts: list[str], prompts_file: Path | None) -> list[tuple[str, str]]:
+    """(output stem, prompt) pairs from the arguments and the prompts file, stems unique and stable."""
+    from .batch import read_prompts_file, slugify, unique_stems
+
+    pairs = [(None, p) for p in prompts] + (read_prompts_file(prompts_file) if prompts_file else [])
+    if not pairs:
+        raise UsageError("no prompt given: pass TEXT arguments or --prompts-file")
+    for _, prompt in pairs:
+        if not prompt.strip():
+            raise UsageError(f"prompt {prompt!r} is empty: every prompt needs some text")
+    stems = unique_stems([slugify(name if name else prompt) for name, prompt in pairs])
+    return [(stem, prompt) for stem, (_, prompt) in zip(stems, pairs)]
+
+
+@app.command()
+@cli_command
+def generate(
+    text: Annotated[Optional[list[str]], typer.Argument(help="Prompt(s), e.g. \"a dog barking\".")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only).", rich_help_panel="Output")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav.", rich_help_panel="Output")] = None,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt.")] = None,
+    duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
+    steps: Annotated[int, typer.Option("--steps", help="Denoising steps.", rich_help_panel="Sampling")] = 50,
+    sampler: Annotated[str, typer.Option("--sampler", help="ddim | dpmpp-2m.", rich_help_panel="Sampling")] = "ddim",
+    guidance_scale: Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off).", rich_help_panel="Sampling")] = 3.0,
+    negative_prompt: Annotated[Optional[str], typer.Option("--negative-prompt", help="Text to steer away from.", rich_help_panel="Sampling")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", help="Outputs per prompt.", rich_help_panel="Sampling")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Outputs generated together.", rich_help_panel="Sampling")] = 4,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Generate audio from text prompts; prints the written paths."""
+    import os
+
+    from .audio import write_audio
+    from .batch import check_new_outputs, claim_output
+    from .runtime import progress_bar
+
+    items = _generation_items(list(text or []), prompts_file)
+    if sampler not in SAMPLER_NAMES:
+        raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLER_NAMES)}")
+    if output is not None and out_dir is not None:
+        raise UsageError("give either -o/--output or --out-dir, not both")
+    if output is not None and len(items) * max(num_samples, 1) > 1:
+        raise UsageError(f"-o names one file but {len(items)} prompt(s) x {num_samples} sample(s) were asked; use --out-dir")
+    if output is not None:
+        paths = [check_output_path(output, overwrite)]
+    else:
+        folder = out_dir or Path(".")
+        if not folder.is_dir():
+            raise UsageError(f"--out-dir {folder}: folder does not exist")
+        paths = [folder / f"{stem}_{k}.wav" for stem, _ in items for k in range(max(num_samples, 1))]
+    check_new_outputs(paths, overwrite)
+    pipe = load_pipeline(model, device)
+    prompts = [prompt for _, prompt in items]
+    pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little") >> 1
+        logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
+    with progress_bar("generating", total=None) as progress:
+        for index, wav in pipe.generate_iter(
+            prompts, duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt, seed=seed, num_samples=num_samples, batch_size=batch_size,
+            progress=progress,
+        ):
+            with claim_output(paths[index], overwrite) as path:
+                write_audio(path, wav, pipe.sample_rate)
+            emit_path(paths[index])
+
+
+def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) -> Path:
+    from .checkpoint import LATENT_NPY_SUFFIX, LATENT_SUFFIX
+
+    if output is not None:
+        return output
+    stem = src.name
+    for suffix in (LATENT_SUFFIX, LATENT_NPY_SUFFIX):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = src.stem
+    return (out_dir if out_dir is not None else src.parent) / f"{stem}_recon.wav"
+
+
+@app.command()
+@cli_command
+def reconstruct(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders, or .latent.safetensors files.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only).", rich_help_panel="Output")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input).", rich_help_panel="Output")] = None,
+    vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="Print mel L1, log-spectral and multi-resolution STFT distances.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --report: print one JSON document instead.")] = False,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Round-trip audio through the VAE and vocoder (or decode latent files); output as long as the input."""
+    import json
+
+    from .audio import find_audio_files, read_audio, write_audio
+    from .batch import check_new_outputs, claim_output
+    from .checkpoint import is_latent_path, load_latent
+    from .metrics import reconstruction_report
+    from .runtime import progress_bar
+
+    latents = [p for p in inputs if is_latent_path(p)]
+    sources = latents + find_audio_files([p for p in inputs if not is_latent_path(p)])
+    if output is not None and (out_dir is not None or len(sources) != 1):
+        raise UsageError("-o/--output takes exactly one input and no --out-dir; use --out-dir for several")
+    if out_dir is not None and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir}: folder does not exist")
+    targets = [_reconstruct_target(src, output, out_dir) for src in sources]
+    if output is not None:
+        check_output_path(output, overwrite)
+    check_new_outputs(targets, overwrite)
+    pipe = load_pipeline(model, device)
+    failures, reports = 0, []
+    with progress_bar("reconstructing", total=len(sources)) as progress:
+        for i, (src, target) in enumerate(zip(sources, targets)):
+            try:
+                if is_latent_path(src):
+                    latent, meta = load_latent(src)
+                    pipe.check_latent_metadata(meta, str(src))
+                    wav, ref = pipe.decode_latent(latent, meta["n_samples"])[0], None
+                else:
+                    ref, _ = read_audio(src, pipe.sample_rate)
+                    wav = pipe.reconstruct(ref, vocoder_only=vocoder_only)
+                with claim_output(target, overwrite) as path:
+                    write_audio(path, wav, pipe.sample_rate)
+            except USER_ERRORS as e:
+                failures += 1
+                typer.echo(f"error: {src}: {e}", err=True)
+                continue
+            finally:
+                progress(i + 1, len(sources))
+            row = {"input": str(src), "output": str(target)}
+            if report and ref is not None:
+                row.update(reconstruction_report(ref, wav, pipe.mel_config))
+            reports.append(row)
+            if not (report and as_json):
+                extra = "".join(f"\t{k}={v:.4f}" for k, v in row.items() if isinstance(v, float))
+                typer.echo(f"{target}{extra}")
+    if report and as_json:
+        typer.echo(json.dumps({"files": reports, "failed": failures}, indent=2))
+    if failures:
+        raise fail(f"{failures} of {len(sources)} input(s) failed", 1)
+
+
+def _encode_targets(inputs: list[Path], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
+    """(source, output) per audio file; files inside folder arguments keep their relative sub-path."""
+    from .audio import find_audio_files
+
+    pairs = []
+    for arg in inputs:
+        for src in find_audio_files([arg]):
+            rel = src.relative_to(arg) if arg.is_dir() else Path(src.name)
+            pairs.append((src, out_dir / rel.parent / (rel.stem + suffix)))
+    return pairs
+
+
+@app.command()
+@cli_command
+def encode(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).")],
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for <name>.latent.safetensors.", rich_help_panel="Output")],
+    sample: Annotated[bool, typer.Option("--sample", help="Draw from the posterior instead of its mean.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="With --sample: file i uses seed + i.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="safetensors | npy (+ .json metadata).", rich_help_panel="Output")] = "safetensors",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Equal-length files encoded together.")] = 8,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Encode audio into VAE latents with their metadata (sample rate, length, scale factor, VAE hash)."""
+    import torch
+
+    from .audio import read_audio
+    from .batch import check_new_outputs, claim_output
+    from .checkpoint import LATENT_NPY_SUFFIX, LATENT_SUFFIX, save_latent
+    from .runtime import make_generator, progress_bar
+
+    if fmt not in ("safetensors", "npy"):
+        raise UsageError(f"--format {fmt!r}: choose safetensors or npy")
+    if not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir}: folder does not exist")
+    pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
+    check_new_outputs([target for _, target in pairs], overwrite)
+    pipe = load_pipeline(model, device)
+    failures = 0
+    with progress_bar("encoding", total=len(pairs)) as progress:
+        for start in range(0, len(pairs), batch_size):
+            group, wavs = [], []
+            for i, (src, target) in enumerate(pairs[start : start + batch_size], start):
+                try:
+                    wavs.append(read_audio(src, pipe.sample_rate)[0])
+                    group.append((i, src, target))
+                except USER_ERRORS as e:
+                    failures += 1
+                    typer.echo(f"error: {src}: {e}", err=True)
+            for length in sorted({w.shape[-1] for w in wavs}):  # only equal lengths share a batch
+                members = [(item, w) for item, w in zip(group, wavs) if w.shape[-1] == length]
+                gens = [make_generator(seed + i) for (i, _, _), _ in members]
+                latent, meta = pipe.encode(torch.stack([w for _, w in members]), sample=sample, generator=gens)
+                for ((i, src, target), _), z in zip(members, latent):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with claim_output(target, overwrite) as path:
+                        save_latent(path, z, {**meta, "source": src.name})
+                    emit_path(target)
+            progress(min(len(pairs), start + batch_size), len(pairs))
+    if failures:
+        raise fail(f"{failures} of {len(pairs)} input(s) failed", 1)
+
+
+@app.command()
+@cli_command
+def info(
+    model: Annotated[Path, typer.Argument(help="A model folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
+) -> None:
+    """Describe a model folder: components, configs, parameter counts and the frontend preset."""
+    import json
+
+    pipe = load_pipeline(model, "cpu")
+    description = pipe.describe()
+    if as_json:
+        typer.echo(json.dumps(description, indent=2))
+        return
+    typer.echo(f"model: {model} (format_version {description['format_version']})")
+    fe = description["frontend"]
+    typer.echo(
+        f"frontend: {description['preset']} ({fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}, "
+        f"{fe['n_mels']} mels, {fe['f_min']:g}-{fe['f_max']:g} Hz, padding {fe['padding']})"
+    )
+    typer.echo(f"conditioning: {description['conditioning']}; text encoder: {description['text_encoder']}")
+    typer.echo(f"schedule: {description['schedule']}")
+    for kind, part in description["components"].items():
+        typer.echo(f"{kind}: {part['class']} from {part['source']}, {part['parameters']:,} parameters")
+        typer.echo(f"  config: {json.dumps(part['config'])}")
+
+
+# ----------------------------------------------------------------------------------------------
 # PLACEHOLDERS: replace each with the real command in its own section (remove it here).
-
-
-@app.command()
-@cli_command
-def generate() -> None:
-    """Generate audio from text prompts (not implemented yet)."""
-    raise UsageError("generate is not implemented yet")
-
-
-@app.command()
-@cli_command
-def reconstruct() -> None:
-    """Round-trip audio through the VAE and vocoder (not implemented yet)."""
-    raise UsageError("reconstruct is not implemented yet")
-
-
-@app.command()
-@cli_command
-def encode() -> None:
-    """Encode audio into VAE latents (not implemented yet)."""
-    raise UsageError("encode is not implemented yet")
-
-
-@app.command()
-@cli_command
-def info() -> None:
-    """Describe a model folder or checkpoint (not implemented yet)."""
-    raise UsageError("info is not implemented yet")
 
 
 @train_app.command("vae")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from vocoder.config import MelConfig, preset_name
 from . import checkpoint as ckpt
 from .errors import ModelError, UsageError
 from .runtime import ProgressFn, make_generator, resolve_device
+from .samplers import randn_like
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +127,9 @@ class AudioLDM:
                 raise ModelError("this model has no text encoder (pipeline.json 'text_encoder' is null)")
             from .text import TextEncoder
 
-            spec = self.config.text_encoder
-            encoder = TextEncoder(spec["name"], max_length=spec.get("max_length", 64))
+            encoder = TextEncoder.from_config(self.config.text_encoder, device=self.device)
             self._check_text_width(encoder.dim)
-            self._text_encoder = encoder.to(self.device)
+            self._text_encoder = encoder
         return self._text_encoder
 
     def check_components(self) -> None:
@@ -165,6 +166,30 @@ class AudioLDM:
         key = "context_dim" if self.config.conditioning == "crossattn" else "extra_film_condition_dim"
         if ucfg.get(key) != dim:
             raise ModelError(f"UNet {key} {ucfg.get(key)} differs from the text encoder width {dim}")
+
+    def describe(self) -> dict:
+        """A JSON-able description of the model: what `audioldm info` prints."""
+        parts = {}
+        for kind, module in (("vae", self.vae), ("unet", self.unet), ("vocoder", self.vocoder)):
+            if module is not None:
+                entry = self.config.components[kind]
+                parts[kind] = {
+                    "class": type(module).__name__,
+                    "source": entry if isinstance(entry, str) else entry["pretrained"],
+                    "parameters": ckpt.count_parameters(module),
+                    "config": module.config,
+                }
+        return {
+            "format_version": ckpt.FORMAT_VERSION,
+            "preset": self.preset,
+            "frontend": self.mel_config.to_dict(),
+            "conditioning": self.config.conditioning,
+            "text_encoder": self.config.text_encoder,
+            "schedule": self.schedule.to_dict(),
+            "latent": {"channels": self.latent_channels, "time_downsampling": self.time_factor,
+                       "freq_downsampling": self.freq_factor, "scale_factor": self.scale_factor},
+            "components": parts,
+        }
 
     # ------------------------------------------------------------------------------------------
     # shapes
@@ -210,16 +235,19 @@ class AudioLDM:
     # ------------------------------------------------------------------------------------------
     # encode
 
-    def encode(self, wav: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+    def encode(
+        self, wav: Tensor, sample: bool = False, generator: torch.Generator | Sequence[torch.Generator] | None = None
+    ) -> tuple[Tensor, dict]:
         """wav [B, N] (or [N]) at `sample_rate` -> (latent [B, C, T', F'] scaled by scale_factor, metadata).
 
-        The latent is the posterior mean, or a draw from it with `sample=True` (noise from `generator`).
+        The latent is the posterior mean, or with `sample=True` a draw from the posterior, its noise
+        drawn on CPU from `generator` (one, or one per item so that items do not depend on the batch).
         """
         wav = _as_batch(wav)
         with torch.inference_mode():
             posterior = self.vae.encode(self.mel(wav, self.frames_for(wav.shape[-1])))
             if sample:
-                noise = torch.randn(posterior.mean.shape, generator=generator).to(self.device)
+                noise = randn_like(posterior.mean, generator)
                 z = posterior.mean + posterior.std * noise
             else:
                 z = posterior.mode()
@@ -314,34 +342,43 @@ class AudioLDM:
     ) -> Tensor:
         """Text -> waveforms [len(prompts) * num_samples, round(duration * sample_rate)], prompt-major.
 
-        Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`.
+        Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
+        it equals a lone run with `seed + i`. Guidance > 1 pushes towards the prompt and away from
+        `negative_prompt` (default: the empty prompt); 1 disables guidance.
         """
+        kwargs = dict(duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
+                      negative_prompt=negative_prompt, seed=seed, num_samples=num_samples, batch_size=batch_size)
+        return torch.stack([wav for _, wav in self.generate_iter(prompts, progress=progress, **kwargs)])
+
+    def generate_iter(
+        self, prompts: list[str] | str, *, duration: float = 5.0, steps: int = 50, sampler: str = "ddim",
+        guidance_scale: float = 3.0, negative_prompt: str | None = None, seed: int | None = None,
+        num_samples: int = 1, batch_size: int = 4, progress: ProgressFn | None = None,
+    ) -> Iterator[tuple[int, Tensor]]:
+        """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-            logger.info("no seed given: using --seed %d", seed)
+            logger.info("no seed given: using seed %d", seed)
         n_samples = round(duration * self.sample_rate)
         frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
         if frames * self.hop_length != n_samples:
-            logger.info("duration %.3f s: generating %d mel frames, trimmed to %d samples", duration, frames, n_samples)
+            logger.info("duration %g s: generating %d mel frames, trimmed to %d samples", duration, frames, n_samples)
         items = [p for p in prompts for _ in range(num_samples)]
         n_batches = math.ceil(len(items) / batch_size)
-        outputs = []
         for b in range(n_batches):
             lo, hi = b * batch_size, min(len(items), (b + 1) * batch_size)
-            done = b * steps
 
-            def step_callback(i: int, total: int, done: int = done) -> None:
+            def callback(done: int, total: int, offset: int = b * steps) -> None:
                 if progress is not None:
-                    progress(done + i, n_batches * steps)
+                    progress(offset + done, n_batches * steps)
 
             latent = self._sample_latents(
                 items[lo:hi], [seed + i for i in range(lo, hi)], frames, steps, sampler, guidance_scale,
-                negative_prompt or "", step_callback,
+                negative_prompt or "", callback,
             )
-            outputs.append(self.decode_latent(latent, n_samples))
-        return torch.cat(outputs)
+            yield from zip(range(lo, hi), self.decode_latent(latent, n_samples))
 
     def check_generate_inputs(
         self, prompts: list[str], duration: float, steps: int, sampler: str, guidance_scale: float,

@@ -1,0 +1,89 @@
+"""Batch-script plumbing for the commands: prompt files, stable output names, exclusive file creation."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import AudioLDMError, UsageError
+
+SLUG_MAX = 60
+
+
+def slugify(text: str) -> str:
+    """A file-name-safe stem: lowercase letters, digits and '-', at most 60 characters ('prompt' if empty)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:SLUG_MAX].rstrip("-")
+    return slug or "prompt"
+
+
+def read_prompts_file(path: str | os.PathLike) -> list[tuple[str | None, str]]:
+    """(name or None, prompt) per line of `path`: `prompt` or `name<TAB>prompt`; blank and '#' lines skipped."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--prompts-file {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--prompts-file {path}: cannot read it as UTF-8 text ({e})") from None
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, prompt = line.partition("\t")
+        if not sep:
+            name, prompt = None, line
+        elif not name.strip():
+            raise UsageError(f"--prompts-file {path} line {number}: empty name before the tab")
+        if not prompt.strip():
+            raise UsageError(f"--prompts-file {path} line {number}: empty prompt")
+        items.append((name.strip() if name is not None else None, prompt.strip()))
+    if not items:
+        raise UsageError(f"--prompts-file {path}: holds no prompts")
+    return items
+
+
+def unique_stems(stems: list[str]) -> list[str]:
+    """Make repeated stems unique in order of appearance: a, a -> a, a-2 (stable across runs)."""
+    seen: dict[str, int] = {}
+    out = []
+    for stem in stems:
+        seen[stem] = seen.get(stem, 0) + 1
+        out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return out
+
+
+def check_new_outputs(paths: list[Path], overwrite: bool) -> None:
+    """Before any work: refuse existing outputs without -y and duplicate targets."""
+    if len(set(paths)) != len(paths):
+        dup = next(p for p in paths if paths.count(p) > 1)
+        raise UsageError(f"two outputs would be written to {dup}; give distinct names")
+    if not overwrite:
+        existing = [p for p in paths if p.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise UsageError(f"output {existing[0]} already exists{more}; pass -y/--overwrite to replace it")
+
+
+@contextlib.contextmanager
+def claim_output(path: Path, overwrite: bool) -> Iterator[Path]:
+    """Claim `path` for an atomic writer (write_audio, save_latent) run inside the block.
+
+    Without `overwrite` the name is first created empty with O_CREAT | O_EXCL, so two processes writing
+    into one folder never replace each other's file; the claim is removed if the write fails.
+    """
+    claimed = False
+    if not overwrite:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            claimed = True
+        except FileExistsError:
+            raise AudioLDMError(f"{path} appeared while running (another process?); not overwritten") from None
+    try:
+        yield path
+    except BaseException:
+        if claimed:
+            path.unlink(missing_ok=True)
+        raise

@@ -101,7 +101,7 @@ class MelFrontend(nn.Module):
         pad, hop, n_fft = cfg.pad_samples, cfg.hop_length, cfg.n_fft
         head: list[torch.Tensor] = []  # samples seen before the left reflection can be built
         buf: torch.Tensor | None = None  # padded signal from the next frame's first sample on
-        tail = torch.zeros(0)  # the last pad + 1 samples, for the right reflection
+        tail = torch.zeros(0, dtype=lm.window.dtype)  # the last pad + 1 samples, for the right reflection
         n_samples = 0
 
         def frames() -> Iterator[torch.Tensor]:
@@ -113,7 +113,7 @@ class MelFrontend(nn.Module):
                 buf = buf[n * hop :]
 
         for block in blocks:
-            block = block.reshape(-1).to(torch.float32)
+            block = block.reshape(-1).to(lm.window.dtype)
             n_samples += block.shape[0]
             tail = torch.cat([tail, block])[-(pad + 1) :]
             if buf is None:

@@ -81,7 +81,7 @@ class LogMel(nn.Module):
                 f"waveform of {wav.shape[-1]} samples is too short for this mel: need at least "
                 f"{self.cfg.min_samples} samples at {self.cfg.sample_rate} Hz"
             )
-        return wav.to(device=self.window.device, dtype=torch.float32)
+        return wav.to(device=self.window.device, dtype=self.window.dtype)
 
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """Linear STFT magnitudes [B, n_fft // 2 + 1, T] (or [n_freqs, T] for a 1-D input)."""
@@ -95,7 +95,7 @@ class LogMel(nn.Module):
 
     def padded_spectrogram(self, padded: torch.Tensor) -> torch.Tensor:
         """Magnitudes [B, n_freqs, T] of an already padded signal [B, M]: frame t = padded[t*hop : t*hop + n_fft]."""
-        padded = padded.to(device=self.window.device, dtype=torch.float32)
+        padded = padded.to(device=self.window.device, dtype=self.window.dtype)
         spec = torch.stft(
             padded,
             n_fft=self.cfg.n_fft,

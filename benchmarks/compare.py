@@ -108,7 +108,9 @@ def import_reference() -> dict[str, types.ModuleType]:
         sys.modules["audioldm"] = package
     version = importlib.metadata.version("audioldm")
     if version != REFERENCE_VERSION:
-        logger.warning("reference audioldm is %s, not %s: numbers may not be comparable", version, REFERENCE_VERSION)
+        logger.warning(
+            "reference audioldm is %s, not %s: numbers may not be comparable", version, REFERENCE_VERSION
+        )
     return {
         "autoencoder": importlib.import_module("audioldm.variational_autoencoder.autoencoder"),
         "openaimodel": importlib.import_module("audioldm.latent_diffusion.openaimodel"),
@@ -119,7 +121,7 @@ def import_reference() -> dict[str, types.ModuleType]:
 def machine_description(threads: int) -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
         cpu = names[0].strip() if names else cpu
     except OSError:
         pass
@@ -176,7 +178,9 @@ def quiet() -> redirect_stdout:
 # ---------------------------------------------------------------------------------------- timing
 
 
-def time_pair(ours: Callable[[], object], ref: Callable[[], object], repeats: int) -> tuple[float, float, object, object]:
+def time_pair(
+    ours: Callable[[], object], ref: Callable[[], object], repeats: int
+) -> tuple[float, float, object, object]:
     """Median seconds of `ours` and `ref`, run alternately (who goes first alternates too).
 
     One untimed warm-up call each comes first; its outputs are returned for the agreement check.
@@ -198,18 +202,29 @@ def agreement(ours: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, bool
     """(max |ours - ref|, max |ref|, all within atol + rtol * |ref|)."""
     ours, ref = torch.as_tensor(ours).double(), torch.as_tensor(ref).double()
     if ours.shape != ref.shape:
-        raise SystemExit(f"error: output shapes differ: ours {tuple(ours.shape)}, reference {tuple(ref.shape)}")
+        raise SystemExit(
+            f"error: output shapes differ: ours {tuple(ours.shape)}, reference {tuple(ref.shape)}"
+        )
     diff = (ours - ref).abs()
     ok = bool((diff <= TOLERANCE + TOLERANCE * ref.abs()).all())
     return float(diff.max()), float(ref.abs().max()), ok
 
 
-def measure(stage: str, shape: str, ours: Callable, ref: Callable, repeats: int, pick: Callable = lambda o: o) -> Row:
+def measure(
+    stage: str, shape: str, ours: Callable, ref: Callable, repeats: int, pick: Callable = lambda o: o
+) -> Row:
     logger.info("timing %s (%s), %d repeats", stage, shape, repeats)
     t_ours, t_ref, out_ours, out_ref = time_pair(ours, ref, repeats)
     max_abs, max_ref, ok = agreement(pick(out_ours), pick(out_ref))
     row = Row(stage, shape, t_ours, t_ref, max_abs, max_ref, ok)
-    logger.info("%s: ours %.3f s, reference %.3f s, ratio %.2fx, max diff %.2e", stage, t_ours, t_ref, row.ratio, max_abs)
+    logger.info(
+        "%s: ours %.3f s, reference %.3f s, ratio %.2fx, max diff %.2e",
+        stage,
+        t_ours,
+        t_ref,
+        row.ratio,
+        max_abs,
+    )
     return row
 
 
@@ -243,7 +258,11 @@ def bench_vae(ref_mods: dict, sizes: Sizes, repeats: int) -> list[Row]:
     mel = example_mel(sizes.mel_frames)
     shape = f"mel [1, 1, {sizes.mel_frames}, 64]"
     encode = measure(
-        "VAE encode", shape, lambda: ours.encode(mel), lambda: ref.encode(mel), repeats,
+        "VAE encode",
+        shape,
+        lambda: ours.encode(mel),
+        lambda: ref.encode(mel),
+        repeats,
         pick=lambda post: torch.cat([post.mean, post.logvar], dim=1),
     )
     z = ours.encode(mel).mean
@@ -251,8 +270,13 @@ def bench_vae(ref_mods: dict, sizes: Sizes, repeats: int) -> list[Row]:
         "VAE decode", f"latent {list(z.shape)}", lambda: ours.decode(z), lambda: ref.decode(z), repeats
     )
     both = Row(
-        "VAE encode+decode", "sum of the two medians", encode.ours + decode.ours, encode.ref + decode.ref,
-        max(encode.max_abs, decode.max_abs), max(encode.max_ref, decode.max_ref), encode.ok and decode.ok,
+        "VAE encode+decode",
+        "sum of the two medians",
+        encode.ours + decode.ours,
+        encode.ref + decode.ref,
+        max(encode.max_abs, decode.max_abs),
+        max(encode.max_ref, decode.max_ref),
+        encode.ok and decode.ok,
     )
     return [encode, decode, both]
 
@@ -310,9 +334,20 @@ def bench_frontend(sizes: Sizes, repeats: int) -> list[Row]:
 
     def with_librosa() -> np.ndarray:
         mel = librosa.feature.melspectrogram(
-            y=wav_np, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-            win_length=cfg.win_length, window="hann", center=True, pad_mode="reflect", power=1.0,
-            n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max, htk=False, norm="slaney",
+            y=wav_np,
+            sr=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window="hann",
+            center=True,
+            pad_mode="reflect",
+            power=1.0,
+            n_mels=cfg.n_mels,
+            fmin=cfg.f_min,
+            fmax=cfg.f_max,
+            htk=False,
+            norm="slaney",
         )
         return np.log(np.maximum(mel, cfg.log_floor))
 
@@ -330,11 +365,13 @@ def report(rows: list[Row], machine: str, sizes: Sizes, repeats: int, quick: boo
         SECTION,
         "",
         f"`benchmarks/compare.py{' --quick' if quick else ''}`, {when}. Machine: {machine}.",
-        f"Median of {repeats} runs each after one warm-up, ours and the reference alternating in one process, "
-        "`torch.inference_mode()`, float32, the same random weights in both (audioldm-s-full sizes). "
-        f"Ratio = reference time / our time. Outputs agree when |ours - ref| <= {TOLERANCE:g} + {TOLERANCE:g}·|ref| "
-        "everywhere. The frontend is compared with `librosa.feature.melspectrogram` (power 1, slaney, "
-        "log clamp 1e-5) instead of the reference.",
+        (
+            f"Median of {repeats} runs each after one warm-up, ours and the reference alternating in one "
+            "process, `torch.inference_mode()`, float32, the same random weights in both (audioldm-s-full "
+            f"sizes). Ratio = reference time / our time. Outputs agree when |ours - ref| <= {TOLERANCE:g} + "
+            f"{TOLERANCE:g}·|ref| everywhere. The frontend is compared with `librosa.feature.melspectrogram` "
+            "(power 1, slaney, log clamp 1e-5) instead of the reference."
+        ),
         "",
         "| stage | input | ours (s) | reference (s) | ratio | target | max abs diff (max abs ref) | agree |",
         "|---|---|---:|---:|---:|---:|---|---|",
@@ -356,7 +393,7 @@ def write_section(path: Path, section: str) -> None:
     from vocoder.checkpoint import atomic_path
 
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
@@ -380,15 +417,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small inputs and 2 repeats: a smoke check")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    parser.add_argument("--only", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     parser.add_argument(
-        "--results", type=Path, default=None,
+        "--only", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
         help="markdown file whose '## Compare' section is replaced (default benchmarks/RESULTS.md; "
         "--quick writes nothing unless this is given)",
     )
     parser.add_argument("--no-results", action="store_true", help="do not write any results file")
     parser.add_argument("--check-imports", action="store_true", help="import both implementations and exit")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v timings per stage, -vv per repeat")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="-v timings per stage, -vv per repeat"
+    )
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))

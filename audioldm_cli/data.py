@@ -222,7 +222,8 @@ class SegmentDataset:
     Args:
         rows: usable manifest rows.
         reader: path -> mono float waveform [N] at the training rate (or a latent [C, T, F]).
-        segment: segment length in samples (or latent frames for latent rows).
+        segment: segment length in samples.
+        latent_segment: segment length in latent frames, for rows that are latent files (None: refused).
         seed: base seed of the row order, crops and caption dropout.
         caption_dropout: probability of replacing a caption by "" (the unconditional branch of CFG).
         cache_items: decoded files kept in memory (0 disables the cache).
@@ -234,6 +235,7 @@ class SegmentDataset:
         reader: Reader,
         segment: int,
         *,
+        latent_segment: int | None = None,
         seed: int = 0,
         caption_dropout: float = 0.0,
         cache_items: int = 512,
@@ -245,6 +247,7 @@ class SegmentDataset:
         if not 0.0 <= caption_dropout <= 1.0:
             raise UsageError(f"caption_dropout {caption_dropout}: must be in [0, 1]")
         self.rows, self.reader, self.segment = list(rows), reader, int(segment)
+        self.latent_segment = latent_segment
         self.seed, self.caption_dropout = int(seed), float(caption_dropout)
         self._bad: set[int] = set()
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
@@ -285,12 +288,15 @@ class SegmentDataset:
     def crop(self, data: torch.Tensor, gen: torch.Generator, random: bool = True) -> torch.Tensor:
         """A `segment`-long window along the last-but-one (latent) or last (audio) time axis, zero-padded."""
         axis = -2 if data.dim() == 3 else -1
+        size = self.segment if axis == -1 else self.latent_segment
+        if size is None:
+            raise UsageError("this stage trains on audio: latent files are only accepted by `train ldm`")
         length = data.shape[axis]
-        if length > self.segment:
-            span = length - self.segment
+        if length > size:
+            span = length - size
             start = int(torch.randint(0, span + 1, (1,), generator=gen)) if random else span // 2
-            return data.narrow(axis, start, self.segment)
-        pad = [0, 0] * (-axis - 1) + [0, self.segment - length]
+            return data.narrow(axis, start, size)
+        pad = [0, 0] * (-axis - 1) + [0, size - length]
         return torch.nn.functional.pad(data, pad)
 
     def sample(self, step: int, position: int, batch_size: int, *, train: bool = True) -> tuple[torch.Tensor, str]:
@@ -307,6 +313,8 @@ class SegmentDataset:
         """A batch {"audio" or "latent": [b, ...], "caption": [str]} for the given global positions."""
         samples = [self.sample(step, p, batch_size, train=train) for p in positions]
         key = "latent" if samples[0][0].dim() == 3 else "audio"
+        if len({s[0].dim() for s in samples}) > 1:
+            raise UsageError("the manifest mixes audio files and latent files: use one kind per run")
         return {key: torch.stack([s[0] for s in samples]), "caption": [s[1] for s in samples]}
 
 

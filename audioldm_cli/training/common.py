@@ -53,12 +53,15 @@ def make_datasets(
     require_captions: bool = False,
     caption_dropout: float = 0.0,
     val_data: str | Path | None = None,
+    latent_segment: int | None = None,
 ) -> tuple[SegmentDataset, SegmentDataset]:
     """(training set, validation set); validation uses `val_data` or the first rows of `data`."""
     rows = read_manifest(data, require_captions=require_captions)
-    train = SegmentDataset(rows, audio_reader(sample_rate), segment, seed=cfg.seed, caption_dropout=caption_dropout)
+    reader = audio_reader(sample_rate)
+    train = SegmentDataset(rows, reader, segment, latent_segment=latent_segment, seed=cfg.seed,
+                           caption_dropout=caption_dropout)
     val_rows: list[Row] = read_manifest(val_data, require_captions=require_captions) if val_data else rows
-    val = SegmentDataset(val_rows[: cfg.val_items], audio_reader(sample_rate), segment, seed=cfg.seed)
+    val = SegmentDataset(val_rows[: cfg.val_items], reader, segment, latent_segment=latent_segment, seed=cfg.seed)
     return train, val
 
 

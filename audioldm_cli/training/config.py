@@ -5,7 +5,9 @@ File layout (every section optional; unknown keys are an error naming the known 
     {"frontend": "audioldm-16k" | {MelConfig fields},
      "model":    {component config, official AudioLDM key names},
      "loss":     {stage-specific loss weights, see each stage's LossConfig},
-     "train":    {TrainConfig fields}}
+     "train":    {TrainConfig fields},
+     ldm only:   "text_encoder": {"name", "max_length"}, "schedule": {ScheduleConfig fields},
+                 "conditioning": "crossattn" | "film"}
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Literal
 
 from ..errors import UsageError
 
-SECTIONS = ("frontend", "model", "loss", "train")
+SECTIONS = ("frontend", "model", "loss", "train", "text_encoder", "schedule", "conditioning")
 
 
 @dataclass

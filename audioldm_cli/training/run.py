@@ -34,6 +34,7 @@ class Built:
     segment: int  # samples (or latent frames) per training segment
     require_captions: bool = False
     caption_dropout: float = 0.0
+    latent_segment: int | None = None  # latent frames per segment, for precomputed latent rows (ldm)
 
 
 def _builder(stage: str) -> Callable[..., Built]:
@@ -94,6 +95,7 @@ def train(
     train_set, val_set = make_datasets(
         data, cfg, built.stage.sample_rate, built.segment,
         require_captions=built.require_captions, caption_dropout=built.caption_dropout, val_data=val_data,
+        latent_segment=built.latent_segment,
     )
     trainer = Trainer(built.stage, train_set, cfg, out, val_data=val_set, resume=resume, accelerator=accelerator)
     if trainer.acc.is_main_process:

@@ -1,0 +1,202 @@
+"""`train ldm`: the latent-diffusion UNet over a frozen VAE and text encoder (DDPM, eps or v target).
+
+    z   = VAE posterior sample of the segment's mel * scale_factor    (or a precomputed latent row)
+    t   ~ U{0, T-1}, noise ~ N(0, I)        (one generator per global sample: process-count invariant)
+    x_t = sqrt(a_t) z + sqrt(1 - a_t) noise
+    loss = MSE(unet(x_t, t, text(caption)), target)      target = noise (eps) or v
+Captions are replaced by "" with probability train.caption_dropout (the unconditional branch of CFG).
+The exported model uses the EMA weights of the UNet.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UsageError
+from ..schedule import ScheduleConfig, add_noise, alphas_cumprod, training_target
+from .common import batch_noise, batch_uniform_ints
+from .config import TrainConfig, check_keys
+from .loop import Stage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LDMLossConfig:
+    val_steps: int = 10  # DDIM steps of the validation audio
+    val_guidance: float = 3.0
+    val_timesteps: tuple[int, ...] = (100, 500, 900)  # fixed timesteps of the validation loss
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LDMLossConfig:
+        d = dict(check_keys(cls, d or {}, "loss"))
+        if "val_timesteps" in d:
+            d["val_timesteps"] = tuple(int(t) for t in d["val_timesteps"])
+        return cls(**d)
+
+
+class LDMStage(Stage):
+    """Trains `unet` on latents of `pipe`'s frozen VAE, conditioned through `pipe`'s text encoder."""
+
+    name = "ldm"
+    ema = ("unet",)
+
+    def __init__(self, pipe, unet: nn.Module, loss: LDMLossConfig, *, seed: int = 0):
+        self.pipe, self.loss, self.seed = pipe, loss, seed
+        self.modules = {"unet": unet}
+        self.optimizers = {"unet": ("unet",)}
+        self.acp = alphas_cumprod(pipe.schedule)
+        self._text_cache: dict[str, dict] = {}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.pipe.sample_rate
+
+    def segment_frames(self, seconds: float) -> int:
+        """Mel frames per segment: a multiple of the VAE time factor times the UNet's downsampling."""
+        unit = self.pipe.time_factor * 2 ** (len(self.modules["unet"].config["channel_mult"]) - 1)
+        return max(unit, round(seconds * self.sample_rate / self.pipe.hop_length / unit) * unit)
+
+    def to(self, device: torch.device) -> None:
+        pipe = self.pipe
+        pipe.device = device
+        for module in (pipe.frontend, pipe.vae, pipe.vocoder):
+            module.to(device)
+        pipe.text_encoder.to(device)
+        self.acp = self.acp.to(device)
+
+    def condition(self, captions: list[str]) -> dict:
+        """UNet keyword arguments for the captions (cached: the frozen encoder pads to a fixed length)."""
+        missing = [c for c in dict.fromkeys(captions) if c not in self._text_cache]
+        if missing:
+            cond = self.pipe._condition(missing)
+            for i, c in enumerate(missing):
+                self._text_cache[c] = {k: v[i] for k, v in cond.items()}
+        return {k: torch.stack([self._text_cache[c][k] for c in captions]) for k in self._text_cache[captions[0]]}
+
+    @torch.no_grad()
+    def latents(self, batch: dict, step: int) -> torch.Tensor:
+        """Scaled latents [B, C, T', F'] of the batch: precomputed, or a posterior sample of its mel."""
+        if "latent" in batch:
+            return batch["latent"].float()
+        pipe = self.pipe
+        audio = batch["audio"].float()
+        mel = pipe.mel(audio, audio.shape[-1] // pipe.hop_length)
+        posterior = pipe.vae.encode(mel)
+        noise = batch_noise(tuple(posterior.mean.shape[1:]), self.seed, step, batch["positions"], salt=23)
+        return (posterior.mean + posterior.std * noise.to(mel.device)) * pipe.scale_factor
+
+    def train_step(self, batch: dict, step: int):
+        z = self.latents(batch, step)
+        t = batch_uniform_ints(self.pipe.schedule.timesteps, self.seed, step, batch["positions"], salt=29).to(z.device)
+        noise = batch_noise(tuple(z.shape[1:]), self.seed, step, batch["positions"], salt=31).to(z.device)
+        x_t = add_noise(z, noise, t, self.acp)
+        pred = self.modules["unet"](x_t, t, **self.condition(batch["caption"]))
+        target = training_target(z, noise, t, self.acp, self.pipe.schedule.prediction_type)
+        loss = F.mse_loss(pred.float(), target)
+        return {"unet": loss}, {"loss/diffusion": loss}
+
+    @torch.no_grad()
+    def validate(self, batch: dict):
+        unet = self.modules["unet"]
+        unet = unet.module if hasattr(unet, "module") else unet
+        z = self.latents(batch, 0)
+        cond = self.condition(batch["caption"])
+        noise = batch_noise(tuple(z.shape[1:]), self.seed, 0, batch["positions"], salt=37).to(z.device)
+        results = {}
+        for ts in self.loss.val_timesteps:
+            t = torch.full((z.shape[0],), min(ts, self.pipe.schedule.timesteps - 1), device=z.device)
+            pred = unet(add_noise(z, noise, t, self.acp), t, **cond)
+            target = training_target(z, noise, t, self.acp, self.pipe.schedule.prediction_type)
+            results[f"diffusion_t{int(t[0])}"] = float(F.mse_loss(pred.float(), target))
+        audio = {}
+        captions = [c for c in batch["caption"] if c.strip()]
+        if captions and self.loss.val_steps > 0:
+            from ..pipeline import AudioLDM
+
+            pipe = AudioLDM(self.pipe.config, vae=self.pipe.vae, vocoder=self.pipe.vocoder,
+                            unet=copy.deepcopy(unet), device=self.pipe.device)
+            pipe._text_encoder = self.pipe.text_encoder
+            seconds = z.shape[2] * self.pipe.time_factor * self.pipe.hop_length / self.sample_rate
+            waves = pipe.generate(captions, duration=seconds, steps=self.loss.val_steps,
+                                  guidance_scale=self.loss.val_guidance, seed=0)
+            audio = {f"sample_{i}": w for i, w in enumerate(waves)}
+        return results, audio
+
+    def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:
+        from .vae import write_model_folder
+
+        pipe = self.pipe
+        entry = pipe.config.components["vocoder"]
+        write_model_folder(
+            folder, pipe.mel_config, copy.deepcopy(pipe.vae).cpu(), entry if isinstance(entry, dict) else None,
+            copy.deepcopy(pipe.vocoder).cpu(), unet=copy.deepcopy(modules["unet"]).float().cpu(),
+            text_encoder=pipe.text_encoder.config, schedule=pipe.schedule.to_dict(),
+            conditioning=pipe.config.conditioning,
+        )
+
+
+def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None):
+    """The LDM stage: --init-from MODEL gives the frozen VAE and vocoder (and the UNet to fine-tune)."""
+    from ..checkpoint import PipelineConfig
+    from ..pipeline import AudioLDM
+    from ..unet import UNetModel
+    from .run import Built
+
+    if not init_from:
+        raise UsageError("train ldm needs --init-from MODEL: a model folder with a trained VAE and vocoder "
+                         "(e.g. the export/ of `audioldm train vae`)")
+    if vocoder:
+        raise UsageError("train ldm takes its vocoder from --init-from; drop --vocoder")
+    loss = LDMLossConfig.from_dict(doc.get("loss", {}))
+    pipe = AudioLDM.from_pretrained(init_from)
+    pcfg = pipe.config.to_dict()
+    if doc.get("text_encoder"):
+        pcfg["text_encoder"] = dict(doc["text_encoder"])
+    elif pcfg.get("text_encoder") is None:
+        from ..text import DEFAULT_TEXT_ENCODER
+
+        pcfg["text_encoder"] = {"name": DEFAULT_TEXT_ENCODER, "max_length": 64}
+    pcfg["schedule"] = {**pcfg.get("schedule", {}), **doc.get("schedule", {})}
+    pcfg["conditioning"] = doc.get("conditioning", pcfg["conditioning"])
+    try:
+        pcfg["schedule"] = ScheduleConfig.from_dict(pcfg["schedule"]).to_dict()
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"config 'schedule': {e}") from None
+    if doc.get("model"):
+        torch.manual_seed(cfg.seed)
+        unet = UNetModel.from_config(dict(doc["model"]))
+        if pipe.unet is not None:
+            logger.warning("config 'model' given: training a new UNet instead of the one in %s", init_from)
+    elif pipe.unet is not None:
+        unet = copy.deepcopy(pipe.unet)
+    else:
+        raise UsageError(f"{init_from} has no UNet to fine-tune: give its architecture in the config 'model' section")
+    pipe.unet = None
+    pipe.config = PipelineConfig.from_dict({**pcfg, "components": {**pcfg["components"], "unet": "unet"}})
+    _check_unet(pipe, unet)
+    stage = LDMStage(pipe, unet.train().requires_grad_(True), loss, seed=cfg.seed)
+    frames = stage.segment_frames(cfg.segment_seconds)
+    sections = {"model": unet.config, "loss": asdict(loss), "text_encoder": pcfg["text_encoder"],
+                "schedule": pcfg["schedule"], "conditioning": pcfg["conditioning"]}
+    return Built(stage, sections, frames * pipe.hop_length, require_captions=True,
+                 caption_dropout=cfg.caption_dropout, latent_segment=frames // pipe.time_factor)
+
+
+def _check_unet(pipe, unet: nn.Module) -> None:
+    """The UNet must fit the VAE latents and the text encoder width (before any step is taken)."""
+    ucfg = unet.config
+    if ucfg["in_channels"] != pipe.latent_channels or ucfg["out_channels"] != pipe.latent_channels:
+        raise UsageError(f"UNet in/out channels {ucfg['in_channels']}/{ucfg['out_channels']}: must equal the "
+                         f"VAE latent channels {pipe.latent_channels}")
+    key = "context_dim" if pipe.config.conditioning == "crossattn" else "extra_film_condition_dim"
+    width = pipe.text_encoder.dim
+    if ucfg.get(key) != width:
+        raise UsageError(f"UNet {key} {ucfg.get(key)}: must equal the text encoder width {width}")

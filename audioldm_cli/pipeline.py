@@ -12,6 +12,7 @@ batch equals a lone run with `seed + i`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_DURATION = 600.0  # seconds; generation memory grows linearly with the latent length
 CHUNK_FRAMES = 1024  # reconstruct: mel frames per chunk (10.24 s at 16 kHz)
-CHUNK_OVERLAP = 32  # frames of context on each side of a chunk, cross-faded with its neighbour
+CHUNK_OVERLAP = 32  # frames of context on each side of a chunk; the middle half is cross-faded
 
 
 class AudioLDM:
@@ -125,9 +126,8 @@ class AudioLDM:
         if self._text_encoder is None:
             if self.config.text_encoder is None:
                 raise ModelError("this model has no text encoder (pipeline.json 'text_encoder' is null)")
-            from .text import TextEncoder
-
-            encoder = TextEncoder.from_config(self.config.text_encoder, device=self.device)
+            spec = self.config.text_encoder
+            encoder = _load_text_encoder(spec.get("name"), spec.get("max_length", 64), str(self.device))
             self._check_text_width(encoder.dim)
             self._text_encoder = encoder
         return self._text_encoder
@@ -288,7 +288,8 @@ class AudioLDM:
         """wav [B, N] (or [N]) -> mel -> VAE -> mel -> vocoder -> wav of exactly the input shape.
 
         Inputs longer than `chunk_frames` mel frames run in chunks with `overlap_frames` of context on
-        each side, cross-faded linearly across the overlap, so memory stays bounded by the chunk size.
+        each side, cross-faded linearly over `overlap_frames` centred on each border, so memory stays
+        bounded by the chunk size and there is no click at the borders.
         `vocoder_only=True` skips the VAE (isolates the vocoder's error).
         """
         squeeze = wav.dim() == 1
@@ -449,6 +450,14 @@ class AudioLDM:
             )
 
 
+@functools.lru_cache(maxsize=2)
+def _load_text_encoder(name: str, max_length: int, device: str):
+    """Frozen text encoders are shared between pipelines (loading one takes seconds)."""
+    from .text import TextEncoder
+
+    return TextEncoder.from_config({"name": name, "max_length": max_length}, device=device)
+
+
 def _as_batch(wav: Tensor) -> Tensor:
     if wav.dim() == 1:
         return wav[None]
@@ -458,12 +467,15 @@ def _as_batch(wav: Tensor) -> Tensor:
 
 
 def _crossfade_weights(s: int, e: int, start: int, end: int, margin: int, total: int) -> Tensor:
-    """Per-frame weights of the chunk covering [s, e): 1 on its core [start, end), linear ramps across
-    [start - margin, start + margin] and [end - margin, end + margin] that sum to 1 with the neighbour's."""
+    """Per-frame weights of the chunk computed on [s, e) whose core is [start, end).
+
+    1 on the core, linear ramps `margin` frames wide centred on `start` and `end`, so that neighbours
+    sum to 1 and the frames nearest a chunk's edge (the least accurate) get weight 0.
+    """
     t = torch.arange(s, e, dtype=torch.float32) + 0.5
     w = torch.ones(e - s)
     if start > 0 and margin > 0:
-        w = torch.minimum(w, ((t - (start - margin)) / (2 * margin)).clamp(0, 1))
+        w = torch.minimum(w, ((t - (start - margin / 2)) / margin).clamp(0, 1))
     if end < total and margin > 0:
-        w = torch.minimum(w, (((end + margin) - t) / (2 * margin)).clamp(0, 1))
+        w = torch.minimum(w, (((end + margin / 2) - t) / margin).clamp(0, 1))
     return w

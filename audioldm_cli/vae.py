@@ -22,6 +22,7 @@ from torch import nn
 from vocoder.checkpoint import load_state_dict_strict, torch_load_safe
 
 from .errors import ModelError, UsageError
+from .frontend import merge_subbands, split_subbands
 
 logger = logging.getLogger(__name__)
 
@@ -145,26 +146,68 @@ class DownsampleTimeStride4(nn.Module):
         return self.conv(F.pad(x, (0, 1, 0, 1)))
 
 
+def _phase_taps(scale: int, kernel: int, padding: int) -> list[tuple[int, torch.Tensor]]:
+    """Per output phase d of `conv(nearest_upsample(x, scale))` along one axis: the first input offset
+    `lo` and a 0/1 matrix [n, kernel] folding the kernel taps onto the n input positions they read.
+
+    Output o = scale * i + d reads upsampled position o - padding + t, i.e. input i + (d - padding + t) // scale.
+    """
+    phases = []
+    for d in range(scale):
+        offsets = [(d - padding + t) // scale for t in range(kernel)]
+        lo = min(offsets)
+        fold = torch.zeros(max(offsets) - lo + 1, kernel)
+        fold[[o - lo for o in offsets], range(kernel)] = 1.0
+        phases.append((lo, fold))
+    return phases
+
+
+def upsample_conv(x: torch.Tensor, conv: nn.Conv2d, scale: tuple[int, int]) -> torch.Tensor:
+    """`conv(F.interpolate(x, scale_factor=scale, mode="nearest"))` without building the upsampled input.
+
+    Each of the sy * sx output phases is a small conv of `x` with kernel taps summed where they read the
+    same input pixel (2x2 instead of 3x3 for the x2 upsampler: 2.25x fewer multiply-adds). Same result
+    up to float rounding.
+    """
+    (sy, sx), (ky, kx), (py, px) = scale, conv.kernel_size, conv.padding
+    rows, cols = _phase_taps(sy, ky, py), _phase_taps(sx, kx, px)
+    top = max(0, -min(lo for lo, _ in rows))
+    bottom = max(0, max(lo + f.shape[0] - 1 for lo, f in rows))
+    left = max(0, -min(lo for lo, _ in cols))
+    right = max(0, max(lo + f.shape[0] - 1 for lo, f in cols))
+    b, _, h, w = x.shape
+    xp = F.pad(x, (left, right, top, bottom))
+    out = x.new_empty(b, conv.out_channels, h, sy, w, sx)  # (B, K, H, sy, W, sx) == (B, K, H*sy, W*sx)
+    weight = conv.weight
+    for dy, (lo_y, fy) in enumerate(rows):
+        for dx, (lo_x, fx) in enumerate(cols):
+            k = torch.einsum("ay,bx,kcyx->kcab", fy.to(weight), fx.to(weight), weight)
+            y0, x0 = lo_y + top, lo_x + left
+            patch = xp[:, :, y0 : y0 + h + fy.shape[0] - 1, x0 : x0 + w + fx.shape[0] - 1]
+            out[:, :, :, dy, :, dx] = F.conv2d(patch, k, conv.bias)
+    return out.view(b, conv.out_channels, h * sy, w * sx)
+
+
 class Upsample(nn.Module):
-    """Double time and frequency: nearest-neighbour, then a 3x3 conv."""
+    """Double time and frequency: nearest-neighbour, then a 3x3 conv (computed phase by phase)."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return upsample_conv(x, self.conv, (2, 2))
 
 
 class UpsampleTimeStride4(nn.Module):
-    """Time x 4, frequency x 2: nearest-neighbour, then a 5x5 conv (padding 2)."""
+    """Time x 4, frequency x 2: nearest-neighbour, then a 5x5 conv (padding 2), computed phase by phase."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 5, padding=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=(4.0, 2.0), mode="nearest"))
+        return upsample_conv(x, self.conv, (4, 2))
 
 
 class _MidBlock(nn.Module):
@@ -479,8 +522,6 @@ class AutoencoderKL(nn.Module):
         """mel [B, 1, T, F] -> posterior over latents [B, embed_dim, T / t, F / f] (unscaled)."""
         self._check_mel(mel)
         if self.subband > 1:
-            from .frontend import split_subbands
-
             mel = split_subbands(mel, self.subband)
         return DiagonalGaussianDistribution(self.quant_conv(self.encoder(mel)))
 
@@ -492,8 +533,6 @@ class AutoencoderKL(nn.Module):
             )
         out = self.decoder(self.post_quant_conv(z))
         if self.subband > 1:
-            from .frontend import merge_subbands
-
             out = merge_subbands(out, self.subband)
         return out
 

@@ -34,6 +34,7 @@ class TrainConfig:
     lr_scale: dict[str, float] = field(default_factory=dict)  # per-optimiser multiplier, e.g. {"disc": 0.5}
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 0.0
+    adam_eps: float = 1e-8  # larger values (1e-6..1e-3) damp the steps of parameters with ~zero gradients
     lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
     lr_warmup_steps: int = 0
     lr_decay_steps: int = 0  # cosine horizon; 0 = max_steps (then a resumed run must keep max_steps)

@@ -161,7 +161,8 @@ class Trainer:
         for name, owners in stage.optimizers.items():
             params = [p for m in owners for p in self.unwrapped[m].parameters() if p.requires_grad]
             lr = cfg.lr * cfg.lr_scale.get(name, 1.0)
-            self.optims[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+            self.optims[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas),
+                                             weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
         # Schedulers are stepped once per global step by us (accelerate would step them per process).
         self.scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(cfg)) for n, o in self.optims.items()}
         names, optim_names = list(self.unwrapped), list(self.optims)
@@ -187,6 +188,8 @@ class Trainer:
         sums: dict[str, float] = {}
         count, tick = 0, time.perf_counter()
         try:
+            if cfg.val_every and self.state.step == 0 and self.val_data is not None:
+                self.validate()  # the baseline every later validation is compared with
             while self.state.step < cfg.max_steps and not self._should_stop():
                 logs = self.train_one_step()
                 for k, v in logs.items():

@@ -1,0 +1,220 @@
+"""The training engine with the vae and vocoder stages: losses fall, resume == uninterrupted, grad
+accumulation == one big batch, SIGINT saves, a killed save leaves the previous checkpoint valid, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from audioldm_cli.cli import app
+from audioldm_cli.errors import UsageError
+from audioldm_cli.training.run import train
+
+SR = 16000
+TINY_VAE = {"ddconfig": {"ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 4}, "embed_dim": 4}
+
+
+def make_manifest(folder: Path, n: int = 4, seconds: float = 0.3) -> Path:
+    """n clips (tones and noise) with captions, as a JSON-lines manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(SR * seconds)) / SR
+    lines = []
+    for i in range(n):
+        wave = 0.3 * np.sin(2 * np.pi * 300 * (i + 1) * t) if i % 2 == 0 else 0.1 * rng.standard_normal(t.size)
+        sf.write(folder / f"clip{i}.wav", wave.astype(np.float32), SR)
+        lines.append(json.dumps({"wav": f"clip{i}.wav", "caption": f"sound number {i}"}))
+    (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "train.jsonl"
+
+
+def vae_config(folder: Path, disc_start: int = -1, **train) -> Path:
+    doc = {
+        "frontend": "audioldm-16k",
+        "model": TINY_VAE,
+        "loss": {"kl_weight": 1e-4, "mel_scales": [1, 2], "disc_start": disc_start, "disc_channels": 8,
+                 "disc_layers": 2},
+        # adam_eps 1e-3: conv biases before a GroupNorm have zero gradient up to float noise, which Adam
+        # would otherwise blow up to +-lr steps; comparisons of differently summed runs need it damped.
+        "train": {"max_steps": 4, "batch_size": 2, "lr": 2e-3, "segment_seconds": 0.08, "log_every": 1,
+                  "save_every": 2, "keep_last": 2, "cpu": True, "adam_eps": 1e-3, **train},
+    }
+    path = folder / f"vae_{disc_start}_{len(train)}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(folder: Path, name: str) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / f"{name}.safetensors"))
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return make_manifest(tmp_path_factory.mktemp("data"))
+
+
+def test_vae_loss_decreases_and_run_folder_layout(manifest, tmp_path):
+    run = tmp_path / "run"
+    state = train("vae", manifest, run, config=vae_config(tmp_path, val_every=8, val_items=4),
+                  overrides={"max_steps": 8, "save_every": 3})
+    assert state.step == 8 and not state.interrupted
+    records = metrics(run)
+    assert [m["step"] for m in records if "loss/rec" in m] == list(range(1, 9))
+    val = {m["step"]: m["val/rec"] for m in records if "val/rec" in m}
+    assert sorted(val) == [0, 8] and val[8] < 0.8 * val[0], val  # the same 4 clips, before and after
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000006", "step_00000008"]  # keep 2
+    ckpt = run / "checkpoints" / "step_00000008"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["train_state.pt", "vae.safetensors"]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["stage"] == "vae" and saved["train"]["max_steps"] == 8 and saved["model"]["embed_dim"] == 4
+    # no vocoder was given: the export is the VAE component, with the trained weights and a fitted scale
+    from audioldm_cli.checkpoint import load_component
+
+    vae = load_component(run / "export" / "vae", "vae")
+    trained = {k[len("vae."):]: v for k, v in weights(ckpt, "vae").items()}
+    assert_same_weights(vae.state_dict(), trained)
+    assert vae.scale_factor != 1.0
+
+
+def test_resume_equals_uninterrupted_with_discriminator(manifest, tmp_path):
+    cfg = vae_config(tmp_path, disc_start=1)
+    train("vae", manifest, tmp_path / "full", config=cfg, overrides={"max_steps": 4})
+    train("vae", manifest, tmp_path / "split", config=cfg, overrides={"max_steps": 2})
+    state = train("vae", manifest, tmp_path / "split", resume=True, overrides={"max_steps": 4})
+    assert state.step == 4
+    for name in ("vae", "disc"):
+        a = weights(tmp_path / "full" / "checkpoints" / "step_00000004", name)
+        b = weights(tmp_path / "split" / "checkpoints" / "step_00000004", name)
+        assert_same_weights(a, b)
+    steps = [m["step"] for m in metrics(tmp_path / "split")]
+    assert steps == [1, 2, 3, 4]  # the resumed run appends to the same metrics
+
+
+def test_gradient_accumulation_equals_the_whole_batch(manifest, tmp_path):
+    train("vae", manifest, tmp_path / "one", config=vae_config(tmp_path), overrides={"max_steps": 2})
+    train("vae", manifest, tmp_path / "acc", config=vae_config(tmp_path), overrides={"max_steps": 2, "grad_accum": 2})
+    a = weights(tmp_path / "one" / "checkpoints" / "step_00000002", "vae")
+    b = weights(tmp_path / "acc" / "checkpoints" / "step_00000002", "vae")
+    assert_same_weights(a, b, atol=1e-5)
+
+
+def test_sigint_saves_a_checkpoint_and_resume_finishes(manifest, tmp_path):
+    run = tmp_path / "run"
+
+    def progress(done: int, total: int) -> None:
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    state = train("vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 6, "save_every": 0},
+                  progress=progress)
+    assert state.interrupted and state.step == 2
+    assert state.checkpoint == run / "checkpoints" / "step_00000002"
+    assert (run / "export" / "vae" / "model.safetensors").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    state = train("vae", manifest, run, resume=True)
+    assert state.step == 6 and not state.interrupted
+
+
+def test_killed_while_saving_leaves_previous_checkpoint_valid(manifest, tmp_path):
+    """A process SIGKILLed in the middle of writing step 4 keeps step 2 as the latest valid checkpoint."""
+    run = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import os, signal, safetensors.torch
+        real = safetensors.torch.save_file
+        calls = []
+        def dying_save(tensors, path, *a, **k):
+            calls.append(path)
+            real(tensors, path, *a, **k)
+            if len(calls) == 2:  # step 4: the weights are half written when the process dies
+                os.kill(os.getpid(), signal.SIGKILL)
+        safetensors.torch.save_file = dying_save
+        from audioldm_cli.training.run import train
+        train("vae", {str(manifest)!r}, {str(run)!r}, config={str(vae_config(tmp_path))!r},
+              overrides={{"max_steps": 6}})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    leftovers = [p.name for p in (run / "checkpoints").iterdir()]
+    assert "step_00000002" in leftovers and "step_00000004" not in leftovers
+    assert any(name.startswith(".tmp_step_00000004") for name in leftovers)
+    state = train("vae", manifest, run, resume=True, overrides={"max_steps": 4})
+    assert state.step == 4  # resumed from step 2, whose files load strictly
+
+
+def test_vocoder_loss_decreases_and_export_loads(manifest, tmp_path):
+    cfg = tmp_path / "voc.json"
+    cfg.write_text(json.dumps({
+        "model": "tiny",
+        "loss": {"disc_width": 0.125, "periods": [2, 3], "scales": 1},
+        "train": {"max_steps": 8, "batch_size": 2, "lr": 1e-3, "segment_seconds": 0.05, "log_every": 1,
+                  "save_every": 0, "cpu": True, "val_every": 8, "val_items": 2},
+    }))
+    run = tmp_path / "voc"
+    train("vocoder", manifest, run, config=cfg)
+    records = metrics(run)
+    mel = [m["loss/mel"] for m in records if "loss/mel" in m]
+    assert np.mean(mel[-3:]) < np.mean(mel[:3]), mel
+    assert {"loss/adv", "loss/fm", "loss/disc"} <= set(records[-2])
+    assert [m["step"] for m in records if "val/mel" in m] == [0, 8]
+    assert sorted(p.name for p in (run / "val" / "step_00000008").iterdir()) == ["vocoded_0.wav", "vocoded_1.wav"]
+    from vocoder.pretrained import load_vocoder
+
+    generator = load_vocoder(run / "export")
+    out = generator(torch.zeros(1, 64, 5))
+    assert out.shape == (1, 1, 800)
+
+
+def test_bad_inputs_are_one_line_errors(manifest, tmp_path):
+    runner = CliRunner()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"wav": "absent.wav", "caption": "x"}) + "\n")
+    result = runner.invoke(app, ["train", "vae", "--data", str(empty), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "no usable rows" in result.output and "empty.jsonl:1: file not found" in result.output
+    bad_cfg = tmp_path / "bad.json"
+    bad_cfg.write_text(json.dumps({"train": {"max_step": 3}}))
+    result = runner.invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "r"),
+                                 "--config", str(bad_cfg)])
+    assert result.exit_code == 2 and "unknown train keys ['max_step']" in result.output
+    result = runner.invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "r"), "--resume"])
+    assert result.exit_code == 2 and "holds no run" in result.output
+    result = runner.invoke(app, ["train", "ldm", "--data", str(manifest), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "needs --init-from MODEL" in result.output
+    with pytest.raises(UsageError, match="must divide the per-process batch"):
+        train("vae", manifest, tmp_path / "r", config=vae_config(tmp_path), overrides={"grad_accum": 3})
+
+
+def test_cli_trains_prints_export_and_refuses_to_clobber(manifest, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(vae_config(tmp_path)),
+            "--max-steps", "2", "--batch-size", "2", "--lr", "1e-3", "--seed", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(run / "export")
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert (saved["max_steps"], saved["lr"], saved["seed"]) == (2, 1e-3, 3)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "already holds a run" in result.output

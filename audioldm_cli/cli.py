@@ -328,6 +328,12 @@ def generate(
             emit_path(paths[index])
 
 
+def _report_item_error(src: Path, error: Exception) -> None:
+    """One `error:` line for a failed batch item, naming the file once."""
+    message = str(error)
+    typer.echo(f"error: {message}" if str(src) in message else f"error: {src}: {message}", err=True)
+
+
 def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) -> Path:
     from .checkpoint import LATENT_NPY_SUFFIX, LATENT_SUFFIX
 
@@ -391,7 +397,7 @@ def reconstruct(
                     write_audio(path, wav, pipe.sample_rate)
             except USER_ERRORS as e:
                 failures += 1
-                typer.echo(f"error: {src}: {e}", err=True)
+                _report_item_error(src, e)
                 continue
             finally:
                 progress(i + 1, len(sources))
@@ -458,7 +464,7 @@ def encode(
                     group.append((i, src, target))
                 except USER_ERRORS as e:
                     failures += 1
-                    typer.echo(f"error: {src}: {e}", err=True)
+                    _report_item_error(src, e)
             for length in sorted({w.shape[-1] for w in wavs}):  # only equal lengths share a batch
                 members = [(item, w) for item, w in zip(group, wavs) if w.shape[-1] == length]
                 gens = [make_generator(seed + i) for (i, _, _), _ in members]

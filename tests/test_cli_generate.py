@@ -1,0 +1,131 @@
+"""`audioldm generate` through the CLI on the tiny model: lengths, seeds, names, prompt files, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from audioldm_cli.cli import app
+
+runner = CliRunner()
+FAST = ["--steps", "2", "--device", "cpu"]
+
+
+def run(model, *args):
+    return runner.invoke(app, ["generate", "--model", str(model), *FAST, *map(str, args)])
+
+
+def files_in(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_one_output_with_exact_duration(tiny_model, tmp_path):
+    out = tmp_path / "dog.wav"
+    result = run(tiny_model, "a dog barking", "-o", out, "--duration", "0.31", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(out)]
+    info = sf.info(out)
+    assert (info.samplerate, info.frames, info.channels) == (16000, round(0.31 * 16000), 1)
+    assert files_in(tmp_path) == ["dog.wav"]  # no temporary files left behind
+
+
+def test_same_seed_same_file_and_batch_items_match_lone_runs(tiny_model, tmp_path):
+    """--num-samples 2 --seed 7: sample 1 equals a lone run with --seed 8 (within float tolerance)."""
+    (tmp_path / "batch").mkdir()
+    result = run(tiny_model, "wind", "--out-dir", tmp_path / "batch", "--num-samples", "2", "--seed", "7",
+                 "--duration", "0.1", "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    assert files_in(tmp_path / "batch") == ["wind_0.wav", "wind_1.wav"]
+    lone = tmp_path / "lone.wav"
+    assert run(tiny_model, "wind", "-o", lone, "--seed", "8", "--duration", "0.1").exit_code == 0
+    item, _ = sf.read(tmp_path / "batch" / "wind_1.wav", dtype="int16")
+    alone, _ = sf.read(lone, dtype="int16")
+    assert np.abs(item.astype(int) - alone.astype(int)).max() <= 2  # 16-bit PCM: a couple of LSBs
+    again = tmp_path / "again.wav"
+    assert run(tiny_model, "wind", "-o", again, "--seed", "8", "--duration", "0.1").exit_code == 0
+    assert again.read_bytes() == lone.read_bytes()
+
+
+def test_prompts_file_names_and_negative_prompt(tiny_model, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# sound effects\nrain\tRain on a tin roof!\n\nA car horn\nrain\tlight rain\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run(tiny_model, "--prompts-file", prompts, "--out-dir", out, "--duration", "0.05", "--seed", "1",
+                 "--negative-prompt", "music", "--batch-size", "3")
+    assert result.exit_code == 0, result.output
+    assert files_in(out) == ["a-car-horn_0.wav", "rain-2_0.wav", "rain_0.wav"]
+    assert result.stdout.splitlines() == [str(out / n) for n in ("rain_0.wav", "a-car-horn_0.wav", "rain-2_0.wav")]
+    assert all(sf.info(out / n).frames == 800 for n in files_in(out))
+
+
+def test_existing_output_needs_overwrite(tiny_model, tmp_path):
+    out = tmp_path / "x.wav"
+    out.write_bytes(b"keep me")
+    result = run(tiny_model, "x", "-o", out, "--duration", "0.05")
+    assert result.exit_code == 2
+    assert "already exists; pass -y/--overwrite" in result.stderr
+    assert out.read_bytes() == b"keep me"
+    result = run(tiny_model, "x", "-o", out, "--duration", "0.05", "-y")
+    assert result.exit_code == 0, result.output
+    assert sf.info(out).frames == 800
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["", "-o", "{tmp}/a.wav"], 2, "prompt '' is empty"),
+        (["x", "-o", "{tmp}/a.wav", "--duration", "-1"], 2, "--duration -1.0: must be > 0"),
+        (["x", "-o", "{tmp}/a.wav", "--duration", "0"], 2, "--duration 0.0: must be > 0"),
+        (["x", "-o", "{tmp}/a.wav", "--duration", "nan"], 2, "--duration nan: must be > 0"),
+        (["x", "-o", "{tmp}/a.wav", "--steps", "0"], 2, "--steps 0"),
+        (["x", "-o", "{tmp}/a.wav", "--guidance-scale", "-1"], 2, "--guidance-scale -1.0: must be a finite number >= 0"),
+        (["x", "-o", "{tmp}/a.wav", "--sampler", "euler"], 2, "--sampler 'euler': choose one of ddim, dpmpp-2m"),
+        (["x", "y", "-o", "{tmp}/a.wav"], 2, "use --out-dir"),
+        (["x", "--out-dir", "{tmp}/missing"], 2, "--out-dir {tmp}/missing: folder does not exist"),
+        (["--out-dir", "{tmp}"], 2, "no prompt given"),
+        (["--prompts-file", "{tmp}/nope.txt"], 2, "--prompts-file {tmp}/nope.txt: file not found"),
+    ],
+)
+def test_bad_inputs(tiny_model, tmp_path, args, code, message):
+    result = run(tiny_model, *[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == code, result.output
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_missing_model_folder_is_named(tmp_path):
+    result = runner.invoke(app, ["generate", "x", "-o", str(tmp_path / "a.wav"), "--model", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert f"model folder not found: {tmp_path / 'm'}" in result.stderr
+
+
+def test_default_model_folder_is_named_when_absent(tmp_path, monkeypatch):
+    from audioldm_cli import cli
+
+    monkeypatch.setattr(cli, "default_model_dir", lambda: tmp_path / "checkpoints" / "default")
+    result = runner.invoke(app, ["generate", "x", "-o", str(tmp_path / "a.wav")])
+    assert result.exit_code == 1
+    assert f"default model folder not found: {tmp_path / 'checkpoints' / 'default'}" in result.stderr
+
+
+def test_cuda_without_gpu_is_a_usage_error(tiny_model, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = runner.invoke(app, ["generate", "x", "-o", str(tmp_path / "a.wav"), "--model", str(tiny_model),
+                                 "--device", "cuda"])
+    assert result.exit_code == 2
+    assert "no CUDA GPU is available" in result.stderr
+
+
+def test_model_without_unet_cannot_generate(tmp_path):
+    from audioldm_cli.testing import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "m", with_unet=False)
+    result = run(model, "x", "-o", tmp_path / "a.wav", "--duration", "0.05")
+    assert result.exit_code == 1
+    assert "no UNet" in result.stderr
+    assert not (tmp_path / "a.wav").exists()

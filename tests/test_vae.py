@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import read_key_list
 
 from audioldm_cli.errors import ModelError, UsageError
@@ -14,6 +15,7 @@ from audioldm_cli.vae import (
     AutoencoderKL,
     DiagonalGaussianDistribution,
     load_first_stage_from_ckpt,
+    upsample_conv,
 )
 from vocoder.checkpoint import CheckpointError
 
@@ -83,6 +85,23 @@ def test_downsampling_factors_and_latent_shape(fixtures_dir, oracle):
         z = tiny.encode(torch.randn(2, 1, 24, 16)).mean
         assert z.shape == (2, 8, 6, 4)
         assert tiny.decode(z).shape == (2, 1, 24, 16)
+
+
+@pytest.mark.parametrize(
+    "scale, kernel, size",
+    [((2, 2), 3, (5, 3)), ((4, 2), 5, (3, 4)), ((2, 2), 5, (4, 4)), ((3, 1), 3, (2, 5))],
+)
+def test_phase_upsampling_equals_conv_after_nearest_upsampling(scale, kernel, size):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, kernel, padding=kernel // 2)
+    x = torch.randn(2, 6, *size, requires_grad=True)
+    expected = conv(F.interpolate(x, scale_factor=scale, mode="nearest"))
+    out = upsample_conv(x, conv, scale)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    # differentiable as well (training goes through the same path)
+    (g_out,) = torch.autograd.grad(out.square().sum(), x)
+    (g_exp,) = torch.autograd.grad(expected.square().sum(), x)
+    torch.testing.assert_close(g_out, g_exp, rtol=1e-4, atol=1e-4)
 
 
 def test_config_round_trips_through_json():

@@ -285,24 +285,43 @@ def is_latent_path(path: str | os.PathLike) -> bool:
 OFFICIAL_PREFIXES = {"vae": "first_stage_model.", "unet": "model.diffusion_model.", "vocoder": "first_stage_model.vocoder."}
 
 
-def read_official_state(path: str | os.PathLike, kind: str) -> dict[str, torch.Tensor]:
-    """The `kind` part ("vae", "unet" or "vocoder") of an official AudioLDM .ckpt, prefix stripped.
+def load_official_ckpt(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, torch.nn.Module]]:
+    """The VAE and vocoder of an official AudioLDM .ckpt (s/m/l-full share them), as pipeline parts.
 
-    Read with `torch.load(weights_only=True)`; the VAE part excludes the vocoder stored inside it.
+    The UNet is left out: the official ones are conditioned on CLAP audio-text embeddings, which this
+    tool does not ship, so such a pipeline reconstructs and encodes but does not generate.
     """
+    from vocoder.generator import HifiGanGenerator, fold_weight_norm, vocoder_preset
+    from vocoder.config import MEL_PRESETS
+
+    from .vae import load_first_stage_from_ckpt
+
     obj = torch_load_safe(path)
+    vae = load_first_stage_from_ckpt(obj, "audioldm-s-full")
+    vocoder = HifiGanGenerator.from_config(vocoder_preset("audioldm-16k"), use_weight_norm=False)
+    load_state_dict_strict(vocoder, fold_weight_norm(_strip_prefix(obj, str(path), "vocoder")), f"{path} (vocoder)")
+    config = PipelineConfig(frontend=MEL_PRESETS["audioldm-16k"].to_dict(), components={"vae": "vae", "vocoder": "vocoder"})
+    logger.info("%s: official AudioLDM checkpoint, VAE and vocoder loaded (its CLAP-conditioned UNet is not used)", path)
+    return PipelineConfig.from_dict(config.to_dict()), {"vae": vae, "vocoder": vocoder.eval()}
+
+
+def _strip_prefix(obj: Mapping, path: str, kind: str) -> dict[str, torch.Tensor]:
     state = obj.get("state_dict", obj)
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: 'state_dict' is not a dict of tensors")
     prefix = OFFICIAL_PREFIXES[kind]
     out = {}
     for name, value in state.items():
-        if not name.startswith(prefix):
-            continue
-        rest = name[len(prefix) :]
-        if kind == "vae" and rest.startswith("vocoder."):
-            continue
-        out[rest] = value
+        if name.startswith(prefix) and not (kind == "vae" and name.startswith(OFFICIAL_PREFIXES["vocoder"])):
+            out[name[len(prefix) :]] = value
     if not out:
         raise CheckpointError(f"{path} holds no '{prefix}*' weights: not an official AudioLDM checkpoint")
     return out
+
+
+def read_official_state(path: str | os.PathLike, kind: str) -> dict[str, torch.Tensor]:
+    """The `kind` part ("vae", "unet" or "vocoder") of an official AudioLDM .ckpt, prefix stripped.
+
+    Read with `torch.load(weights_only=True)`; the VAE part excludes the vocoder stored inside it.
+    """
+    return _strip_prefix(torch_load_safe(path), str(path), kind)

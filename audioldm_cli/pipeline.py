@@ -72,10 +72,17 @@ class AudioLDM:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> AudioLDM:
-        """Load a model folder (see CONTRIBUTING.md) strictly; weights load on CPU, then move to `device`."""
+        """Load a model folder (see CONTRIBUTING.md) strictly; weights load on CPU, then move to `device`.
+
+        An official AudioLDM `.ckpt` gives its VAE and vocoder (reconstruct and encode only);
+        `save_pretrained` then converts it into a model folder.
+        """
         folder = Path(folder)
-        config = ckpt.read_pipeline_config(folder)
         device = resolve_device(device)  # fail on a missing GPU before reading weights
+        if folder.suffix == ".ckpt" and folder.is_file():
+            config, parts = ckpt.load_official_ckpt(folder)
+            return cls(config, **parts, device=device)
+        config = ckpt.read_pipeline_config(folder)
         parts = config.components
         vae = ckpt.load_component(folder / parts["vae"], "vae")
         vocoder = ckpt.load_vocoder_entry(folder, parts["vocoder"])

@@ -203,3 +203,24 @@ def test_official_ckpt_parts(tmp_path):
     torch.save({"state_dict": {"x": torch.ones(1)}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="not an official AudioLDM checkpoint"):
         ckpt.read_official_state(tmp_path / "other.ckpt", "vae")
+
+
+@pytest.mark.slow
+def test_official_ckpt_loads_as_a_reconstruct_pipeline(tmp_path):
+    """A synthetic official checkpoint (full-size VAE and vocoder, random weights) loads strictly,
+    reconstructs, and converts into a model folder."""
+    from audioldm_cli.vae import AutoencoderKL
+    from vocoder.generator import HifiGanGenerator, vocoder_preset
+
+    vae = AutoencoderKL.from_config("audioldm-s-full")
+    voc = HifiGanGenerator.from_config(vocoder_preset("audioldm-16k"), use_weight_norm=False)
+    state = {f"first_stage_model.{k}": v for k, v in vae.state_dict().items()}
+    state.update({f"first_stage_model.vocoder.{k}": v for k, v in voc.state_dict().items()})
+    state["scale_factor"] = torch.tensor(0.75)
+    torch.save({"state_dict": state}, tmp_path / "audioldm-s-full.ckpt")
+    pipe = AudioLDM.from_pretrained(tmp_path / "audioldm-s-full.ckpt")
+    assert pipe.unet is None and pipe.scale_factor == 0.75 and pipe.preset == "audioldm-16k"
+    assert pipe.reconstruct(torch.zeros(1234)).shape == (1234,)
+    folder = pipe.save_pretrained(tmp_path / "converted")
+    again = AudioLDM.from_pretrained(folder)
+    assert _states_equal(again.vae, pipe.vae) and _states_equal(again.vocoder, pipe.vocoder)

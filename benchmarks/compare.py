@@ -362,13 +362,15 @@ def bench_frontend(sizes: Sizes, repeats: int) -> list[Row]:
 # --------------------------------------------------------------------------------------- results
 
 
-def report(rows: list[Row], machine: str, sizes: Sizes, repeats: int, quick: bool) -> str:
-    """The `## Compare` section of RESULTS.md (markdown)."""
+def report(
+    rows: list[Row], machine: str, repeats: int, command: str = "benchmarks/compare.py", pending: tuple = ()
+) -> str:
+    """The `## Compare` section of RESULTS.md (markdown); `pending` names stages not measured yet."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         SECTION,
         "",
-        f"`benchmarks/compare.py{' --quick' if quick else ''}`, {when}. Machine: {machine}.",
+        f"`{command}`, {when}. Machine: {machine}.",
         (
             f"Median of {repeats} runs each after one warm-up, ours and the reference alternating in one "
             "process, `torch.inference_mode()`, float32, the same random weights in both (audioldm-s-full "
@@ -389,6 +391,8 @@ def report(rows: list[Row], machine: str, sizes: Sizes, repeats: int, quick: boo
         )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines += ["", f"Load average (1 min) when the run ended: {load:.2f}."]
+    if pending:
+        lines += ["", f"**Partial run**: not measured yet: {', '.join(pending)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -466,9 +470,15 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or sizes.repeats
     machine = machine_description(args.threads)
     logger.info("machine: %s", machine)
+    results = (
+        None
+        if args.no_results
+        else args.results or (None if args.quick else ROOT / "benchmarks" / "RESULTS.md")
+    )
+    command = " ".join(["benchmarks/compare.py", *(sys.argv[1:] if argv is None else argv)])
     rows: list[Row] = []
     with torch.inference_mode():
-        for stage in args.stages:
+        for i, stage in enumerate(args.stages):
             if stage == "frontend":
                 rows += bench_frontend(sizes, repeats)
             else:
@@ -476,11 +486,11 @@ def main(argv: list[str] | None = None) -> int:
                     ref_mods, sizes, repeats
                 )
             gc.collect()
+            if results is not None:  # after every stage, so that an interrupted run keeps what it measured
+                write_section(results, report(rows, machine, repeats, command, tuple(args.stages[i + 1 :])))
 
     print_rows(rows)
-    results = args.results or (None if args.quick else ROOT / "benchmarks" / "RESULTS.md")
-    if results is not None and not args.no_results:
-        write_section(results, report(rows, machine, sizes, repeats, args.quick))
+    if results is not None:
         print(f"wrote the '{SECTION}' section of {results}")
     failed = [r.stage for r in rows if not r.ok]
     if failed:

@@ -45,7 +45,11 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("audioldm_cli") is None:  # a fresh clone run without an install
+# Run as a script, sys.path[0] is benchmarks/, whose vae.py, vocoder.py, ... would shadow the packages
+# of the same name; the repository root takes its place (the same code as an editable install).
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(ROOT)
+elif importlib.util.find_spec("audioldm_cli") is None:  # imported from elsewhere without an install
     sys.path.insert(0, str(ROOT))
 
 logger = logging.getLogger("compare")

@@ -581,27 +581,18 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict | None:
     return {"ddconfig": dd, "embed_dim": embed, "subband": in_ch}
 
 
+# The ddconfig fields that decide the weight shapes (attention placement aside).
+ARCH_KEYS = ("ch", "ch_mult", "num_res_blocks", "z_channels", "in_channels", "downsample_time_stride4_levels")
+
+
 def _describe(cfg: dict) -> str:
+    """Name the preset whose weight shapes equal those of `cfg`, else spell out the fields."""
     dd = cfg["ddconfig"]
     for name, preset in VAE_PRESETS.items():
-        pdd = preset["ddconfig"]
-        if (
-            all(
-                dd[k] == pdd[k]
-                for k in (
-                    "ch",
-                    "ch_mult",
-                    "num_res_blocks",
-                    "in_channels",
-                    "z_channels",
-                    "downsample_time_stride4_levels",
-                )
-            )
-            and cfg["embed_dim"] == preset["embed_dim"]
-        ):
+        same = all(dd[k] == preset["ddconfig"][k] for k in ARCH_KEYS)
+        if same and cfg["embed_dim"] == preset["embed_dim"]:
             return f"config {name!r}"
-    keys = ("ch", "ch_mult", "num_res_blocks", "z_channels", "in_channels", "downsample_time_stride4_levels")
-    return "a config with " + ", ".join(f"{k}={dd[k]}" for k in keys) + f", embed_dim={cfg['embed_dim']}"
+    return "a config with " + ", ".join(f"{k}={dd[k]}" for k in ARCH_KEYS) + f", embed_dim={cfg['embed_dim']}"
 
 
 def load_first_stage_from_ckpt(
@@ -635,8 +626,8 @@ def load_first_stage_from_ckpt(
     model = AutoencoderKL.from_config(config_name)
     fits = infer_config(vae_state)
     hint = f"The weights fit {_describe(fits)}." if fits else ""
-    name = config_name if isinstance(config_name, str) else "the given config"
-    load_state_dict_strict(model, vae_state, f"{source} (VAE config {name!r})", hint)
+    name = repr(config_name) if isinstance(config_name, str) else "(given)"
+    load_state_dict_strict(model, vae_state, f"{source} (VAE config {name})", hint)
     scale = state.get("scale_factor")
     if isinstance(scale, torch.Tensor) and scale.numel() == 1:
         model.scale_factor = float(scale)

@@ -129,3 +129,34 @@ def test_model_without_unet_cannot_generate(tmp_path):
     assert result.exit_code == 1
     assert "no UNet" in result.stderr
     assert not (tmp_path / "a.wav").exists()
+
+
+# ---------------------------------------------------------------------------------------------- naming helpers
+
+
+def test_slugs_are_stable_and_safe():
+    from audioldm_cli.batch import slugify, unique_stems
+
+    assert slugify("A dog barking, far away!") == "a-dog-barking-far-away"
+    assert slugify("../../etc/passwd") == "etc-passwd"
+    assert slugify("???") == "prompt"
+    assert len(slugify("x" * 500)) == 60
+    assert unique_stems(["a", "b", "a", "a"]) == ["a", "b", "a-2", "a-3"]
+
+
+def test_claimed_output_is_never_clobbered(tmp_path):
+    from audioldm_cli.batch import claim_output
+    from audioldm_cli.errors import AudioLDMError
+
+    target = tmp_path / "x.wav"
+    target.write_bytes(b"another process wrote this")
+    with pytest.raises(AudioLDMError, match="appeared while running"):
+        with claim_output(target, overwrite=False):
+            raise AssertionError("the block must not run")
+    assert target.read_bytes() == b"another process wrote this"
+    fresh = tmp_path / "y.wav"
+    with pytest.raises(RuntimeError):
+        with claim_output(fresh, overwrite=False):
+            assert fresh.exists() and fresh.stat().st_size == 0  # the name is reserved while writing
+            raise RuntimeError("write failed")
+    assert not fresh.exists()  # a failed write leaves no claim behind

@@ -199,6 +199,7 @@ def render_procedural(p: dict, seconds: float, rate: int, rng: np.random.Generat
         freqs[0] = freqs[1]
         power = {"white": 0.0, "pink": 1.0, "brown": 2.0}[p["colour"]]
         out = np.fft.irfft(spec / freqs ** (power / 2), n)
+        out *= 0.25 / (np.sqrt(np.mean(out**2)) + 1e-12)  # RMS -12 dBFS, whatever the colour
     elif kind == "chirp":
         a, b, T = p["start"], p["end"], p["sweep_s"]
         tau = t % T

@@ -58,6 +58,7 @@ MAX_VARIANTS = {"oneshot": 4, "window": 6, "words": 10_000, "walk": 12, "typing"
 ANIMAL_MAX_VARIANTS = 8  # few real animal clips: augment more
 # categories built mostly from generated material: the share of the quota kept for it
 GENERATED_SHARE = {"instrument": 0.75, "drums": 0.6}
+NATURE_MIN_WINDOWS = 5  # windows past a loop's length are random, pitch-shifted re-takes
 TARGET_DBFS = -20.0
 PEAK = 0.89
 
@@ -198,8 +199,14 @@ def render_oneshot(job, rate, n, rng):
 
 def render_window(job, rate, n, rng):
     x = load(job["path"], rate)
+    extra = job["window"] * n + n > max(len(x), n)  # past the end: an augmented re-take
+    if extra:
+        x = pitch_shift(x, float(rng.uniform(-2, 2))) * rng.uniform(0.7, 1.0)
     if len(x) < n:  # a short loop: tile it
         x = np.tile(x, int(math.ceil(n / max(1, len(x)))) + 1)
+    if extra:
+        start = int(rng.integers(0, max(1, len(x) - n)))
+        return fade(x[start : start + n], rate, 10)
     start = job["window"] * n
     if start + n > len(x):
         start = max(0, len(x) - n)
@@ -468,6 +475,8 @@ def plan_file_jobs(work: Path, seconds: float, quotas: dict[str, int]) -> dict[s
                 except Exception:
                     continue
                 n_var = max(1, min(MAX_VARIANTS["window"] if m.category != "music" else 4, int(dur // seconds)))
+                if m.category == "nature":  # few long ambience loops: add augmented windows
+                    n_var = max(n_var, NATURE_MIN_WINDOWS)
                 for v in range(n_var):
                     cands[m.category].append((v, stable_hash(rel, v), _job(
                         m.category, "window", package, [rel], split, m.captions(), licence, (package, rel, v),

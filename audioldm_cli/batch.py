@@ -80,7 +80,9 @@ def claim_output(path: Path, overwrite: bool) -> Iterator[Path]:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
             claimed = True
         except FileExistsError:
-            raise AudioLDMError(f"{path} appeared while running (another process?); not overwritten") from None
+            raise AudioLDMError(
+                f"{path} appeared while running (another process?); not overwritten"
+            ) from None
     try:
         yield path
     except BaseException:

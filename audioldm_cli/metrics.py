@@ -44,7 +44,9 @@ def reconstruction_report(ref: Tensor, est: Tensor, mel_config: MelConfig) -> di
     "mr_stft": multi-resolution STFT distance}; 0 for identical inputs.
     """
     if ref.shape != est.shape or ref.dim() != 1:
-        raise ValueError(f"reference {tuple(ref.shape)} and estimate {tuple(est.shape)} must be equal 1-D shapes")
+        raise ValueError(
+            f"reference {tuple(ref.shape)} and estimate {tuple(est.shape)} must be equal 1-D shapes"
+        )
     from .frontend import MelFrontend
 
     ref, est = ref.float().cpu(), est.float().cpu()

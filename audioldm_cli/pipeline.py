@@ -93,7 +93,9 @@ class AudioLDM:
     def save_pretrained(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write this pipeline as a model folder (`dtype=torch.float16` halves the files)."""
         modules = {"vae": self.vae, "vocoder": self.vocoder, "unet": self.unet}
-        return ckpt.save_model_folder(folder, self.config, {k: v for k, v in modules.items() if v is not None}, dtype=dtype)
+        return ckpt.save_model_folder(
+            folder, self.config, {k: v for k, v in modules.items() if v is not None}, dtype=dtype
+        )
 
     # ------------------------------------------------------------------------------------------
     # properties and consistency checks
@@ -193,8 +195,12 @@ class AudioLDM:
             "conditioning": self.config.conditioning,
             "text_encoder": self.config.text_encoder,
             "schedule": self.schedule.to_dict(),
-            "latent": {"channels": self.latent_channels, "time_downsampling": self.time_factor,
-                       "freq_downsampling": self.freq_factor, "scale_factor": self.scale_factor},
+            "latent": {
+                "channels": self.latent_channels,
+                "time_downsampling": self.time_factor,
+                "freq_downsampling": self.freq_factor,
+                "scale_factor": self.scale_factor,
+            },
             "components": parts,
         }
 
@@ -229,7 +235,10 @@ class AudioLDM:
         """latent [B, C, T', F'] (scaled) -> waveform [B, n_samples] (default: all decoded frames)."""
         if latent.dim() == 3:
             latent = latent[None]
-        if latent.shape[1] != self.latent_channels or latent.shape[-1] * self.freq_factor != self.mel_config.n_mels:
+        if (
+            latent.shape[1] != self.latent_channels
+            or latent.shape[-1] * self.freq_factor != self.mel_config.n_mels
+        ):
             raise ModelError(
                 f"latent of shape {tuple(latent.shape[1:])} does not fit this VAE "
                 f"({self.latent_channels} channels, {self.mel_config.n_mels // self.freq_factor} bins)"
@@ -243,7 +252,10 @@ class AudioLDM:
     # encode
 
     def encode(
-        self, wav: Tensor, sample: bool = False, generator: torch.Generator | Sequence[torch.Generator] | None = None
+        self,
+        wav: Tensor,
+        sample: bool = False,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> tuple[Tensor, dict]:
         """wav [B, N] (or [N]) at `sample_rate` -> (latent [B, C, T', F'] scaled by scale_factor, metadata).
 
@@ -323,7 +335,7 @@ class AudioLDM:
                 if not vocoder_only:
                     mel = self.vae.decode(self.vae.encode(mel).mode())
                 piece = self.vocode(mel, (e - s) * hop)
-            w = _crossfade_weights(s, e, start, end, margin, total) .repeat_interleave(hop)
+            w = _crossfade_weights(s, e, start, end, margin, total).repeat_interleave(hop)
             out[:, s * hop : e * hop] += piece * w
             weight[s * hop : e * hop] += w
             if progress is not None:
@@ -354,14 +366,31 @@ class AudioLDM:
         it equals a lone run with `seed + i`. Guidance > 1 pushes towards the prompt and away from
         `negative_prompt` (default: the empty prompt); 1 disables guidance.
         """
-        kwargs = dict(duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
-                      negative_prompt=negative_prompt, seed=seed, num_samples=num_samples, batch_size=batch_size)
+        kwargs = {
+            "duration": duration,
+            "steps": steps,
+            "sampler": sampler,
+            "guidance_scale": guidance_scale,
+            "negative_prompt": negative_prompt,
+            "seed": seed,
+            "num_samples": num_samples,
+            "batch_size": batch_size,
+        }
         return torch.stack([wav for _, wav in self.generate_iter(prompts, progress=progress, **kwargs)])
 
     def generate_iter(
-        self, prompts: list[str] | str, *, duration: float = 5.0, steps: int = 50, sampler: str = "ddim",
-        guidance_scale: float = 3.0, negative_prompt: str | None = None, seed: int | None = None,
-        num_samples: int = 1, batch_size: int = 4, progress: ProgressFn | None = None,
+        self,
+        prompts: list[str] | str,
+        *,
+        duration: float = 5.0,
+        steps: int = 50,
+        sampler: str = "ddim",
+        guidance_scale: float = 3.0,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+        num_samples: int = 1,
+        batch_size: int = 4,
+        progress: ProgressFn | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -372,7 +401,9 @@ class AudioLDM:
         n_samples = round(duration * self.sample_rate)
         frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
         if frames * self.hop_length != n_samples:
-            logger.info("duration %g s: generating %d mel frames, trimmed to %d samples", duration, frames, n_samples)
+            logger.info(
+                "duration %g s: generating %d mel frames, trimmed to %d samples", duration, frames, n_samples
+            )
         items = [p for p in prompts for _ in range(num_samples)]
         n_batches = math.ceil(len(items) / batch_size)
         for b in range(n_batches):
@@ -383,14 +414,26 @@ class AudioLDM:
                     progress(offset + done, n_batches * steps)
 
             latent = self._sample_latents(
-                items[lo:hi], [seed + i for i in range(lo, hi)], frames, steps, sampler, guidance_scale,
-                negative_prompt or "", callback,
+                items[lo:hi],
+                [seed + i for i in range(lo, hi)],
+                frames,
+                steps,
+                sampler,
+                guidance_scale,
+                negative_prompt or "",
+                callback,
             )
             yield from zip(range(lo, hi), self.decode_latent(latent, n_samples))
 
     def check_generate_inputs(
-        self, prompts: list[str], duration: float, steps: int, sampler: str, guidance_scale: float,
-        num_samples: int = 1, batch_size: int = 1,
+        self,
+        prompts: list[str],
+        duration: float,
+        steps: int,
+        sampler: str,
+        guidance_scale: float,
+        num_samples: int = 1,
+        batch_size: int = 1,
     ) -> None:
         """Validate generation arguments, each error naming the value and the rule."""
         from .samplers import SAMPLERS
@@ -402,7 +445,9 @@ class AudioLDM:
         for p in prompts:
             if not isinstance(p, str) or not p.strip():
                 raise UsageError(f"prompt {p!r} is empty: every prompt needs some text")
-        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and 0 < duration <= MAX_DURATION):
+        if not (
+            isinstance(duration, (int, float)) and math.isfinite(duration) and 0 < duration <= MAX_DURATION
+        ):
             raise UsageError(f"--duration {duration}: must be > 0 and <= {MAX_DURATION:g} s")
         if round(duration * self.sample_rate) < 1:
             raise UsageError(f"--duration {duration}: shorter than one sample at {self.sample_rate} Hz")
@@ -427,8 +472,15 @@ class AudioLDM:
         return {"context": states, "context_mask": mask}
 
     def _sample_latents(
-        self, prompts: list[str], seeds: list[int], frames: int, steps: int, sampler: str,
-        guidance_scale: float, negative: str, callback,
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        frames: int,
+        steps: int,
+        sampler: str,
+        guidance_scale: float,
+        negative: str,
+        callback,
     ) -> Tensor:
         """Run the sampler for one batch; returns scaled latents [B, C, T', F']."""
         from . import samplers
@@ -452,8 +504,13 @@ class AudioLDM:
             acp = alphas_cumprod(self.schedule).to(self.device)
             timesteps = ddim_timesteps(steps, self.schedule.timesteps)
             return samplers.SAMPLERS[sampler](
-                model_fn, x, timesteps, acp, prediction_type=self.schedule.prediction_type,
-                generator=generators, callback=callback,
+                model_fn,
+                x,
+                timesteps,
+                acp,
+                prediction_type=self.schedule.prediction_type,
+                generator=generators,
+                callback=callback,
             )
 
 

@@ -32,6 +32,7 @@ TINY_VOCODER_22K = HifiGanConfig(
     mel=MEL_PRESETS["hifigan-22k"].to_dict(),
 )
 
+
 def tiny_components(preset: str = "audioldm-16k", with_unet: bool = True, seed: int = 0) -> dict:
     """The tiny VAE, vocoder and (optionally) UNet, with weights drawn from `seed`."""
     from .vae import VAE_PRESETS, AutoencoderKL

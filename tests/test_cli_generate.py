@@ -34,8 +34,20 @@ def test_one_output_with_exact_duration(tiny_model, tmp_path):
 def test_same_seed_same_file_and_batch_items_match_lone_runs(tiny_model, tmp_path):
     """--num-samples 2 --seed 7: sample 1 equals a lone run with --seed 8 (within float tolerance)."""
     (tmp_path / "batch").mkdir()
-    result = run(tiny_model, "wind", "--out-dir", tmp_path / "batch", "--num-samples", "2", "--seed", "7",
-                 "--duration", "0.1", "--batch-size", "2")
+    result = run(
+        tiny_model,
+        "wind",
+        "--out-dir",
+        tmp_path / "batch",
+        "--num-samples",
+        "2",
+        "--seed",
+        "7",
+        "--duration",
+        "0.1",
+        "--batch-size",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert files_in(tmp_path / "batch") == ["wind_0.wav", "wind_1.wav"]
     lone = tmp_path / "lone.wav"
@@ -53,11 +65,26 @@ def test_prompts_file_names_and_negative_prompt(tiny_model, tmp_path):
     prompts.write_text("# sound effects\nrain\tRain on a tin roof!\n\nA car horn\nrain\tlight rain\n")
     out = tmp_path / "out"
     out.mkdir()
-    result = run(tiny_model, "--prompts-file", prompts, "--out-dir", out, "--duration", "0.05", "--seed", "1",
-                 "--negative-prompt", "music", "--batch-size", "3")
+    result = run(
+        tiny_model,
+        "--prompts-file",
+        prompts,
+        "--out-dir",
+        out,
+        "--duration",
+        "0.05",
+        "--seed",
+        "1",
+        "--negative-prompt",
+        "music",
+        "--batch-size",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     assert files_in(out) == ["a-car-horn_0.wav", "rain-2_0.wav", "rain_0.wav"]
-    assert result.stdout.splitlines() == [str(out / n) for n in ("rain_0.wav", "a-car-horn_0.wav", "rain-2_0.wav")]
+    assert result.stdout.splitlines() == [
+        str(out / n) for n in ("rain_0.wav", "a-car-horn_0.wav", "rain-2_0.wav")
+    ]
     assert all(sf.info(out / n).frames == 800 for n in files_in(out))
 
 
@@ -81,8 +108,16 @@ def test_existing_output_needs_overwrite(tiny_model, tmp_path):
         (["x", "-o", "{tmp}/a.wav", "--duration", "0"], 2, "--duration 0.0: must be > 0"),
         (["x", "-o", "{tmp}/a.wav", "--duration", "nan"], 2, "--duration nan: must be > 0"),
         (["x", "-o", "{tmp}/a.wav", "--steps", "0"], 2, "--steps 0"),
-        (["x", "-o", "{tmp}/a.wav", "--guidance-scale", "-1"], 2, "--guidance-scale -1.0: must be a finite number >= 0"),
-        (["x", "-o", "{tmp}/a.wav", "--sampler", "euler"], 2, "--sampler 'euler': choose one of ddim, dpmpp-2m"),
+        (
+            ["x", "-o", "{tmp}/a.wav", "--guidance-scale", "-1"],
+            2,
+            "--guidance-scale -1.0: must be a finite number >= 0",
+        ),
+        (
+            ["x", "-o", "{tmp}/a.wav", "--sampler", "euler"],
+            2,
+            "--sampler 'euler': choose one of ddim, dpmpp-2m",
+        ),
         (["x", "y", "-o", "{tmp}/a.wav"], 2, "use --out-dir"),
         (["x", "--out-dir", "{tmp}/missing"], 2, "--out-dir {tmp}/missing: folder does not exist"),
         (["--out-dir", "{tmp}"], 2, "no prompt given"),
@@ -97,7 +132,9 @@ def test_bad_inputs(tiny_model, tmp_path, args, code, message):
 
 
 def test_missing_model_folder_is_named(tmp_path):
-    result = runner.invoke(app, ["generate", "x", "-o", str(tmp_path / "a.wav"), "--model", str(tmp_path / "m")])
+    result = runner.invoke(
+        app, ["generate", "x", "-o", str(tmp_path / "a.wav"), "--model", str(tmp_path / "m")]
+    )
     assert result.exit_code == 1
     assert f"model folder not found: {tmp_path / 'm'}" in result.stderr
 
@@ -115,8 +152,9 @@ def test_cuda_without_gpu_is_a_usage_error(tiny_model, tmp_path, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    result = runner.invoke(app, ["generate", "x", "-o", str(tmp_path / "a.wav"), "--model", str(tiny_model),
-                                 "--device", "cuda"])
+    result = runner.invoke(
+        app, ["generate", "x", "-o", str(tmp_path / "a.wav"), "--model", str(tiny_model), "--device", "cuda"]
+    )
     assert result.exit_code == 2
     assert "no CUDA GPU is available" in result.stderr
 
@@ -150,13 +188,11 @@ def test_claimed_output_is_never_clobbered(tmp_path):
 
     target = tmp_path / "x.wav"
     target.write_bytes(b"another process wrote this")
-    with pytest.raises(AudioLDMError, match="appeared while running"):
-        with claim_output(target, overwrite=False):
-            raise AssertionError("the block must not run")
+    with pytest.raises(AudioLDMError, match="appeared while running"), claim_output(target, overwrite=False):
+        raise AssertionError("the block must not run")
     assert target.read_bytes() == b"another process wrote this"
     fresh = tmp_path / "y.wav"
-    with pytest.raises(RuntimeError):
-        with claim_output(fresh, overwrite=False):
-            assert fresh.exists() and fresh.stat().st_size == 0  # the name is reserved while writing
-            raise RuntimeError("write failed")
+    with pytest.raises(RuntimeError), claim_output(fresh, overwrite=False):
+        assert fresh.exists() and fresh.stat().st_size == 0  # the name is reserved while writing
+        raise RuntimeError("write failed")
     assert not fresh.exists()  # a failed write leaves no claim behind

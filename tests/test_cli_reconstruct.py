@@ -80,7 +80,10 @@ def test_latent_file_decodes_to_the_original_length(recon_model, tmp_path):
     sf.write(src, tone(440, 16000, 3000), 16000)
     latents = tmp_path / "lat"
     latents.mkdir()
-    assert runner.invoke(app, ["encode", str(src), "-o", str(latents), "--model", str(recon_model)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["encode", str(src), "-o", str(latents), "--model", str(recon_model)]).exit_code
+        == 0
+    )
     out = tmp_path / "dec.wav"
     result = run(recon_model, latents / "a.latent.safetensors", "-o", out)
     assert result.exit_code == 0, result.output

@@ -82,7 +82,7 @@ def test_encode_decode_round_trip(recon):
 
 def test_encode_sample_is_seeded_per_item(recon):
     wav = torch.stack([_signal(2000, seed=1), _signal(2000, seed=2)])
-    gens = lambda: [torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)]  # noqa: E731
+    gens = lambda: [torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)]
     a, _ = recon.encode(wav, sample=True, generator=gens())
     b, _ = recon.encode(wav[1:], sample=True, generator=[torch.Generator().manual_seed(6)])
     mean, _ = recon.encode(wav)
@@ -110,7 +110,7 @@ def test_generate_without_unet_is_refused(recon):
 
 
 def test_generate_exact_duration_and_determinism_per_seed(pipe):
-    kw = dict(duration=0.337, steps=2, sampler="dpmpp-2m")
+    kw = {"duration": 0.337, "steps": 2, "sampler": "dpmpp-2m"}
     a = pipe.generate("rain on a roof", seed=3, **kw)
     assert a.shape == (1, round(0.337 * 16000)) and torch.isfinite(a).all() and a.abs().max() > 0
     b = pipe.generate("rain on a roof", seed=3, **kw)
@@ -118,7 +118,7 @@ def test_generate_exact_duration_and_determinism_per_seed(pipe):
 
 
 def test_batch_item_equals_lone_run_with_seed_plus_i(pipe):
-    kw = dict(duration=0.1, steps=2, guidance_scale=2.0)
+    kw = {"duration": 0.1, "steps": 2, "guidance_scale": 2.0}
     # two batches (3 + 1 items): item 3 (prompt "birds", sample 1) is alone in the second one
     batch = pipe.generate(["wind", "birds"], num_samples=2, seed=10, batch_size=3, **kw)
     assert batch.shape == (4, 1600)
@@ -128,7 +128,7 @@ def test_batch_item_equals_lone_run_with_seed_plus_i(pipe):
 
 
 def test_negative_prompt_changes_the_result(pipe):
-    kw = dict(duration=0.1, steps=2, seed=1, guidance_scale=3.0)
+    kw = {"duration": 0.1, "steps": 2, "seed": 1, "guidance_scale": 3.0}
     plain = pipe.generate("engine", **kw)
     negative = pipe.generate("engine", negative_prompt="music", **kw)
     assert (plain - negative).abs().max() > 1e-4
@@ -163,7 +163,11 @@ def test_text_width_must_match_the_unet(tiny_model, tmp_path):
     meta = json.loads(path.read_text())
     assert meta["config"]["context_dim"] == 384
     (folder / "pipeline.json").write_text(
-        (folder / "pipeline.json").read_text().replace('"conditioning": "crossattn"', '"conditioning": "film"')
+        (folder / "pipeline.json")
+        .read_text()
+        .replace('"conditioning": "crossattn"', '"conditioning": "film"')
     )
-    with pytest.raises(ModelError, match="extra_film_condition_dim None differs from the text encoder width 384"):
+    with pytest.raises(
+        ModelError, match="extra_film_condition_dim None differs from the text encoder width 384"
+    ):
         AudioLDM.from_pretrained(folder).generate("x", duration=0.1, steps=1)

@@ -240,6 +240,15 @@ def default_model_dir() -> Path:
     return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
+def check_audio_output(path: Path, overwrite: bool) -> Path:
+    """`check_output_path` plus a writable audio extension, before any work is done."""
+    from .audio import WRITE_FORMATS
+
+    if path.suffix.lower() not in WRITE_FORMATS:
+        raise UsageError(f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
+    return check_output_path(path, overwrite)
+
+
 def load_pipeline(model: Path | None, device: str = "cpu"):
     """Load the model folder for a command, naming the missing folder when there is none."""
     from .errors import ModelError
@@ -304,7 +313,7 @@ def generate(
     if output is not None and len(items) * max(num_samples, 1) > 1:
         raise UsageError(f"-o names one file but {len(items)} prompt(s) x {num_samples} sample(s) were asked; use --out-dir")
     if output is not None:
-        paths = [check_output_path(output, overwrite)]
+        paths = [check_audio_output(output, overwrite)]
     else:
         folder = out_dir or Path(".")
         if not folder.is_dir():
@@ -379,7 +388,7 @@ def reconstruct(
         raise UsageError(f"--out-dir {out_dir}: folder does not exist")
     targets = [_reconstruct_target(src, output, out_dir) for src in sources]
     if output is not None:
-        check_output_path(output, overwrite)
+        check_audio_output(output, overwrite)
     check_new_outputs(targets, overwrite)
     pipe = load_pipeline(model, device)
     failures, reports = 0, []

@@ -119,6 +119,7 @@ def test_existing_output_needs_overwrite(tiny_model, tmp_path):
             "--sampler 'euler': choose one of ddim, dpmpp-2m",
         ),
         (["x", "y", "-o", "{tmp}/a.wav"], 2, "use --out-dir"),
+        (["x", "-o", "{tmp}/a.mp4"], 2, "output {tmp}/a.mp4: unknown audio extension '.mp4'"),
         (["x", "--out-dir", "{tmp}/missing"], 2, "--out-dir {tmp}/missing: folder does not exist"),
         (["--out-dir", "{tmp}"], 2, "no prompt given"),
         (["--prompts-file", "{tmp}/nope.txt"], 2, "--prompts-file {tmp}/nope.txt: file not found"),

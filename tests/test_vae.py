@@ -193,19 +193,45 @@ def test_posterior_moments_clamp_sample_and_kl():
     assert wild.logvar.flatten().tolist() == [-30.0, 20.0]
 
 
-def test_training_forward_backward_is_finite():
+TINY_DD = VAE_PRESETS["tiny"]["ddconfig"]
+TRAIN_CONFIGS = {
+    # attention at the second level (resolution 256 -> 128)
+    "attention": {**VAE_PRESETS["tiny"], "ddconfig": {**TINY_DD, "attn_resolutions": [128]}},
+    # 2 subbands, time-stride-4 at level 0: time x4, frequency 2 x 2
+    "subband_t4": {
+        "ddconfig": {
+            **TINY_DD,
+            "ch_mult": [1, 2],
+            "in_channels": 2,
+            "out_ch": 2,
+            "downsample_time_stride4_levels": [0],
+        },
+        "embed_dim": 4,
+        "subband": 2,
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(TRAIN_CONFIGS))
+def test_training_forward_backward_is_finite(name):
     torch.manual_seed(0)
-    cfg = {**VAE_PRESETS["tiny"], "ddconfig": {**VAE_PRESETS["tiny"]["ddconfig"], "attn_resolutions": [128]}}
-    cfg["ddconfig"]["resolution"] = 256  # attention at the second level (256 -> 128)
-    model = AutoencoderKL.from_config(cfg).train()
-    assert any(".attn.0." in k for k in model.state_dict())
+    model = AutoencoderKL.from_config(TRAIN_CONFIGS[name]).train()
     mel = torch.randn(2, 1, 16, 8)
     recon, post = model(mel, generator=torch.Generator().manual_seed(0))
+    assert recon.shape == mel.shape
+    assert post.mean.shape == (
+        2,
+        model.latent_channels,
+        16 // model.time_downsample_factor,
+        8 // model.freq_downsample_factor,
+    )
     loss = (recon - mel).abs().mean() + 1e-6 * post.kl().sum()
     loss.backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert model.encoder.conv_in.weight.grad.abs().sum() > 0
+    if name == "attention":
+        assert model.encoder.down[1].attn[0].q.weight.grad.abs().sum() > 0
 
 
 def make_checkpoint(cfg, seed: int) -> tuple[dict, dict]:

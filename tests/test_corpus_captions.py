@@ -13,10 +13,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "corpus"))
 
-import build_corpus as bc  # noqa: E402
-import captions as cap  # noqa: E402
-import generators as gen  # noqa: E402
-import sources as src  # noqa: E402
+import build_corpus as bc
+import captions as cap
+import generators as gen
+import sources as src
 
 RATE = 16000
 
@@ -58,8 +58,8 @@ def test_every_rule_has_3_to_5_paraphrases_a_valid_category_and_mode():
         ("asterisk-core-sounds-it-g722", "usr/share/asterisk/sounds/it_IT_m_Carlo/calling.g722", "speech",
          "Italian"),
         ("bucklespring-data", "usr/share/buckle/wav/1e-0.wav", "keyboard", "typ"),
-        ("minetest-data", "usr/share/games/minetest/games/minetest_game/mods/default/sounds/"
-         "default_grass_footstep.2.ogg", "impact", "walk"),
+        ("minetest-data", ("usr/share/games/minetest/games/minetest_game/mods/default/sounds/"
+                           "default_grass_footstep.2.ogg"), "impact", "walk"),
         ("redeclipse-data", "usr/share/games/redeclipse/data/sounds/ambience/waterfall_huge.ogg", "nature",
          "water"),
         ("oxygen-sounds", "usr/share/sounds/Oxygen-Im-Phone-Ring.ogg", "notification", "phone"),

@@ -40,9 +40,9 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import captions as cap  # noqa: E402
-import generators as gen  # noqa: E402
-import sources as src  # noqa: E402
+import captions as cap
+import generators as gen
+import sources as src
 
 log = logging.getLogger("build_corpus")
 
@@ -58,6 +58,8 @@ MAX_VARIANTS = {"oneshot": 4, "window": 6, "words": 10_000, "walk": 12, "typing"
 ANIMAL_MAX_VARIANTS = 8  # few real animal clips: augment more
 # categories built mostly from generated material: the share of the quota kept for it
 GENERATED_SHARE = {"instrument": 0.75, "drums": 0.6}
+# what a bad source file or a failing tool raises: the clip is skipped and reported, the build goes on
+RENDER_ERRORS = (OSError, RuntimeError, ValueError, subprocess.SubprocessError)
 NATURE_MIN_WINDOWS = 5  # windows past a loop's length are random, pitch-shifted re-takes
 TARGET_DBFS = -20.0
 PEAK = 0.89
@@ -203,7 +205,7 @@ def render_window(job, rate, n, rng):
     if extra:
         x = pitch_shift(x, float(rng.uniform(-2, 2))) * rng.uniform(0.7, 1.0)
     if len(x) < n:  # a short loop: tile it
-        x = np.tile(x, int(math.ceil(n / max(1, len(x)))) + 1)
+        x = np.tile(x, math.ceil(n / max(1, len(x))) + 1)
     if extra:
         start = int(rng.integers(0, max(1, len(x) - n)))
         return fade(x[start : start + n], rate, 10)
@@ -309,17 +311,17 @@ def midi_batch(jobs: list[dict], soundfont: str, rate: int, n: int) -> list[np.n
     tr.append(mido.MetaMessage("set_tempo", tempo=tempo))
     last = 0
     for t, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        tick = int(round(t * tpb))
+        tick = round(t * tpb)
         tr.append(msg.copy(time=max(0, tick - last)))
         last = max(last, tick)
     audio = _fluidsynth(out, soundfont, rate, int((len(jobs) * slot + 1) * rate))
-    return [fade(audio[int(round(k * slot * rate)) : int(round(k * slot * rate)) + n], rate, 30)
+    return [fade(audio[round(k * slot * rate) : round(k * slot * rate) + n], rate, 30)
             for k in range(len(jobs))]
 
 
 def render_midi_jobs(jobs: list[dict], out_dir: str, rate: int, seconds: float, on_done) -> None:
     """Render all MIDI jobs whose clip is missing, batched by soundfont; calls on_done(row, error)."""
-    n = int(round(seconds * rate))
+    n = round(seconds * rate)
     todo: dict[str, list[dict]] = defaultdict(list)
     for job in jobs:
         wav = Path(out_dir) / job["wav"]
@@ -332,7 +334,7 @@ def render_midi_jobs(jobs: list[dict], out_dir: str, rate: int, seconds: float, 
             batch = sjobs[i : i + MIDI_BATCH]
             try:
                 clips = midi_batch(batch, sfpath, rate, n)
-            except Exception as e:
+            except RENDER_ERRORS as e:
                 for job in batch:
                     on_done(None, f"{job['id']}: {type(e).__name__}: {e}")
                 continue
@@ -398,10 +400,10 @@ def render_job(job: dict, out_dir: str, rate: int, seconds: float) -> tuple[dict
         return json.loads(side.read_text()), None
     try:
         rng = rng_for("render", job["id"])
-        n = int(round(seconds * rate))
+        n = round(seconds * rate)
         x = RENDER[job["kind"]](job, rate, n, rng)
         return finish_job(job, x, out_dir, rate)
-    except Exception as e:  # one bad source must not stop the build
+    except RENDER_ERRORS as e:  # one bad source must not stop the build
         return None, f"{job['id']}: {type(e).__name__}: {e}"
 
 
@@ -427,7 +429,7 @@ def finish_job(job: dict, x: np.ndarray, out_dir: str, rate: int) -> tuple[dict 
         os.chmod(wav, 0o644)
         os.chmod(side, 0o644)
         return row, None
-    except Exception as e:
+    except RENDER_ERRORS as e:
         return None, f"{job['id']}: {type(e).__name__}: {e}"
 
 
@@ -472,7 +474,8 @@ def plan_file_jobs(work: Path, seconds: float, quotas: dict[str, int]) -> dict[s
             if mode == "window":
                 try:
                     dur = sf.info(str(path)).duration
-                except Exception:
+                except RENDER_ERRORS as e:
+                    log.warning("skipping %s: %s", rel, e)
                     continue
                 n_var = max(1, min(MAX_VARIANTS["window"] if m.category != "music" else 4, int(dur // seconds)))
                 if m.category == "nature":  # few long ambience loops: add augmented windows

@@ -74,11 +74,11 @@ def download(work: Path, packages=PACKAGES) -> None:
         return
     debs_dir(work).mkdir(parents=True, exist_ok=True)
     log.info("download: apt-get download %d packages into %s", len(missing), debs_dir(work))
-    res = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir(work), capture_output=True, text=True)
+    res = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir(work), capture_output=True, text=True, check=False)
     if res.returncode != 0 and "Unable to locate" in res.stderr:
         log.info("download: running apt-get update first")
-        subprocess.run(["apt-get", "update"], capture_output=True, text=True)
-        res = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir(work), capture_output=True, text=True)
+        subprocess.run(["apt-get", "update"], capture_output=True, text=True, check=False)
+        res = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir(work), capture_output=True, text=True, check=False)
     still = [p for p in missing if find_deb(work, p) is None]
     if still:
         raise RuntimeError(f"apt-get download failed for {', '.join(still)}: {res.stderr.strip()[-300:]}")
@@ -97,7 +97,7 @@ def extract(work: Path, package: str) -> Path:
     globs = [*SOUND_GLOBS, "*/copyright", "*.txt.gz"]
     dpkg = subprocess.Popen(["dpkg", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     tar = subprocess.run(["tar", "-x", "-C", str(dest), "--wildcards", "--no-anchored", *globs],
-                         stdin=dpkg.stdout, capture_output=True, text=True)
+                         stdin=dpkg.stdout, capture_output=True, text=True, check=False)
     dpkg.stdout.close()
     if dpkg.wait() != 0 or tar.returncode not in (0, 2):  # tar exits 2 when a glob matches nothing
         raise RuntimeError(f"extracting {deb.name} failed: {tar.stderr.strip()[-300:]}")
@@ -175,7 +175,7 @@ class LicenceIndex:
         if package in PACKAGE_LICENSES and (found is None or found is self._star(package)):
             return Licence(*PACKAGE_LICENSES[package])
         if found is None:
-            return Licence("see /usr/share/doc/%s/copyright" % package, "see the package's copyright file")
+            return Licence(f"see /usr/share/doc/{package}/copyright", "see the package's copyright file")
         return found
 
     def _star(self, package: str) -> Licence | None:

@@ -218,3 +218,27 @@ def test_cli_trains_prints_export_and_refuses_to_clobber(manifest, tmp_path):
     assert (saved["max_steps"], saved["lr"], saved["seed"]) == (2, 1e-3, 3)
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "already holds a run" in result.output
+
+
+def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path, monkeypatch):
+    from audioldm_cli.errors import ModelError
+    from audioldm_cli.training import vae as vae_stage
+
+    real_step = vae_stage.VAEStage.train_step
+
+    def poisoned(self, batch, step):
+        objectives, logs = real_step(self, batch, step)
+        if step in (1, 3, 4):
+            objectives = {k: v * float("nan") for k, v in objectives.items()}
+            logs = dict(logs, **{"loss/rec": logs["loss/rec"] * float("nan")})
+        return objectives, logs
+
+    monkeypatch.setattr(vae_stage.VAEStage, "train_step", poisoned)
+    run = tmp_path / "run"
+    state = train("vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 3, "max_bad_steps": 2})
+    assert state.step == 3
+    weights_after = weights(run / "checkpoints" / "step_00000003", "vae")
+    assert all(torch.isfinite(v).all() for v in weights_after.values())  # the NaN step was not applied
+    with pytest.raises(ModelError, match="training diverged: 3 steps with a non-finite loss"):
+        train("vae", manifest, tmp_path / "run2", config=vae_config(tmp_path), overrides={"max_steps": 6,
+                                                                                            "max_bad_steps": 2})

@@ -41,6 +41,7 @@ class TrainConfig:
     lr_min_ratio: float = 0.0  # cosine floor as a fraction of lr
     lr_gamma: float = 0.999  # exponential decay per step (HiFi-GAN uses 0.999 per epoch)
     clip_grad_norm: float = 1.0  # 0 disables clipping
+    max_bad_steps: int = 10  # steps with a non-finite loss that are skipped before the run stops
     precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = False  # force CPU even when a GPU is visible
     ema_decay: float = 0.9999  # for the stages that keep an EMA (ldm); 0 disables

@@ -36,7 +36,7 @@ from torch import nn
 from vocoder.checkpoint import atomic_path, load_state_dict_strict, read_safetensors, torch_load_safe
 
 from ..data import SegmentDataset, local_positions
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 from ..runtime import ProgressFn
 from .config import TrainConfig
 
@@ -180,6 +180,7 @@ class Trainer:
         if resume:
             self.load(self.latest_checkpoint())
         self._stop = False
+        self.bad_steps = 0
 
     # ------------------------------------------------------------------------------------------
     # the loop
@@ -235,6 +236,12 @@ class Trainer:
                 acc.backward(sum(objectives.values()) / cfg.grad_accum)
             for k, v in named.items():
                 logs[k] = logs.get(k, 0.0) + float(v.detach()) / cfg.grad_accum
+        bad = torch.tensor([0.0 if all(math.isfinite(v) for v in logs.values()) else 1.0], device=acc.device)
+        if acc.num_processes > 1:
+            bad = acc.reduce(bad, "sum")  # every process must take the same decision
+        if bad.item() > 0:
+            self._skip_update(logs)
+            return logs
         for name, opt in self.optims.items():
             if cfg.clip_grad_norm:
                 acc.unscale_gradients(opt)
@@ -249,6 +256,18 @@ class Trainer:
         self.state.step += 1
         self.state.last_losses = logs
         return logs
+
+    def _skip_update(self, logs: dict[str, float]) -> None:
+        """A non-finite loss: drop this step's gradients (all processes see the same global losses)."""
+        self.bad_steps += 1
+        logger.warning("step %d: non-finite loss %s; update skipped (%d so far)", self.state.step + 1,
+                       {k: v for k, v in logs.items() if not math.isfinite(v)}, self.bad_steps)
+        if self.bad_steps > self.cfg.max_bad_steps:
+            raise ModelError(f"training diverged: {self.bad_steps} steps with a non-finite loss (more than "
+                             f"train.max_bad_steps={self.cfg.max_bad_steps}); lower --lr or use --precision no")
+        for opt in self.optims.values():
+            opt.zero_grad(set_to_none=True)
+        self.state.step += 1
 
     def _no_sync(self, skip: bool):
         import contextlib
@@ -308,6 +327,10 @@ class Trainer:
                 folder = self.run_dir / "val" / f"step_{self.state.step:08d}"
                 folder.mkdir(parents=True, exist_ok=True)
                 for name, wave in audio.items():
+                    if not torch.isfinite(wave).all():
+                        logger.warning("validation audio %s at step %d is not finite: not written", name,
+                                       self.state.step)
+                        continue
                     with atomic_path(folder / f"{name}.wav") as tmp:
                         write_audio(tmp, wave.float().cpu(), self.stage.sample_rate)
             self._append_metrics({"step": self.state.step, **{f"val/{k}": round(v, 6) for k, v in results.items()}})

@@ -9,12 +9,12 @@ The generator trains with weight norm; the export folds it away. `--init-from` f
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vocoder.config import MelConfig
@@ -44,13 +44,30 @@ class VocoderLossConfig:
         return cls(**check_keys(cls, d or {}, "loss"))
 
 
+class DifferentiableLogMel(nn.Module):
+    """LogMel through its composable steps (spectrogram -> mel -> log), all of which support autograd.
+
+    `LogMel.forward` may take a faster CPU path written for inference (`out=` buffers, in-place ops).
+    """
+
+    def __init__(self, cfg: MelConfig):
+        super().__init__()
+        self.inner = LogMel(cfg)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        m = self.inner
+        return m.log(m.mel(m.spectrogram(wav)))
+
+
 class VocoderStage(Stage):
     name = "vocoder"
 
     def __init__(self, generator: HifiGanGenerator, mel: MelConfig, loss: VocoderLossConfig,
                  base_model: Path | None = None):
         self.mel_config, self.loss, self.base_model = mel, loss, base_model
-        self.log_mel = LogMel(mel)
+        self.log_mel = LogMel(mel)  # the generator's input: exactly the frontend's mel
+        # The loss mel adds HiFi-GAN's 1e-9 under the square root: |STFT| has no finite gradient at 0.
+        self.loss_mel = DifferentiableLogMel(dataclasses.replace(mel, magnitude_eps=max(mel.magnitude_eps, 1e-9)))
         disc = HifiGanDiscriminator(tuple(loss.periods), loss.scales, loss.disc_width)
         self.modules = {"generator": generator.apply_weight_norm(), "disc": disc}
         self.optimizers = {"generator": ("generator",), "disc": ("disc",)}
@@ -64,6 +81,7 @@ class VocoderStage(Stage):
 
     def to(self, device: torch.device) -> None:
         self.log_mel.to(device)
+        self.loss_mel.to(device)
 
     def mel(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, N] -> [B, n_mels, N // hop]: the frames the generator turns back into N samples."""
@@ -72,7 +90,7 @@ class VocoderStage(Stage):
     def train_step(self, batch: dict, step: int):
         real = batch["audio"].float()
         fake = self.modules["generator"](self.mel(real))[..., : real.shape[-1]]  # [B, 1, N]
-        mel_loss = mel_l1_loss(fake.float(), real, self.log_mel)
+        mel_loss = mel_l1_loss(fake.float(), real, self.loss_mel)
         logs = {"loss/mel": mel_loss}
         if step < self.loss.adv_start:
             return {"generator": self.loss.mel_weight * mel_loss}, logs

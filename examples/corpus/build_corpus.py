@@ -60,6 +60,7 @@ ANIMAL_MAX_VARIANTS = 8  # few real animal clips: augment more
 GENERATED_SHARE = {"instrument": 0.75, "drums": 0.6}
 # what a bad source file or a failing tool raises: the clip is skipped and reported, the build goes on
 RENDER_ERRORS = (OSError, RuntimeError, ValueError, subprocess.SubprocessError)
+CHECKPOINT_EVERY = 500  # clips between manifest rewrites during a build
 NATURE_MIN_WINDOWS = 5  # windows past a loop's length are random, pitch-shifted re-takes
 TARGET_DBFS = -20.0
 PEAK = 0.89
@@ -744,6 +745,8 @@ def main(argv=None) -> int:
         done += 1
         _collect(row, err, rows, errors)
         _progress(done, total, t1)
+        if done % CHECKPOINT_EVERY == 0:  # an interrupted build still leaves a usable manifest
+            write_outputs(out, rows)
 
     render_midi_jobs(midi_jobs, str(out), args.rate, args.seconds, on_done)
     if args.jobs > 1:

@@ -81,7 +81,9 @@ def _check_inputs(x: Tensor, timesteps: Tensor, acp: Tensor, x0: Tensor | None, 
     if bool((timesteps[1:] <= timesteps[:-1]).any()):
         raise ValueError("timesteps must be strictly ascending")
     if int(timesteps[0]) < 0 or int(timesteps[-1]) >= len(acp):
-        raise ValueError(f"timesteps must lie in [0, {len(acp)}), got {int(timesteps[0])}..{int(timesteps[-1])}")
+        raise ValueError(
+            f"timesteps must lie in [0, {len(acp)}), got {int(timesteps[0])}..{int(timesteps[-1])}"
+        )
     if (x0 is None) != (mask is None):
         raise ValueError("x0 and mask must be given together")
 
@@ -112,10 +114,12 @@ def sample_ddim(
         x = _paste_known(x, x0, mask, t, alphas_cumprod, generator)
         pred = model_fn(x, _timestep_batch(t, x))
 
-        def full(name: str) -> Tensor:  # the reference's torch.full((b, 1, 1, 1), v) float32 scalars
-            return torch.full((x.shape[0],) + (1,) * (x.ndim - 1), float(table[name][index]), device=x.device)
-
-        a_t, a_prev, sigma_t, sqrt_1ma = full("alphas"), full("alphas_prev"), full("sigmas"), full("sqrt_one_minus_alphas")
+        # the reference's torch.full((b, 1, 1, 1), v) float32 scalars
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        a_t, a_prev, sigma_t, sqrt_1ma = (
+            torch.full(shape, float(table[name][index]), device=x.device)
+            for name in ("alphas", "alphas_prev", "sigmas", "sqrt_one_minus_alphas")
+        )
         if prediction_type == "eps":
             eps = pred
             pred_x0 = (x - sqrt_1ma * eps) / a_t.sqrt()
@@ -211,8 +215,8 @@ def stochastic_encode(
 SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddim": sample_ddim, "dpmpp-2m": sample_dpmpp_2m}
 
 __all__ = [
-    "ModelFn",
     "SAMPLERS",
+    "ModelFn",
     "classifier_free_guidance",
     "randn_like",
     "sample_ddim",

@@ -39,14 +39,18 @@ class ScheduleConfig:
         if int(self.timesteps) != self.timesteps or self.timesteps < 2:
             raise UsageError(f"schedule timesteps={self.timesteps!r}: must be an integer >= 2")
         if self.beta_schedule not in BETA_SCHEDULES:
-            raise UsageError(f"schedule beta_schedule={self.beta_schedule!r}: must be one of {BETA_SCHEDULES}")
+            raise UsageError(
+                f"schedule beta_schedule={self.beta_schedule!r}: must be one of {BETA_SCHEDULES}"
+            )
         if not 0.0 < self.linear_start <= self.linear_end < 1.0:
             raise UsageError(
                 f"schedule linear_start={self.linear_start}, linear_end={self.linear_end}: "
                 "need 0 < linear_start <= linear_end < 1"
             )
         if self.prediction_type not in PREDICTION_TYPES:
-            raise UsageError(f"schedule prediction_type={self.prediction_type!r}: must be one of {PREDICTION_TYPES}")
+            raise UsageError(
+                f"schedule prediction_type={self.prediction_type!r}: must be one of {PREDICTION_TYPES}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,7 +126,11 @@ def add_noise(x0: Tensor, noise: Tensor, t: Tensor | int, alphas_cumprod: Tensor
 
 
 def training_target(
-    x0: Tensor, noise: Tensor, t: Tensor | int, alphas_cumprod: Tensor, prediction_type: PredictionType = "eps"
+    x0: Tensor,
+    noise: Tensor,
+    t: Tensor | int,
+    alphas_cumprod: Tensor,
+    prediction_type: PredictionType = "eps",
 ) -> Tensor:
     """What the network should output at (x_t, t): the noise ("eps") or v = sqrt(a) * noise - sqrt(1-a) * x0."""
     if prediction_type == "eps":
@@ -147,14 +155,14 @@ def pred_to_x0_eps(
 
 
 __all__ = [
-    "ScheduleConfig",
-    "PredictionType",
     "PREDICTION_TYPES",
-    "make_betas",
-    "alphas_cumprod",
-    "ddim_timesteps",
-    "ddim_table",
+    "PredictionType",
+    "ScheduleConfig",
     "add_noise",
-    "training_target",
+    "alphas_cumprod",
+    "ddim_table",
+    "ddim_timesteps",
+    "make_betas",
     "pred_to_x0_eps",
+    "training_target",
 ]

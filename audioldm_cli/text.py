@@ -42,7 +42,9 @@ def resolve_text_encoder(name_or_path: str | Path) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise ModelError(f"text encoder folder {path} has no config.json (expected a transformers model folder)")
+            raise ModelError(
+                f"text encoder folder {path} has no config.json (expected a transformers model folder)"
+            )
         return str(path)
     return name  # a Hugging Face id: only the local cache is used (local_files_only=True)
 
@@ -100,7 +102,10 @@ class TextEncoder:
     """
 
     def __init__(
-        self, name_or_path: str | Path = DEFAULT_TEXT_ENCODER, max_length: int = 64, device: str | torch.device = "cpu"
+        self,
+        name_or_path: str | Path = DEFAULT_TEXT_ENCODER,
+        max_length: int = 64,
+        device: str | torch.device = "cpu",
     ) -> None:
         self.name = str(name_or_path)
         self.tokenizer, model = _load_model(resolve_text_encoder(name_or_path))
@@ -138,10 +143,16 @@ class TextEncoder:
             if n > self.max_length:
                 logger.warning(
                     "prompt %r is %d tokens long; truncated to the text encoder's max_length=%d",
-                    prompt[:40] + ("..." if len(prompt) > 40 else ""), n, self.max_length,
+                    prompt[:40] + ("..." if len(prompt) > 40 else ""),
+                    n,
+                    self.max_length,
                 )
         batch = self.tokenizer(
-            list(prompts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         mask = batch["attention_mask"].to(self.device).bool()
         # no_grad rather than inference_mode: the states feed trainable cross-attention layers in training.
@@ -150,4 +161,4 @@ class TextEncoder:
         return out.last_hidden_state.float(), mask
 
 
-__all__ = ["TextEncoder", "DEFAULT_TEXT_ENCODER", "resolve_text_encoder"]
+__all__ = ["DEFAULT_TEXT_ENCODER", "TextEncoder", "resolve_text_encoder"]

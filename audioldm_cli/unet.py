@@ -56,7 +56,9 @@ class UNetConfig:
         for key in ("attention_resolutions", "channel_mult"):
             object.__setattr__(self, key, tuple(int(v) for v in getattr(self, key)))
         if not self.use_spatial_transformer:
-            raise UsageError("unet use_spatial_transformer=False: only the spatial-transformer UNet is supported")
+            raise UsageError(
+                "unet use_spatial_transformer=False: only the spatial-transformer UNet is supported"
+            )
         if self.dims != 2:
             raise UsageError(f"unet dims={self.dims}: only 2-d latents are supported")
         if not self.conv_resample:
@@ -87,27 +89,30 @@ class UNetConfig:
         return cls(**d)
 
 
-_FULL = dict(
-    image_size=64, in_channels=8, out_channels=8, attention_resolutions=[8, 4, 2], num_res_blocks=2,
-    channel_mult=[1, 2, 3, 5], use_spatial_transformer=True, extra_film_condition_dim=512,
-    extra_film_use_concat=True,
-)  # fmt: skip
+_FULL = {
+    "image_size": 64, "in_channels": 8, "out_channels": 8, "attention_resolutions": [8, 4, 2],
+    "num_res_blocks": 2, "channel_mult": [1, 2, 3, 5], "use_spatial_transformer": True,
+    "extra_film_condition_dim": 512, "extra_film_use_concat": True,
+}  # fmt: skip
 # The official checkpoints' UNets (read off fixtures/audioldm/keys) and a tiny text-conditioned one for tests.
 UNET_PRESETS: dict[str, dict[str, Any]] = {
     "audioldm-s-full": {**_FULL, "model_channels": 128, "num_head_channels": 32},
     "audioldm-m-full": {**_FULL, "model_channels": 192, "num_head_channels": 32},
     "audioldm-l-full": {**_FULL, "model_channels": 256, "num_head_channels": 64},
-    "tiny": dict(
-        in_channels=8, out_channels=8, model_channels=32, attention_resolutions=[2], num_res_blocks=1,
-        channel_mult=[1, 2], num_head_channels=16, context_dim=384,  # 384 = all-MiniLM-L6-v2 width
-    ),
+    "tiny": {
+        "in_channels": 8, "out_channels": 8, "model_channels": 32, "attention_resolutions": [2],
+        "num_res_blocks": 1, "channel_mult": [1, 2], "num_head_channels": 16,
+        "context_dim": 384,  # all-MiniLM-L6-v2 width
+    },
 }  # fmt: skip
 
 
 def timestep_embedding(timesteps: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
     """Sinusoidal embedding [B, dim] = cat([cos(t f), sin(t f)]), f_i = max_period^(-i / (dim/2))."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
+    )
     args = timesteps[:, None].float() * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
@@ -120,15 +125,26 @@ def group_norm(channels: int, eps: float = 1e-5) -> nn.GroupNorm:
 class ResBlock(nn.Module):
     """Two 3x3 convs with the (time [+ FiLM]) embedding added in between, and a residual connection."""
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int, dropout: float, scale_shift: bool):
+    def __init__(
+        self, channels: int, emb_channels: int, out_channels: int, dropout: float, scale_shift: bool
+    ):
         super().__init__()
         self.scale_shift = scale_shift
-        self.in_layers = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, (2 if scale_shift else 1) * out_channels))
-        self.out_layers = nn.Sequential(
-            group_norm(out_channels), nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.in_layers = nn.Sequential(
+            group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
         )
-        self.skip_connection = nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+        self.emb_layers = nn.Sequential(
+            nn.SiLU(), nn.Linear(emb_channels, (2 if scale_shift else 1) * out_channels)
+        )
+        self.out_layers = nn.Sequential(
+            group_norm(out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+        self.skip_connection = (
+            nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+        )
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         h = self.in_layers(x)
@@ -206,7 +222,9 @@ class BasicTransformerBlock(nn.Module):
 class SpatialTransformer(nn.Module):
     """GroupNorm, 1x1 conv in, transformer blocks over the T*F positions, 1x1 conv out, residual."""
 
-    def __init__(self, channels: int, heads: int, dim_head: int, depth: int, context_dim: int | None, dropout: float):
+    def __init__(
+        self, channels: int, heads: int, dim_head: int, depth: int, context_dim: int | None, dropout: float
+    ):
         super().__init__()
         inner = heads * dim_head
         self.norm = group_norm(channels, eps=1e-6)
@@ -276,9 +294,13 @@ class UNetModel(nn.Module):
 
         def attn(ch: int) -> SpatialTransformer:
             heads, dim_head = self._heads(ch)
-            return SpatialTransformer(ch, heads, dim_head, cfg.transformer_depth, cfg.context_dim, cfg.dropout)
+            return SpatialTransformer(
+                ch, heads, dim_head, cfg.transformer_depth, cfg.context_dim, cfg.dropout
+            )
 
-        self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))])
+        self.input_blocks = nn.ModuleList(
+            [TimestepEmbedSequential(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))]
+        )
         skip_chans, ch, ds = [mc], mc, 1
         for level, mult in enumerate(cfg.channel_mult):
             for _ in range(cfg.num_res_blocks):
@@ -356,11 +378,15 @@ class UNetModel(nn.Module):
         cfg = self.cfg
         factor = self.downsample_factor
         if x.shape[-2] % factor or x.shape[-1] % factor:
-            raise ValueError(f"latent size {tuple(x.shape[-2:])} must be a multiple of {factor}; pad it first")
+            raise ValueError(
+                f"latent size {tuple(x.shape[-2:])} must be a multiple of {factor}; pad it first"
+            )
         if (context is not None) != (cfg.context_dim is not None):
             raise ValueError(f"context is {'required' if cfg.context_dim else 'not used'} by this UNet")
         if (y is not None) != bool(cfg.extra_film_condition_dim):
-            raise ValueError(f"y is {'required' if cfg.extra_film_condition_dim else 'not used'} by this UNet")
+            raise ValueError(
+                f"y is {'required' if cfg.extra_film_condition_dim else 'not used'} by this UNet"
+            )
         if timesteps.ndim == 0:
             timesteps = timesteps.expand(x.shape[0])
         emb = self.time_embed(timestep_embedding(timesteps, cfg.model_channels).to(x.dtype))
@@ -381,4 +407,4 @@ class UNetModel(nn.Module):
         return self.out(h)
 
 
-__all__ = ["UNetConfig", "UNetModel", "UNET_PRESETS", "timestep_embedding"]
+__all__ = ["UNET_PRESETS", "UNetConfig", "UNetModel", "timestep_embedding"]

@@ -27,8 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audioldm_cli.unet import UNET_PRESETS, UNetModel  # noqa: E402
-from vocoder.checkpoint import atomic_path  # noqa: E402
+from audioldm_cli.unet import UNET_PRESETS, UNetModel
+from vocoder.checkpoint import atomic_path
 
 SECTION = "## UNet"
 
@@ -106,7 +106,11 @@ def section(args: argparse.Namespace, r: dict) -> str:
         f"python benchmarks/unet.py --mode {args.mode} --frames {args.frames} --threads {args.threads} "
         f"--repeats {args.repeats}" + (f" --device {args.device}" if args.device != "cpu" else "")
     )
-    cond = "FiLM y [2, 512] (official s-full)" if args.mode == "film" else "cross-attention to [2, 64, 384] tokens + mask"
+    cond = (
+        "FiLM y [2, 512] (official s-full)"
+        if args.mode == "film"
+        else "cross-attention to [2, 64, 384] tokens + mask"
+    )
     where = (
         f"CPU: {cpu_name()}, {args.threads} threads"
         if args.device == "cpu"

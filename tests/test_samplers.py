@@ -50,7 +50,9 @@ def test_ddim_style_transfer_exact(stub):
     c, uc = stub["__input__.c"], stub["__input__.uc"]
     ts = ddim_timesteps(20)
     t_enc = int(0.5 * 20)
-    z = stochastic_encode(stub["__input__.transfer.x0"], ts, ACP, t_enc, noise=stub["__input__.transfer.noise"])
+    z = stochastic_encode(
+        stub["__input__.transfer.x0"], ts, ACP, t_enc, noise=stub["__input__.transfer.noise"]
+    )
     assert torch.equal(z, stub["__output__.transfer.z_enc"])
     guided = classifier_free_guidance(lambda x, t: stub_eps(x, t, torch.cat([uc, c])), 2.5)
     out = sample_ddim(guided, z, ts[:t_enc], ACP)
@@ -94,7 +96,13 @@ def test_ddim_matches_diffusers(prediction_type, eta):
     x = torch.randn(2, 4, 6, 5, generator=torch.Generator().manual_seed(0))
     expected = _run_diffusers(sched, x, sched.timesteps, eta=eta, generator=torch.Generator().manual_seed(5))
     got = sample_ddim(
-        toy_model, x, ts, ACP, prediction_type=prediction_type, eta=eta, generator=torch.Generator().manual_seed(5)
+        toy_model,
+        x,
+        ts,
+        ACP,
+        prediction_type=prediction_type,
+        eta=eta,
+        generator=torch.Generator().manual_seed(5),
     )
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
 
@@ -164,7 +172,9 @@ def test_per_item_generators_make_items_batch_independent():
     x = torch.randn(3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
     gens = [torch.Generator().manual_seed(10 + i) for i in range(3)]
     batch = sample_ddim(toy_model, x, ddim_timesteps(4), ACP, eta=1.0, generator=gens)
-    alone = sample_ddim(toy_model, x[2:], ddim_timesteps(4), ACP, eta=1.0, generator=[torch.Generator().manual_seed(12)])
+    alone = sample_ddim(
+        toy_model, x[2:], ddim_timesteps(4), ACP, eta=1.0, generator=[torch.Generator().manual_seed(12)]
+    )
     torch.testing.assert_close(batch[2:], alone, atol=1e-6, rtol=0)
     assert not torch.allclose(batch[0], batch[2])
     noise = randn_like(x, [torch.Generator().manual_seed(s) for s in (7, 8, 8)])

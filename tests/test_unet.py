@@ -13,7 +13,9 @@ PREFIX = "model.diffusion_model."
 
 
 def _oracle_model(fixtures_dir, oracle, name):
-    constructor = json.loads((fixtures_dir / "audioldm" / "oracle" / f"{name}.json").read_text())["constructor"]
+    constructor = json.loads((fixtures_dir / "audioldm" / "oracle" / f"{name}.json").read_text())[
+        "constructor"
+    ]
     state, io = oracle(name)
     model = UNetModel.from_config(constructor).eval()
     model.load_state_dict(state, strict=True)
@@ -66,7 +68,9 @@ def test_full_size_key_names_and_shapes(fixtures_dir, size):
     counts = json.loads((fixtures_dir / "audioldm" / "keys" / "param_counts.json").read_text())
     n_params = sum(p.numel() for p in model.parameters())
     key = {"s": None, "m": "m_full_unet_parameters", "l": "l_full_unet_parameters"}[size]
-    assert n_params == (counts["s_full_parameters"]["unet(model.diffusion_model)"] if key is None else counts[key])
+    assert n_params == (
+        counts["s_full_parameters"]["unet(model.diffusion_model)"] if key is None else counts[key]
+    )
 
 
 def test_presets_equal_reference_configs(fixtures_dir):
@@ -83,7 +87,10 @@ def test_tiny_preset_shapes_config_round_trip_and_padding():
     cfg = json.loads(json.dumps(model.config))
     assert UNetModel.from_config(cfg).config == model.config
     x = torch.randn(3, 8, 6, 4)
-    ctx, mask = torch.randn(3, 5, 384), torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]).bool()
+    ctx, mask = (
+        torch.randn(3, 5, 384),
+        torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]).bool(),
+    )
     with torch.no_grad():
         out = model(x, torch.tensor([1, 500, 999]), context=ctx, context_mask=mask)
         again = model(x[1:2], torch.tensor([500]), context=ctx[1:2], context_mask=mask[1:2])

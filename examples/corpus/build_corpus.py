@@ -327,7 +327,7 @@ def render_midi_jobs(jobs: list[dict], out_dir: str, rate: int, seconds: float, 
     for job in jobs:
         wav = Path(out_dir) / job["wav"]
         if wav.exists() and wav.with_suffix(".json").exists():
-            on_done(json.loads(wav.with_suffix(".json").read_text()), None)
+            on_done(reuse(job, wav.with_suffix(".json")), None)
         else:
             todo[job["params"]["soundfont_path"]].append(job)
     for sfpath, sjobs in todo.items():
@@ -398,7 +398,7 @@ def render_job(job: dict, out_dir: str, rate: int, seconds: float) -> tuple[dict
     wav = Path(out_dir) / job["wav"]
     side = wav.with_suffix(".json")
     if wav.exists() and side.exists():
-        return json.loads(side.read_text()), None
+        return reuse(job, side), None
     try:
         rng = rng_for("render", job["id"])
         n = round(seconds * rate)
@@ -406,6 +406,13 @@ def render_job(job: dict, out_dir: str, rate: int, seconds: float) -> tuple[dict
         return finish_job(job, x, out_dir, rate)
     except RENDER_ERRORS as e:  # one bad source must not stop the build
         return None, f"{job['id']}: {type(e).__name__}: {e}"
+
+
+def reuse(job: dict, side: Path) -> dict:
+    """The manifest row of an existing clip: its sidecar, with the caption the current maps give."""
+    row = json.loads(side.read_text())
+    row.update({k: job[k] for k in ("caption", "category", "license", "copyright")})
+    return row
 
 
 def finish_job(job: dict, x: np.ndarray, out_dir: str, rate: int) -> tuple[dict | None, str | None]:
@@ -570,9 +577,9 @@ def plan_generated(work: Path, quotas: dict[str, int], have: Counter, seed: int)
         p["fills"] = False
         p["kit"] = kit
         key = ("drumkit", seed, i)
-        caps = [f"a drum kit plays a {p['tempo']} {p['pattern']} beat",
-                f"drums: a {p['tempo']} {p['pattern']} beat at {p['bpm']} bpm",
-                f"kick, snare and hi-hat play a {p['tempo']} {p['pattern']} rhythm"]
+        beat = f"{p['pattern']} rhythm" if p["pattern"] in ("waltz", "breakbeat") else f"{p['pattern']} beat"
+        caps = [f"a drum kit plays a {p['tempo']} {beat}", f"drums: a {p['tempo']} {beat} at {p['bpm']} bpm",
+                f"kick drum, snare and hi-hat play a {p['tempo']} {beat}"]
         split = split_of(pkg, kit)  # the kit's samples are the source: all its clips share a split
         jobs.append(_job("drums", "drumkit", pkg, [f"{kit}/*"], split, caps, licence, key, params=p,
                          roles_abs={r: [str(x) for x in fs] for r, fs in roles.items()}))

@@ -130,8 +130,8 @@ def procedural_captions(p: dict) -> list[str]:
         w = WAVE_WORDS[p["shape"]]
         r = p["repeats"]
         times = "once" if r == 1 else f"{r} times"
-        return [f"a synthesizer plays a {name} chord {times}", f"a {w} {name} chord",
-                f"a {name} chord of {w} tones is played {times}"]
+        return [f"a synthesizer plays {_an(name)} chord {times}", f"a {w} {name} chord",
+                f"{_an(name)} chord of {w} tones is played {times}"]
     raise ValueError(f"unknown procedural kind {kind!r}")
 
 
@@ -265,8 +265,13 @@ def instrument_params(rng: np.random.Generator, soundfonts: list[str]) -> dict:
             "seed": int(rng.integers(2**31))}
 
 
+PLURALS = {"melody": "melodies", "scale": "scales", "arpeggio": "arpeggios", "chords": "chords"}
+
+
 def _an(word: str) -> str:
-    return ("an " if word[0] in "aeiou" else "a ") + word
+    """The word with its indefinite article; note names A, E and F read "an"."""
+    vowel = word[0] in "aeiou" or (len(word) == 1 or word[1] == " ") and word[0] in "AEF"
+    return ("an " if vowel else "a ") + word
 
 
 def instrument_captions(p: dict) -> list[str]:
@@ -277,7 +282,7 @@ def instrument_captions(p: dict) -> list[str]:
             "repeated note": f"one note repeated at a {tempo} tempo"}[style]
     return [f"{_an(ins)} plays {what} in a {reg} register",
             f"{what} played on {_an(ins)}",
-            f"solo {ins} playing {style}s in a {reg} register, {tempo}" if style != "repeated note"
+            f"solo {ins} playing {PLURALS[style]} in a {reg} register, {tempo}" if style != "repeated note"
             else f"solo {ins} repeating a single {reg} note, {tempo}"]
 
 
@@ -378,8 +383,8 @@ def drum_captions(p: dict) -> list[str]:
     kit = DRUM_KITS.get(p["kit"], (0, "a drum kit"))[1]
     pat, tempo = p["pattern"], p["tempo"]
     fills = " with fills" if p["fills"] else ""
-    beat = f"{pat} beat" if pat != "waltz" else "waltz rhythm"
-    return [f"{kit} plays a {tempo} {beat}{fills}", f"a {tempo} {beat} played on {kit.split(' ', 1)[1]}",
+    beat = f"{pat} rhythm" if pat in ("waltz", "breakbeat") else f"{pat} beat"
+    return [f"{kit} plays a {tempo} {beat}{fills}", f"a {tempo} {beat} played on {kit}",
             f"drums: {_an(tempo)} {beat} at {p['bpm']} bpm{fills}"]
 
 
@@ -449,7 +454,7 @@ def espeak_params(rng: np.random.Generator) -> dict:
     if voice.startswith("en"):
         text = " ".join(
             [f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} {rng.choice(_TAILS)}."
-             for _ in range(int(rng.integers(1, 3)))]).capitalize()
+             .capitalize() for _ in range(int(rng.integers(1, 3)))])
     else:
         text = " ".join(rng.choice(_FOREIGN[voice], int(rng.integers(1, 3)), replace=False))
     variant = str(rng.choice(list(ESPEAK_VARIANTS)))

@@ -203,10 +203,13 @@ class ResBlock1(nn.Module):
             nn.Conv1d(channels, channels, kernel_size, padding=_padding(kernel_size)) for _ in dilations
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_act: torch.Tensor | None = None) -> torch.Tensor:
+        """`x_act` = leaky(x) when the caller already has it (the generator shares it across blocks)."""
         for c1, c2 in zip(self.convs1, self.convs2):
-            xt = F.leaky_relu_(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE)
+            xt = F.leaky_relu(x, LRELU_SLOPE) if x_act is None else x_act
+            xt = F.leaky_relu_(c1(xt), LRELU_SLOPE)
             x = c2(xt).add_(x)  # the conv output is fresh: adding in place saves a buffer
+            x_act = None
         return x
 
 
@@ -220,9 +223,10 @@ class ResBlock2(nn.Module):
             for d in dilations
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_act: torch.Tensor | None = None) -> torch.Tensor:
         for conv in self.convs:
-            x = conv(F.leaky_relu(x, LRELU_SLOPE)).add_(x)
+            x = conv(F.leaky_relu(x, LRELU_SLOPE) if x_act is None else x_act).add_(x)
+            x_act = None
         return x
 
 
@@ -314,9 +318,10 @@ class HifiGanGenerator(nn.Module):
         k = self.num_kernels
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
-            xs = self.resblocks[i * k](x)
+            x_act = F.leaky_relu(x, LRELU_SLOPE)  # every block of the stage starts with leaky(x)
+            xs = self.resblocks[i * k](x, x_act)
             for j in range(1, k):
-                xs = xs.add_(self.resblocks[i * k + j](x))
+                xs = xs.add_(self.resblocks[i * k + j](x, x_act))
             x = xs.div_(k)
         x = self.conv_post(F.leaky_relu_(x, FINAL_LRELU_SLOPE))
         return torch.tanh_(x)

@@ -284,3 +284,14 @@ def test_save_and_load_mel(tmp_path, fe16, suffix):
     assert torch.equal(back, spec)
     assert cfg == (fe16.config if suffix == ".safetensors" else None)
     assert [p.name for p in tmp_path.iterdir()] == [f"m{suffix}"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("name", list(MEL_PRESETS))
+def test_forward_supports_autograd_and_matches_the_fast_path(name):
+    lm = LogMel(mel_preset(name))
+    wav = (torch.randn(2, 3000, generator=torch.Generator().manual_seed(1)) * 0.2).requires_grad_()
+    out = lm(wav)
+    out.mean().backward()
+    assert torch.isfinite(wav.grad).all() and wav.grad.abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(lm(wav), out.detach(), atol=1e-5, rtol=0)

@@ -131,7 +131,8 @@ class LogMel(nn.Module):
         return torch.log(torch.clamp(x, min=self.cfg.log_floor))
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        if self.window.device.type != "cpu":
+        needs_grad = torch.is_grad_enabled() and wav.requires_grad  # the CPU path writes in place
+        if self.window.device.type != "cpu" or needs_grad:
             return self.log(self.mel(self.spectrogram(wav)))
         return self._forward_cpu(wav)
 

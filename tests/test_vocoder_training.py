@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vocoder import HifiGanGenerator, LogMel, MEL_PRESETS
+from vocoder import MEL_PRESETS, HifiGanGenerator, LogMel
 from vocoder.discriminators import (
     HifiGanDiscriminator,
     MultiPeriodDiscriminator,

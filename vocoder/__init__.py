@@ -16,19 +16,19 @@ from .mel import LogMel
 from .pretrained import DEFAULT_VOCODER, load_vocoder, save_vocoder
 
 __all__ = [
-    "CheckpointError",
-    "atomic_path",
-    "load_state_dict_strict",
-    "read_component",
-    "save_component",
+    "DEFAULT_VOCODER",
     "MEL_PRESETS",
-    "MelConfig",
-    "LogMel",
     "VOCODER_PRESETS",
+    "CheckpointError",
     "HifiGanConfig",
     "HifiGanGenerator",
-    "waveform_to_int16",
-    "DEFAULT_VOCODER",
+    "LogMel",
+    "MelConfig",
+    "atomic_path",
+    "load_state_dict_strict",
     "load_vocoder",
+    "read_component",
+    "save_component",
     "save_vocoder",
+    "waveform_to_int16",
 ]

@@ -7,6 +7,8 @@ patch score per position), `feature_maps` the activations of every layer, for fe
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,7 +43,7 @@ class PeriodDiscriminator(nn.Module):
         chans = _scaled(MPD_CHANNELS, width)
         self.convs = nn.ModuleList(
             weight_norm(nn.Conv2d(c_in, c_out, (5, 1), (3 if i < 4 else 1, 1), padding=(2, 0)))
-            for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:]))
+            for i, (c_in, c_out) in enumerate(itertools.pairwise(chans))
         )
         self.conv_post = weight_norm(nn.Conv2d(chans[-1], 1, (3, 1), padding=(1, 0)))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -65,10 +65,10 @@ class HifiGanConfig:
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
     num_mels: int = 80
-    mel: dict | None = field(default=None, compare=True)  # MelConfig.to_dict() of the mel it inverts
+    mel: dict | None = None  # MelConfig.to_dict() of the mel it inverts (None: not recorded)
 
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         set_("resblock", str(self.resblock))
         if self.resblock not in ("1", "2"):
             raise ValueError(f"resblock={self.resblock!r}: must be '1' or '2'")
@@ -183,7 +183,9 @@ def vocoder_preset(name: str) -> HifiGanConfig:
     try:
         return VOCODER_PRESETS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown vocoder preset {name!r}; choose one of {', '.join(VOCODER_PRESETS)}") from None
+        raise ValueError(
+            f"unknown vocoder preset {name!r}; choose one of {', '.join(VOCODER_PRESETS)}"
+        ) from None
 
 
 def _padding(kernel_size: int, dilation: int = 1) -> int:
@@ -334,7 +336,10 @@ def fold_weight_norm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     The norm runs over every dim but 0, as `weight_norm(dim=0)` does. Other entries pass through.
     """
     out: dict[str, torch.Tensor] = {}
-    pairs = {".weight_g": ".weight_v", ".parametrizations.weight.original0": ".parametrizations.weight.original1"}
+    pairs = {
+        ".weight_g": ".weight_v",
+        ".parametrizations.weight.original0": ".parametrizations.weight.original1",
+    }
     consumed = set()
     for name, value in state_dict.items():
         for g_suffix, v_suffix in pairs.items():

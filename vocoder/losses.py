@@ -53,5 +53,7 @@ def mel_l1_loss(fake_wave: torch.Tensor, real_wave: torch.Tensor, log_mel: LogMe
     fake = fake_wave.reshape(fake_wave.shape[0], -1)
     real = real_wave.reshape(real_wave.shape[0], -1)
     if fake.shape[-1] < real.shape[-1]:
-        raise ValueError(f"generated audio has {fake.shape[-1]} samples, fewer than the {real.shape[-1]} real ones")
+        raise ValueError(
+            f"generated audio has {fake.shape[-1]} samples, fewer than the {real.shape[-1]} real ones"
+        )
     return F.l1_loss(log_mel(fake[:, : real.shape[-1]]), log_mel(real))

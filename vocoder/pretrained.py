@@ -23,8 +23,14 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG_NAME, CheckpointError, load_state_dict_strict, read_component, save_component
-from .checkpoint import torch_load_safe
+from .checkpoint import (
+    CONFIG_NAME,
+    CheckpointError,
+    load_state_dict_strict,
+    read_component,
+    save_component,
+    torch_load_safe,
+)
 from .config import MEL_PRESETS, MelConfig
 from .generator import HifiGanConfig, HifiGanGenerator, fold_weight_norm, vocoder_preset
 
@@ -105,7 +111,9 @@ def _read_audioldm_ckpt(path: Path) -> tuple[HifiGanConfig, dict, str]:
     ckpt = torch_load_safe(path)
     entries = ckpt.get("state_dict", ckpt)
     if not isinstance(entries, Mapping):
-        raise CheckpointError(f"{path}: 'state_dict' is a {type(entries).__name__}, expected a dict of tensors")
+        raise CheckpointError(
+            f"{path}: 'state_dict' is a {type(entries).__name__}, expected a dict of tensors"
+        )
     state = {k[len(AUDIOLDM_PREFIX) :]: v for k, v in entries.items() if k.startswith(AUDIOLDM_PREFIX)}
     if not state:
         raise CheckpointError(

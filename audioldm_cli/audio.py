@@ -167,7 +167,9 @@ def _iter_mono(path: Path, f: sf.SoundFile, block: int) -> Iterator[torch.Tensor
         yield torch.from_numpy(np.ascontiguousarray(wav))
 
 
-def _iter_resampled(chunks: Iterator[torch.Tensor], orig_sr: int, new_sr: int, step: int) -> Iterator[torch.Tensor]:
+def _iter_resampled(
+    chunks: Iterator[torch.Tensor], orig_sr: int, new_sr: int, step: int
+) -> Iterator[torch.Tensor]:
     """Resample a stream so that the concatenated output equals `resample(whole_signal)`.
 
     The signal is cut at input positions that are multiples of `orig` (rates reduced by their gcd), where
@@ -237,15 +239,23 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise UsageError(f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
-    data = wav.detach().to("cpu", torch.float32).numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, np.float32)
+        raise UsageError(
+            f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}"
+        )
+    data = (
+        wav.detach().to("cpu", torch.float32).numpy()
+        if isinstance(wav, torch.Tensor)
+        else np.asarray(wav, np.float32)
+    )
     if data.ndim not in (1, 2):
         raise ValueError(f"write_audio expects [N] or [C, N] samples, got shape {data.shape}")
     if not np.isfinite(data).all():
         raise ValueError(f"refusing to write {path}: the audio holds NaN/inf samples")
     over = int((np.abs(data) > 1.0).sum())
     if over:
-        logger.warning("%s: clipped %d samples outside [-1, 1] (peak %.3f)", path, over, float(np.abs(data).max()))
+        logger.warning(
+            "%s: clipped %d samples outside [-1, 1] (peak %.3f)", path, over, float(np.abs(data).max())
+        )
         data = np.clip(data, -1.0, 1.0)
     data = data.T if data.ndim == 2 else data
     with atomic_path(path) as tmp:

@@ -49,7 +49,9 @@ class MelFrontend(nn.Module):
     def __init__(self, cfg: MelConfig):
         super().__init__()
         if not isinstance(cfg, MelConfig):
-            raise TypeError(f"MelFrontend takes a MelConfig (see MelFrontend.from_preset), got {type(cfg).__name__}")
+            raise TypeError(
+                f"MelFrontend takes a MelConfig (see MelFrontend.from_preset), got {type(cfg).__name__}"
+            )
         self.log_mel = LogMel(cfg)
 
     @classmethod
@@ -243,7 +245,9 @@ MEL_FORMATS = ("npy", "safetensors")
 MEL_FORMAT_VERSION = 1
 
 
-def save_mel(path: str | os.PathLike, mel: torch.Tensor, cfg: MelConfig, *, source: str | None = None) -> Path:
+def save_mel(
+    path: str | os.PathLike, mel: torch.Tensor, cfg: MelConfig, *, source: str | None = None
+) -> Path:
     """Write a time-major log-mel [T, F] atomically; the format follows the suffix (.npy or .safetensors).
 
     A .safetensors file holds tensor `log_mel` and, as metadata, `format_version`, `layout` ("T,F"),

@@ -14,18 +14,17 @@ import argparse
 import platform
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
-
-import sys
 
 # benchmarks/vocoder.py would shadow the `vocoder` package: drop this folder from the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from audioldm_cli.frontend import MelFrontend  # noqa: E402
+from audioldm_cli.frontend import MelFrontend
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Frontend"
@@ -51,9 +50,20 @@ def librosa_log_mel(wav: np.ndarray, fe: MelFrontend) -> np.ndarray:
     else:  # HiFi-GAN: reflect-pad (n_fft - hop) / 2 ourselves, then no centering
         x, center = np.pad(wav, ((0, 0), (cfg.pad_samples, cfg.pad_samples)), mode="reflect"), False
     mel = librosa.feature.melspectrogram(
-        y=x, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-        window="hann", center=center, pad_mode="reflect", power=1.0, n_mels=cfg.n_mels,
-        fmin=cfg.f_min, fmax=cfg.f_max, htk=False, norm="slaney",
+        y=x,
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window="hann",
+        center=center,
+        pad_mode="reflect",
+        power=1.0,
+        n_mels=cfg.n_mels,
+        fmin=cfg.f_min,
+        fmax=cfg.f_max,
+        htk=False,
+        norm="slaney",
     )
     return np.log(np.maximum(mel, cfg.log_floor))
 
@@ -88,10 +98,16 @@ def bench_preset(name: str, clips: int, seconds: float, repeats: int) -> dict:
     diff = (out - ref).abs()
     loud = ref > np.log(1e-3)
     return {
-        "preset": name, "shape": tuple(out.shape), "ours_s": t_ours["wall"], "librosa_s": t_ref["wall"],
-        "ratio": t_ref["wall"] / t_ours["wall"], "ours_cpu": t_ours["cpu"], "librosa_cpu": t_ref["cpu"],
+        "preset": name,
+        "shape": tuple(out.shape),
+        "ours_s": t_ours["wall"],
+        "librosa_s": t_ref["wall"],
+        "ratio": t_ref["wall"] / t_ours["wall"],
+        "ours_cpu": t_ours["cpu"],
+        "librosa_cpu": t_ref["cpu"],
         "cpu_ratio": t_ref["cpu"] / t_ours["cpu"],
-        "max_abs": diff.max().item(), "mean_abs": diff.mean().item(),
+        "max_abs": diff.max().item(),
+        "mean_abs": diff.mean().item(),
         "max_abs_loud": diff[loud].max().item() if loud.any() else 0.0,
     }
 
@@ -99,7 +115,8 @@ def bench_preset(name: str, clips: int, seconds: float, repeats: int) -> dict:
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass
@@ -114,7 +131,7 @@ def machine() -> str:
 def write_section(text: str) -> None:
     """Replace (or append) the `## Frontend` section of RESULTS.md, leaving other sections alone."""
     old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
     RESULTS.write_text(new)
 
@@ -125,7 +142,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads and numpy BLAS threads (numpy's FFT is single-threaded)"
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads and numpy BLAS threads (numpy's FFT is single-threaded)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
@@ -137,18 +157,24 @@ def main() -> None:
     except ImportError:
         pass
 
-    rows = [bench_preset(name, args.clips, args.seconds, args.repeats) for name in ("audioldm-16k", "hifigan-22k")]
+    rows = [
+        bench_preset(name, args.clips, args.seconds, args.repeats) for name in ("audioldm-16k", "hifigan-22k")
+    ]
     lines = [
         SECTION,
         "",
-        f"`benchmarks/frontend.py`: log-mel of a batch of {args.clips} clips x {args.seconds:g} s, "
-        f"`MelFrontend` vs `librosa.feature.melspectrogram` (+ the same log), median of {args.repeats} runs "
-        "each (alternating, after a warm-up), CPU; librosa's BLAS limited to the same thread count.",
+        (
+            f"`benchmarks/frontend.py`: log-mel of a batch of {args.clips} clips x {args.seconds:g} s, "
+            f"`MelFrontend` vs `librosa.feature.melspectrogram` (+ the same log), median of {args.repeats} runs "
+            "each (alternating, after a warm-up), CPU; librosa's BLAS limited to the same thread count."
+        ),
         "",
         f"Machine: {machine()}.",
         "",
-        "| preset | output [B, T, F] | ours wall / CPU (s) | librosa wall / CPU (s) | speed-up wall / CPU "
-        "| max abs diff | mean abs diff | max abs diff where mel > 1e-3 |",
+        (
+            "| preset | output [B, T, F] | ours wall / CPU (s) | librosa wall / CPU (s) | speed-up wall / CPU "
+            "| max abs diff | mean abs diff | max abs diff where mel > 1e-3 |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

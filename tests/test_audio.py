@@ -33,7 +33,9 @@ def peak_hz(wav: torch.Tensor, sr: int) -> float:
     return float(np.argmax(spec) * sr / len(wav))
 
 
-@pytest.mark.parametrize("ext,subtype,atol", [("wav", "PCM_16", 1e-4), ("flac", "PCM_24", 1e-6), ("ogg", "VORBIS", 0.05)])
+@pytest.mark.parametrize(
+    "ext,subtype,atol", [("wav", "PCM_16", 1e-4), ("flac", "PCM_24", 1e-6), ("ogg", "VORBIS", 0.05)]
+)
 def test_reads_each_format(tmp_path, ext, subtype, atol):
     data = tone(440, 16000, 0.5)
     path = tmp_path / f"a.{ext}"
@@ -63,10 +65,17 @@ def test_resamples_to_the_requested_rate(tmp_path, file_sr, target):
     assert wav[sr // 4 : -sr // 4].abs().max().item() == pytest.approx(0.375, abs=5e-3)
 
 
-@pytest.mark.parametrize("target,block", [(16000, 1000), (16000, 5000), (22050, 4096), (48000, 30000), (None, 777)])
+@pytest.mark.parametrize(
+    "target,block", [(16000, 1000), (16000, 5000), (22050, 4096), (48000, 30000), (None, 777)]
+)
 def test_blocks_equal_the_whole_file(tmp_path, target, block):
     rng = np.random.default_rng(0)
-    sf.write(tmp_path / "l.flac", rng.uniform(-0.5, 0.5, (44100 * 2 + 123, 2)).astype(np.float32), 44100, subtype="PCM_24")
+    sf.write(
+        tmp_path / "l.flac",
+        rng.uniform(-0.5, 0.5, (44100 * 2 + 123, 2)).astype(np.float32),
+        44100,
+        subtype="PCM_24",
+    )
     whole, _ = read_audio(tmp_path / "l.flac", target)
     blocks = list(iter_audio_blocks(tmp_path / "l.flac", target, block))
     assert all(b.shape == (block,) for b in blocks[:-1]) and 0 < blocks[-1].shape[0] <= block
@@ -124,7 +133,9 @@ def test_truncated_ogg_and_flac_are_refused(tmp_path):
         path = tmp_path / f"t.{ext}"
         sf.write(path, tone(440, 16000, 0.5, channels=2), 16000, subtype=subtype)
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-        with pytest.raises(AudioReadError, match="no audio samples|truncated or corrupt|not a readable audio file"):
+        with pytest.raises(
+            AudioReadError, match="no audio samples|truncated or corrupt|not a readable audio file"
+        ):
             read_audio(path)
 
 
@@ -186,7 +197,12 @@ def test_find_audio_files_expands_folders_sorted(tmp_path):
     single = tmp_path / "single.xyz"
     found = find_audio_files([single, tmp_path])
     assert found[0] == single  # files are kept as given, whatever their extension
-    assert [p.relative_to(tmp_path).as_posix() for p in found[1:]] == ["a.ogg", "b/a.FLAC", "b/c/d.wav", "b/z.wav"]
+    assert [p.relative_to(tmp_path).as_posix() for p in found[1:]] == [
+        "a.ogg",
+        "b/a.FLAC",
+        "b/c/d.wav",
+        "b/z.wav",
+    ]
     assert ".wav" in AUDIO_SUFFIXES and ".flac" in AUDIO_SUFFIXES
     (tmp_path / "empty").mkdir()
     with pytest.raises(AudioReadError, match="folder holds no audio files"):

@@ -9,13 +9,12 @@ import pytest
 import soundfile as sf
 import torch
 from safetensors import safe_open
+from test_audio import BAD_INPUTS, tone  # tests/ is on sys.path (rootdir-relative imports)
 from typer.testing import CliRunner
 
 from audioldm_cli.audio import read_audio
 from audioldm_cli.cli import app
 from audioldm_cli.frontend import MelFrontend, load_mel
-
-from test_audio import BAD_INPUTS, tone  # tests/ is on sys.path (rootdir-relative imports)
 
 runner = CliRunner()
 
@@ -61,8 +60,11 @@ def test_hifigan_preset_resamples_and_writes_safetensors(tmp_path):
     assert meta["layout"] == "T,F" and meta["source"] == "stereo44k.flac"
     assert json.loads(meta["mel_config"])["sample_rate"] == 22050
     # 1 kHz lands in mel bin 14 of 80 (slaney scale, 0-8 kHz)
-    assert int(spec[10:-10].mean(0).argmax()) == int(torch.from_numpy(
-        MelFrontend.from_preset("hifigan-22k").log_mel.mel_basis[:, round(1000 / 22050 * 1024)].numpy()).argmax())
+    assert int(spec[10:-10].mean(0).argmax()) == int(
+        torch.from_numpy(
+            MelFrontend.from_preset("hifigan-22k").log_mel.mel_basis[:, round(1000 / 22050 * 1024)].numpy()
+        ).argmax()
+    )
 
 
 def test_out_dir_mirrors_folders_and_keeps_order(tmp_path, wav16):
@@ -74,7 +76,11 @@ def test_out_dir_mirrors_folders_and_keeps_order(tmp_path, wav16):
     out = tmp_path / "out"
     result = run(wav16, tree, "--out-dir", out, "--format", "safetensors")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [str(out / "tone.safetensors"), str(out / "a/one.safetensors"), str(out / "b/two.safetensors")]
+    assert result.stdout.splitlines() == [
+        str(out / "tone.safetensors"),
+        str(out / "a/one.safetensors"),
+        str(out / "b/two.safetensors"),
+    ]
     assert files_under(out) == ["a/one.safetensors", "b/two.safetensors", "tone.safetensors"]
     assert load_mel(out / "a/one.safetensors")[0].shape == (1 + 4800 // 160, 64)
 
@@ -98,7 +104,10 @@ def test_existing_output_needs_overwrite(tmp_path, wav16):
         (["-o", "{tmp}/a.wav"], "extension must be .npy or .safetensors"),
         (["-o", "{tmp}/a.npy", "--format", "safetensors"], "does not match --format safetensors"),
         (["-o", "{tmp}/nodir/a.npy"], "output folder {tmp}/nodir does not exist"),
-        (["--out-dir", "{tmp}/d", "--preset", "vits"], "unknown mel preset 'vits'; choose one of audioldm-16k, hifigan-22k"),
+        (
+            ["--out-dir", "{tmp}/d", "--preset", "vits"],
+            "unknown mel preset 'vits'; choose one of audioldm-16k, hifigan-22k",
+        ),
         (["{wav}", "-o", "{tmp}/a.npy"], "-o takes exactly one input file, got 2; use --out-dir DIR"),
     ],
 )

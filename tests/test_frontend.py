@@ -53,7 +53,9 @@ def test_audioldm16k_mel_basis_matches_reference(ref16, fe16):
     torch.testing.assert_close(fe16.log_mel.mel_basis, ref16["__param__.mel_basis"], atol=1e-8, rtol=1e-6)
 
 
-@pytest.mark.parametrize("sr,n_fft,n_mels,fmax", [(22050, 1024, 80, 8000), (16000, 512, 40, 7000), (44100, 2048, 128, None)])
+@pytest.mark.parametrize(
+    "sr,n_fft,n_mels,fmax", [(22050, 1024, 80, 8000), (16000, 512, 40, 7000), (44100, 2048, 128, None)]
+)
 def test_slaney_basis_matches_librosa(sr, n_fft, n_mels, fmax):
     ours = slaney_mel_basis(sr, n_fft, n_mels, 0.0, fmax or sr / 2).numpy()
     theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0, fmax=fmax)
@@ -79,7 +81,9 @@ def test_audioldm16k_magnitudes_and_energy(ref16, fe16):
     torch.testing.assert_close(mags.norm(dim=0), ref16["__output__.energy"], atol=MEL_ATOL, rtol=1e-5)
     log_mags = fe16.log_magnitudes(wav[None])[0].T
     loud = ref16["__output__.log_magnitudes"] > -3.0
-    torch.testing.assert_close(log_mags[loud], ref16["__output__.log_magnitudes"][loud], atol=MEL_ATOL, rtol=0)
+    torch.testing.assert_close(
+        log_mags[loud], ref16["__output__.log_magnitudes"][loud], atol=MEL_ATOL, rtol=0
+    )
 
 
 def test_normalize_wav_matches_reference(ref16):
@@ -95,10 +99,14 @@ def test_reference_reading_path(ref16, fe16, fixtures_dir, frames):
     fbank, log_mags, wav = load_fbank(path, fe16, frames)
     ref = f"__output__.wav_to_fbank_T{frames}"
     assert fbank.shape == (frames, 64) and log_mags.shape == (frames, 512)
-    torch.testing.assert_close(wav.double(), ref16[f"__output__.read_wav_file_T{frames}"][0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        wav.double(), ref16[f"__output__.read_wav_file_T{frames}"][0], atol=1e-6, rtol=0
+    )
     torch.testing.assert_close(wav, ref16[f"{ref}.waveform"], atol=1e-6, rtol=0)
     torch.testing.assert_close(fbank, ref16[f"{ref}.fbank"], atol=MEL_ATOL, rtol=0)
-    torch.testing.assert_close(log_mags.exp(), ref16[f"{ref}.log_magnitudes_stft"].exp(), atol=MEL_ATOL, rtol=1e-5)
+    torch.testing.assert_close(
+        log_mags.exp(), ref16[f"{ref}.log_magnitudes_stft"].exp(), atol=MEL_ATOL, rtol=1e-5
+    )
 
 
 def test_prepare_wav_pads_in_the_waveform_domain(fe16):
@@ -227,9 +235,23 @@ def test_subband_errors():
 def test_presets_pin_the_design_table():
     a, h = mel_preset("audioldm-16k"), mel_preset("hifigan-22k")
     assert (a.sample_rate, a.n_fft, a.hop_length, a.win_length, a.n_mels, a.f_min, a.f_max) == (
-        16000, 1024, 160, 1024, 64, 0.0, 8000.0)
+        16000,
+        1024,
+        160,
+        1024,
+        64,
+        0.0,
+        8000.0,
+    )
     assert (h.sample_rate, h.n_fft, h.hop_length, h.win_length, h.n_mels, h.f_min, h.f_max) == (
-        22050, 1024, 256, 1024, 80, 0.0, 8000.0)
+        22050,
+        1024,
+        256,
+        1024,
+        80,
+        0.0,
+        8000.0,
+    )
     assert (a.padding, a.magnitude_eps, h.padding, h.magnitude_eps) == ("center", 0.0, "hifigan", 1e-9)
     assert preset_name(h) == "hifigan-22k" and preset_name(MelConfig(n_mels=32)) is None
 

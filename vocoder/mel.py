@@ -25,7 +25,10 @@ def hz_to_mel(hz: np.ndarray) -> np.ndarray:
     """Slaney mel scale (librosa's default, htk=False)."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / _SLANEY_F_SP
-    log = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(hz, _SLANEY_MIN_LOG_HZ) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOG_STEP
+    log = (
+        _SLANEY_MIN_LOG_MEL
+        + np.log(np.maximum(hz, _SLANEY_MIN_LOG_HZ) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOG_STEP
+    )
     return np.where(hz >= _SLANEY_MIN_LOG_HZ, log, linear)
 
 
@@ -33,7 +36,9 @@ def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     """Inverse of `hz_to_mel`."""
     mel = np.asarray(mel, dtype=np.float64)
     linear = mel * _SLANEY_F_SP
-    log = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOG_STEP * (np.maximum(mel, _SLANEY_MIN_LOG_MEL) - _SLANEY_MIN_LOG_MEL))
+    log = _SLANEY_MIN_LOG_HZ * np.exp(
+        _SLANEY_LOG_STEP * (np.maximum(mel, _SLANEY_MIN_LOG_MEL) - _SLANEY_MIN_LOG_MEL)
+    )
     return np.where(mel >= _SLANEY_MIN_LOG_MEL, log, linear)
 
 

@@ -326,15 +326,23 @@ def generate(
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
         logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
+    failures = 0
     with progress_bar("generating", total=None) as progress:
         for index, wav in pipe.generate_iter(
             prompts, duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
             negative_prompt=negative_prompt, seed=seed, num_samples=num_samples, batch_size=batch_size,
             progress=progress,
         ):
-            with claim_output(paths[index], overwrite) as path:
-                write_audio(path, wav, pipe.sample_rate)
+            try:
+                with claim_output(paths[index], overwrite) as path:
+                    write_audio(path, wav, pipe.sample_rate)
+            except (*USER_ERRORS, OSError) as e:  # e.g. another process took the name meanwhile
+                failures += 1
+                _report_item_error(paths[index], e)
+                continue
             emit_path(paths[index])
+    if failures:
+        raise fail(f"{failures} of {len(paths)} output(s) could not be written", 1)
 
 
 def _report_item_error(src: Path, error: Exception) -> None:

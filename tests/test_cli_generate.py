@@ -197,3 +197,22 @@ def test_claimed_output_is_never_clobbered(tmp_path):
         assert fresh.exists() and fresh.stat().st_size == 0  # the name is reserved while writing
         raise RuntimeError("write failed")
     assert not fresh.exists()  # a failed write leaves no claim behind
+
+
+def test_file_taken_by_another_process_meanwhile_is_kept(tiny_model, tmp_path, monkeypatch):
+    """Outputs are created exclusively: a name taken while generating is reported, not replaced."""
+    import audioldm_cli.audio as audio
+
+    real_write = audio.write_audio
+
+    def write_and_race(path, wav, rate):  # another process creates b_0.wav while a_0.wav is written
+        (tmp_path / "b_0.wav").write_bytes(b"theirs")
+        return real_write(path, wav, rate)
+
+    monkeypatch.setattr(audio, "write_audio", write_and_race)
+    result = run(tiny_model, "a", "b", "--out-dir", tmp_path, "--duration", "0.05", "--seed", "0")
+    assert result.exit_code == 1
+    assert "b_0.wav appeared while running" in result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / "a_0.wav")]
+    assert (tmp_path / "b_0.wav").read_bytes() == b"theirs"
+    assert sf.info(tmp_path / "a_0.wav").frames == 800

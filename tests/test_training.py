@@ -242,3 +242,28 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path,
     with pytest.raises(ModelError, match="training diverged: 3 steps with a non-finite loss"):
         train("vae", manifest, tmp_path / "run2", config=vae_config(tmp_path), overrides={"max_steps": 6,
                                                                                             "max_bad_steps": 2})
+
+
+def test_cli_sigint_saves_reports_and_exits_130(manifest, tmp_path, monkeypatch):
+    from audioldm_cli.training.loop import Trainer
+
+    real_step = Trainer.train_one_step
+
+    def step_then_interrupt(self):
+        logs = real_step(self)
+        if self.state.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return logs
+
+    monkeypatch.setattr(Trainer, "train_one_step", step_then_interrupt)
+    run = tmp_path / "run"
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(vae_config(tmp_path)),
+            "--max-steps", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130
+    assert f"error: interrupted at step 1: saved {run / 'checkpoints' / 'step_00000001'}; continue with --resume" \
+        in result.output
+    monkeypatch.setattr(Trainer, "train_one_step", real_step)
+    result = CliRunner().invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert [m["step"] for m in metrics(run)] == [1, 2, 3]

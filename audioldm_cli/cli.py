@@ -516,7 +516,14 @@ def info(
         f"frontend: {description['preset']} ({fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}, "
         f"{fe['n_mels']} mels, {fe['f_min']:g}-{fe['f_max']:g} Hz, padding {fe['padding']})"
     )
-    typer.echo(f"conditioning: {description['conditioning']}; text encoder: {description['text_encoder']}")
+    te = description["text_encoder"]
+    te_text = f"{te['name']} (max_length {te.get('max_length', 64)})" if te else "none (reconstruct/encode only)"
+    typer.echo(f"conditioning: {description['conditioning']}; text encoder: {te_text}")
+    lat = description["latent"]
+    typer.echo(
+        f"latent: {lat['channels']} channels, time /{lat['time_downsampling']}, "
+        f"frequency /{lat['freq_downsampling']}, scale_factor {lat['scale_factor']:g}"
+    )
     typer.echo(f"schedule: {description['schedule']}")
     for kind, part in description["components"].items():
         typer.echo(f"{kind}: {part['class']} from {part['source']}, {part['parameters']:,} parameters")

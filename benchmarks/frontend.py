@@ -11,6 +11,7 @@ replaces the `## Frontend` section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import statistics
@@ -169,7 +170,10 @@ def main() -> None:
             "each (alternating, after a warm-up), CPU; librosa's BLAS limited to the same thread count."
         ),
         "",
-        f"Machine: {machine()}.",
+        (
+            f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+            f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} (a shared machine: CPU time is the steadier figure)."
+        ),
         "",
         (
             "| preset | output [B, T, F] | ours wall / CPU (s) | librosa wall / CPU (s) | speed-up wall / CPU "
@@ -183,7 +187,20 @@ def main() -> None:
             f"{r['librosa_s']:.3f} / {r['librosa_cpu']:.3f} | {r['ratio']:.1f}x / {r['cpu_ratio']:.1f}x | "
             f"{r['max_abs']:.1e} | {r['mean_abs']:.1e} | {r['max_abs_loud']:.1e} |"
         )
-    lines += ["", f"Target: >= 5x faster than librosa; log-mels agree to {ATOL:g} (log domain).", ""]
+    worst = min(r["cpu_ratio"] for r in rows)
+    verdict = "met" if worst >= 5 else f"NOT met here (worst CPU-time speed-up {worst:.1f}x)"
+    lines += [
+        "",
+        (
+            f"Target: >= 5x faster than librosa, log-mels equal to {ATOL:g} (log domain): numbers agree; speed target "
+            f"{verdict}. Both sides run the same algorithm (a windowed real FFT per frame, magnitude, mel matmul, "
+            "log), so one thread is bounded by the FFT: torch's MKL FFT is about 2.5-3x faster per frame than "
+            "numpy's pocketfft on this CPU, and the rest is memory-bound element-wise passes that `LogMel` runs in "
+            "cache-sized blocks. librosa's FFT is single-threaded; ours also scales with torch threads "
+            "(`--threads N`) and runs on a GPU."
+        ),
+        "",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     for r in rows:

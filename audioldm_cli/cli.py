@@ -220,7 +220,6 @@ def mel(
 # ----------------------------------------------------------------------------------------------
 # generate, reconstruct, encode, info: the pipeline commands (a model folder in, files out)
 
-SAMPLER_NAMES = ("ddim", "dpmpp-2m")
 ModelOpt = Annotated[
     Optional[Path],
     typer.Option("--model", help="Model folder (default: the embedded checkpoints/default).", rich_help_panel="Model"),
@@ -306,8 +305,10 @@ def generate(
     from .runtime import progress_bar
 
     items = _generation_items(list(text or []), prompts_file)
-    if sampler not in SAMPLER_NAMES:
-        raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLER_NAMES)}")
+    from .samplers import SAMPLERS
+
+    if sampler not in SAMPLERS:  # checked here too so that a typo fails before the model loads
+        raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
     if output is not None and out_dir is not None:
         raise UsageError("give either -o/--output or --out-dir, not both")
     if output is not None and len(items) * max(num_samples, 1) > 1:

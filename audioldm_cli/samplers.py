@@ -22,6 +22,7 @@ Every sampler shares one signature::
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -159,29 +160,30 @@ def sample_dpmpp_2m(
     if eta != 0.0:
         raise ValueError(f"eta={eta}: DPM-Solver++ 2M is deterministic; use eta=0 or the ddim sampler")
     _check_inputs(x, timesteps, alphas_cumprod, x0, mask)
-    acp = alphas_cumprod.to(device=x.device, dtype=torch.float64)
+    # Step coefficients as Python floats from a float64 CPU table (MPS has no float64).
+    acp = [float(a) for a in alphas_cumprod.detach().cpu().double()]
     ts = [int(t) for t in reversed(timesteps.tolist())]
     total = len(ts)
     old_denoised, h_last = None, None  # multistep history: previous x0 prediction and step size
     for i, t in enumerate(ts):
         x = _paste_known(x, x0, mask, t, alphas_cumprod, generator)
         pred = model_fn(x, _timestep_batch(t, x))
-        denoised, _ = pred_to_x0_eps(pred, x, acp[t].to(x.dtype), prediction_type)
+        denoised, _ = pred_to_x0_eps(pred, x, acp[t], prediction_type)
         if i == total - 1:  # lower-order final step to sigma = 0: x_0 = D
             x = denoised
         else:
             a_s, a_t = acp[t], acp[ts[i + 1]]
-            lam_s = 0.5 * torch.log(a_s / (1.0 - a_s))  # lambda = log(alpha / sigma)
-            lam_t = 0.5 * torch.log(a_t / (1.0 - a_t))
+            lam_s = 0.5 * math.log(a_s / (1.0 - a_s))  # lambda = log(alpha / sigma)
+            lam_t = 0.5 * math.log(a_t / (1.0 - a_t))
             h = lam_t - lam_s
             if old_denoised is None:
                 d = denoised
             else:
                 r = h_last / h
                 d = (1.0 + 1.0 / (2.0 * r)) * denoised - (1.0 / (2.0 * r)) * old_denoised
-            ratio = torch.sqrt((1.0 - a_t) / (1.0 - a_s))  # sigma_t / sigma_s
-            coef = -torch.sqrt(a_t) * torch.expm1(-h)  # alpha_t * (1 - e^{-h})
-            x = ratio.to(x.dtype) * x + coef.to(x.dtype) * d
+            ratio = math.sqrt((1.0 - a_t) / (1.0 - a_s))  # sigma_t / sigma_s
+            coef = -math.sqrt(a_t) * math.expm1(-h)  # alpha_t * (1 - e^{-h})
+            x = ratio * x + coef * d
             old_denoised, h_last = denoised, h
         if callback is not None:
             callback(i + 1, total)

@@ -43,7 +43,7 @@ DDCONFIG_DEFAULTS: dict = {
 }
 # Keys of the official first_stage_config "params" that only matter to the reference's training code.
 IGNORED_KEYS = frozenset(
-    {
+    [
         "image_key",
         "monitor",
         "time_shuffle",
@@ -54,7 +54,7 @@ IGNORED_KEYS = frozenset(
         "batchsize",
         "sampling_rate",
         "reload_from_ckpt",
-    }
+    ]
 )
 
 VAE_PRESETS: dict[str, dict] = {

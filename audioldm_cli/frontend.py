@@ -87,7 +87,7 @@ class MelFrontend(nn.Module):
         return self.config.num_frames(n_samples)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.log_mel(wav).transpose(-1, -2)
+        return self.log_mel.time_major(wav)
 
     def log_magnitudes(self, wav: torch.Tensor) -> torch.Tensor:
         """Time-major log linear magnitudes [B, T, n_fft // 2 + 1] (same log floor as the mel)."""

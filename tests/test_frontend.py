@@ -317,3 +317,10 @@ def test_forward_supports_autograd_and_matches_the_fast_path(name):
     assert torch.isfinite(wav.grad).all() and wav.grad.abs().sum() > 0
     with torch.no_grad():
         torch.testing.assert_close(lm(wav), out.detach(), atol=1e-5, rtol=0)
+
+
+def test_outputs_are_contiguous_in_both_layouts(fe16):
+    wav = torch.randn(2, 3000) * 0.1
+    time_major, vocoder_layout = fe16(wav), fe16.log_mel(wav)
+    assert time_major.is_contiguous() and vocoder_layout.is_contiguous()
+    assert torch.equal(time_major, vocoder_layout.transpose(1, 2))

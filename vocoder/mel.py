@@ -136,13 +136,21 @@ class LogMel(nn.Module):
         return torch.log(torch.clamp(x, min=self.cfg.log_floor))
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """Log-mel [B, n_mels, T] (vocoder layout), contiguous."""
         needs_grad = torch.is_grad_enabled() and wav.requires_grad  # the CPU path writes in place
         if self.window.device.type != "cpu" or needs_grad:
             return self.log(self.mel(self.spectrogram(wav)))
+        return self._forward_cpu(wav).transpose(-1, -2).contiguous()
+
+    def time_major(self, wav: torch.Tensor) -> torch.Tensor:
+        """Log-mel [B, T, n_mels] (VAE layout), contiguous: the same numbers as `forward`, transposed."""
+        needs_grad = torch.is_grad_enabled() and wav.requires_grad
+        if self.window.device.type != "cpu" or needs_grad:
+            return self.log(self.mel(self.spectrogram(wav))).transpose(-1, -2).contiguous()
         return self._forward_cpu(wav)
 
     def _forward_cpu(self, wav: torch.Tensor) -> torch.Tensor:
-        """Same numbers as the batched path, computed frame-major in cache-sized blocks.
+        """Time-major log-mel [B, T, n_mels] as the batched path computes it, frame by frame in cache-sized blocks.
 
         On CPU the complex spectrum of a whole batch (B x 513 x T x 8 bytes) is far larger than the
         caches and the pass is memory-bound; going through blocks of frames ([frames, n_fft] rows,
@@ -166,5 +174,5 @@ class LogMel(nn.Module):
                 if cfg.magnitude_eps > 0:
                     power.add_(cfg.magnitude_eps)
                 torch.matmul(power.sqrt_(), basis_t, out=out[b, f0 : f0 + step])
-        out = out.clamp_(min=cfg.log_floor).log_().transpose(1, 2)  # [B, n_mels, T]
+        out = out.clamp_(min=cfg.log_floor).log_()  # [B, T, n_mels]
         return out[0] if wav.dim() == 1 else out

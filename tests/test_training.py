@@ -267,3 +267,37 @@ def test_cli_sigint_saves_reports_and_exits_130(manifest, tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(run), "--resume"])
     assert result.exit_code == 0, result.output
     assert [m["step"] for m in metrics(run)] == [1, 2, 3]
+
+
+def test_vae_init_from_model_exports_a_model_that_reconstructs(manifest, tiny_model, tmp_path):
+    run = tmp_path / "run"
+    state = train("vae", manifest, run, config=vae_config(tmp_path), init_from=str(tiny_model),
+                  overrides={"max_steps": 2, "precision": "bf16"})
+    assert state.step == 2
+    assert all(np.isfinite(m["loss/rec"]) for m in metrics(run))
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(run / "export")
+    assert pipe.config.components == {"vae": "vae", "vocoder": "vocoder"} and pipe.unet is None
+    base = AudioLDM.from_pretrained(tiny_model)
+    assert pipe.vae.config["ddconfig"] == base.vae.config["ddconfig"]  # the model's VAE, not the config's
+    assert_same_weights(pipe.vocoder.state_dict(), base.vocoder.state_dict(), atol=0)
+    wave = pipe.reconstruct(torch.zeros(3200))
+    assert wave.shape == (3200,) and torch.isfinite(wave).all()
+    assert {m["steps_per_s"] > 0 for m in metrics(run)} == {True}
+
+
+def test_vocoder_init_from_model_folder_replaces_its_vocoder(manifest, tiny_model, tmp_path):
+    cfg = tmp_path / "voc.json"
+    cfg.write_text(json.dumps({"loss": {"disc_width": 0.125, "periods": [2], "scales": 0, "adv_start": 1},
+                               "train": {"max_steps": 2, "batch_size": 2, "segment_seconds": 0.05, "cpu": True}}))
+    run = tmp_path / "voc"
+    train("vocoder", manifest, run, config=cfg, init_from=str(tiny_model))
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(run / "export")
+    base = AudioLDM.from_pretrained(tiny_model)
+    assert pipe.unet is not None and pipe.config.text_encoder == base.config.text_encoder
+    assert_same_weights(pipe.vae.state_dict(), base.vae.state_dict(), atol=0)
+    changed = [k for k, v in pipe.vocoder.state_dict().items() if not torch.equal(v, base.vocoder.state_dict()[k])]
+    assert changed  # fine-tuned

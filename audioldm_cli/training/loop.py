@@ -147,6 +147,12 @@ class Trainer:
 
         self.stage, self.data, self.val_data, self.cfg = stage, data, val_data, cfg
         self.run_dir = Path(run_dir)
+        if accelerator is None:
+            from accelerate.state import AcceleratorState
+
+            # A second run in the same process (library use, tests) may ask for another precision:
+            # forget the previous run's settings; the process group (PartialState) is kept.
+            AcceleratorState._reset_state()
         self.acc = accelerator or Accelerator(mixed_precision=cfg.precision, cpu=cfg.cpu)
         world = self.acc.num_processes
         self.local = local_positions(cfg.batch_size, self.acc.process_index, world)

@@ -546,7 +546,10 @@ class AutoencoderKL(nn.Module):
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict | None:
-    """Guess the VAE config that fits a first-stage state_dict (no prefix), or None if it is not one."""
+    """Guess the VAE config that fits a first-stage state_dict (no prefix), or None if it is not one.
+
+    Attention placement (`attn_resolutions`, `resolution`) cannot be read off the weights: left at defaults.
+    """
     try:
         conv_in = state_dict["encoder.conv_in.weight"]
         ch, in_ch = int(conv_in.shape[0]), int(conv_in.shape[1])
@@ -564,7 +567,6 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict | None:
         out_ch = int(state_dict["decoder.conv_out.weight"].shape[0])
     except (KeyError, IndexError, ValueError, AttributeError):
         return None
-    attn = any(".attn." in k for k in state_dict)
     dd = {
         **DDCONFIG_DEFAULTS,
         "ch": ch,
@@ -576,8 +578,6 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict | None:
         "double_z": z2 == 2 * z_ch,
         "downsample_time_stride4_levels": stride4,
     }
-    if attn:
-        dd["attn_resolutions"] = ["?"]  # resolutions cannot be read off the weights
     return {"ddconfig": dd, "embed_dim": embed, "subband": in_ch}
 
 

@@ -312,3 +312,14 @@ def test_component_folder_round_trip(tmp_path):
     mel = torch.randn(1, 1, 8, 8)
     with torch.inference_mode():
         assert torch.equal(again.encode(mel).mean, model.encode(mel).mean)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_infer_config_reads_the_architecture_off_the_weights(fixtures_dir, oracle, name):
+    from audioldm_cli.vae import infer_config
+
+    model, _ = fixture_model(fixtures_dir, oracle, name)
+    state, _ = oracle(name)
+    guessed = AutoencoderKL.from_config(infer_config(state)).config
+    assert guessed == model.config  # these fixtures have no attention outside the middle blocks
+    assert infer_config({"decoder.conv_out.weight": torch.zeros(1, 32, 3, 3)}) is None

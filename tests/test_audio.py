@@ -46,6 +46,14 @@ def test_reads_each_format(tmp_path, ext, subtype, atol):
     assert peak_hz(wav, sr) == pytest.approx(440, abs=2)
 
 
+def test_reads_mp3(tmp_path):
+    sf.write(tmp_path / "a.mp3", tone(440, 16000, 1.0), 16000, format="MP3", subtype="MPEG_LAYER_III")
+    wav, sr = read_audio(tmp_path / "a.mp3", 22050)
+    assert sr == 22050 and wav.shape == (22050,)  # lossy codec: check length, pitch and level only
+    assert peak_hz(wav, sr) == pytest.approx(440, abs=2)
+    assert wav.abs().max().item() == pytest.approx(0.5, abs=0.05)
+
+
 def test_multichannel_is_averaged_to_mono(tmp_path):
     data = tone(300, 16000, 0.25, channels=3)
     sf.write(tmp_path / "c.wav", data, 16000, subtype="FLOAT")

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from vocoder.config import MelConfig, preset_name
 
 from . import checkpoint as ckpt
+from .chunking import overlap_add
 from .errors import ModelError, UsageError
 from .runtime import ProgressFn, make_generator, resolve_device
 from .samplers import randn_like
@@ -231,8 +232,20 @@ class AudioLDM:
         wav = wav[:, :n_samples]
         return F.pad(wav, (0, n_samples - wav.shape[-1])).float().cpu()
 
-    def decode_latent(self, latent: Tensor, n_samples: int | None = None) -> Tensor:
-        """latent [B, C, T', F'] (scaled) -> waveform [B, n_samples] (default: all decoded frames)."""
+    def decode_latent(
+        self,
+        latent: Tensor,
+        n_samples: int | None = None,
+        *,
+        chunk_frames: int = CHUNK_FRAMES,
+        overlap_frames: int = CHUNK_OVERLAP,
+        progress: ProgressFn | None = None,
+    ) -> Tensor:
+        """latent [B, C, T', F'] (scaled) -> waveform [B, n_samples] (default: all decoded frames).
+
+        Long latents are decoded and vocoded in overlapping chunks of `chunk_frames` mel frames
+        (see `chunking.overlap_add`).
+        """
         if latent.dim() == 3:
             latent = latent[None]
         if (
@@ -243,10 +256,26 @@ class AudioLDM:
                 f"latent of shape {tuple(latent.shape[1:])} does not fit this VAE "
                 f"({self.latent_channels} channels, {self.mel_config.n_mels // self.freq_factor} bins)"
             )
-        n_samples = n_samples or latent.shape[2] * self.time_factor * self.hop_length
-        with torch.inference_mode():
-            mel = self.vae.decode(latent.to(self.device, torch.float32) / self.scale_factor)
-            return self.vocode(mel, n_samples)
+        tf, hop = self.time_factor, self.hop_length
+        total = latent.shape[2] * tf
+        n_samples = n_samples or total * hop
+        latent = latent.float() / self.scale_factor
+
+        def render(lo: int, hi: int) -> Tensor:
+            with torch.inference_mode():
+                mel = self.vae.decode(latent[:, :, lo // tf : hi // tf].to(self.device))
+                return self.vocode(mel, (hi - lo) * hop)
+
+        wav = overlap_add(
+            render,
+            total,
+            hop,
+            chunk_frames=chunk_frames,
+            overlap_frames=overlap_frames,
+            multiple=tf,
+            progress=progress,
+        )
+        return F.pad(wav[:, :n_samples], (0, max(0, n_samples - wav.shape[-1])))
 
     # ------------------------------------------------------------------------------------------
     # encode
@@ -318,29 +347,30 @@ class AudioLDM:
             raise UsageError("cannot reconstruct an empty waveform (0 samples)")
         tf, hop = self.time_factor, self.hop_length
         total = self.frames_for(n)
-        chunk = max(tf, chunk_frames // tf * tf)
-        margin = math.ceil(overlap_frames / tf) * tf
-        starts = list(range(0, total, chunk)) if total > chunk + 2 * margin else [0]
         padded = F.pad(wav, (0, total * hop - n)).float()
-        out = torch.zeros(wav.shape[0], total * hop)
-        weight = torch.zeros(total * hop)
-        context = math.ceil(self.mel_config.n_fft / hop)  # extra frames so chunk mels equal the whole mel
-        for k, start in enumerate(starts):
-            end = total if len(starts) == 1 else min(total, start + chunk)
-            s, e = max(0, start - margin), min(total, end + margin)
-            a, b = max(0, s - context), min(total, e + context)
+        context = math.ceil(
+            self.mel_config.n_fft / hop
+        )  # extra frames so that chunk mels equal the whole mel
+
+        def render(lo: int, hi: int) -> Tensor:
+            a, b = max(0, lo - context), min(total, hi + context)
             with torch.inference_mode():
-                mel = self.frontend(padded[:, a * hop : b * hop].to(self.device))[:, s - a : e - a]
-                mel = mel.unsqueeze(1)
+                mel = self.frontend(padded[:, a * hop : b * hop].to(self.device))[
+                    :, lo - a : hi - a
+                ].unsqueeze(1)
                 if not vocoder_only:
                     mel = self.vae.decode(self.vae.encode(mel).mode())
-                piece = self.vocode(mel, (e - s) * hop)
-            w = _crossfade_weights(s, e, start, end, margin, total).repeat_interleave(hop)
-            out[:, s * hop : e * hop] += piece * w
-            weight[s * hop : e * hop] += w
-            if progress is not None:
-                progress(k + 1, len(starts))
-        out = (out / weight.clamp_min(1e-8))[:, :n]
+                return self.vocode(mel, (hi - lo) * hop)
+
+        out = overlap_add(
+            render,
+            total,
+            hop,
+            chunk_frames=chunk_frames,
+            overlap_frames=overlap_frames,
+            multiple=tf,
+            progress=progress,
+        )[:, :n]
         return out[0] if squeeze else out
 
     # ------------------------------------------------------------------------------------------
@@ -528,18 +558,3 @@ def _as_batch(wav: Tensor) -> Tensor:
     if wav.dim() != 2:
         raise UsageError(f"expected a waveform [N] or [B, N], got shape {tuple(wav.shape)}")
     return wav
-
-
-def _crossfade_weights(s: int, e: int, start: int, end: int, margin: int, total: int) -> Tensor:
-    """Per-frame weights of the chunk computed on [s, e) whose core is [start, end).
-
-    1 on the core, linear ramps `margin` frames wide centred on `start` and `end`, so that neighbours
-    sum to 1 and the frames nearest a chunk's edge (the least accurate) get weight 0.
-    """
-    t = torch.arange(s, e, dtype=torch.float32) + 0.5
-    w = torch.ones(e - s)
-    if start > 0 and margin > 0:
-        w = torch.minimum(w, ((t - (start - margin / 2)) / margin).clamp(0, 1))
-    if end < total and margin > 0:
-        w = torch.minimum(w, (((end + margin / 2) - t) / margin).clamp(0, 1))
-    return w

@@ -1,0 +1,78 @@
+"""Long inputs in overlapping chunks with a linear cross-fade, so that memory stays bounded.
+
+The caller renders the waveform of any span of mel frames `[lo, hi)` (with whatever context it needs);
+`overlap_add` splits the whole length into cores of `chunk_frames`, renders each core widened by
+`overlap_frames` on both sides, and blends neighbours with complementary linear ramps `overlap_frames`
+wide centred on each border. The frames nearest a rendered span's edge, the least accurate ones,
+get weight 0, so a convolutional renderer gives the unchunked result exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .runtime import ProgressFn
+
+# render(lo, hi) -> waveform [B, (hi - lo) * hop] for mel frames [lo, hi)
+RenderFn = Callable[[int, int], Tensor]
+
+
+def plan_chunks(
+    total: int, chunk_frames: int, overlap_frames: int, multiple: int = 1
+) -> list[tuple[int, int]]:
+    """Core spans [start, end) covering [0, total); one span when chunking would not save anything.
+
+    Spans and the overlap are rounded to `multiple` frames (the VAE's time factor).
+    """
+    chunk = max(multiple, chunk_frames // multiple * multiple)
+    margin = _margin(overlap_frames, multiple)
+    if total <= chunk + 2 * margin:
+        return [(0, total)]
+    return [(start, min(total, start + chunk)) for start in range(0, total, chunk)]
+
+
+def _margin(overlap_frames: int, multiple: int) -> int:
+    return math.ceil(max(0, overlap_frames) / multiple) * multiple
+
+
+def crossfade_weights(lo: int, hi: int, start: int, end: int, margin: int, total: int) -> Tensor:
+    """Per-frame weights [hi - lo] of the span rendered on [lo, hi) whose core is [start, end):
+    1 on the core, linear ramps `margin` wide centred on `start` and `end` (none at 0 and `total`)."""
+    t = torch.arange(lo, hi, dtype=torch.float32) + 0.5
+    w = torch.ones(hi - lo)
+    if start > 0 and margin > 0:
+        w = torch.minimum(w, ((t - (start - margin / 2)) / margin).clamp(0, 1))
+    if end < total and margin > 0:
+        w = torch.minimum(w, (((end + margin / 2) - t) / margin).clamp(0, 1))
+    return w
+
+
+def overlap_add(
+    render: RenderFn,
+    total: int,
+    hop: int,
+    *,
+    chunk_frames: int,
+    overlap_frames: int,
+    multiple: int = 1,
+    progress: ProgressFn | None = None,
+) -> Tensor:
+    """Waveform [B, total * hop] of `total` mel frames, rendered chunk by chunk and cross-faded."""
+    spans = plan_chunks(total, chunk_frames, overlap_frames, multiple)
+    margin = _margin(overlap_frames, multiple)
+    out, weight = None, torch.zeros(total * hop)
+    for k, (start, end) in enumerate(spans):
+        lo, hi = max(0, start - margin), min(total, end + margin)
+        piece = render(lo, hi).float().cpu()
+        if out is None:
+            out = torch.zeros(piece.shape[0], total * hop)
+        w = crossfade_weights(lo, hi, start, end, margin, total).repeat_interleave(hop)
+        out[:, lo * hop : hi * hop] += piece * w
+        weight[lo * hop : hi * hop] += w
+        if progress is not None:
+            progress(k + 1, len(spans))
+    return out / weight.clamp_min(1e-8)

@@ -222,7 +222,12 @@ def mel(
 
 ModelOpt = Annotated[
     Optional[Path],
-    typer.Option("--model", help="Model folder (default: the embedded checkpoints/default).", rich_help_panel="Model"),
+    typer.Option(
+        "--model",
+        help="Model folder (default: the embedded checkpoints/default), or an official AudioLDM .ckpt "
+        "(its VAE and vocoder: reconstruct and encode only).",
+        rich_help_panel="Model",
+    ),
 ]
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="auto | cpu | cuda[:N] | mps.", rich_help_panel="Model")

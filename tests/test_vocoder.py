@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import read_key_list
 
-from vocoder import VOCODER_PRESETS, HifiGanConfig, HifiGanGenerator, waveform_to_int16
+from vocoder import MEL_PRESETS, VOCODER_PRESETS, HifiGanConfig, HifiGanGenerator, waveform_to_int16
 from vocoder.generator import fold_weight_norm
 
 
@@ -110,6 +110,8 @@ def test_config_round_trip_is_json():
     assert universal["upsample_rates"] == [8, 8, 2, 2] and universal["mel"]["sample_rate"] == 22050
     model = HifiGanGenerator.from_config("tiny")
     assert HifiGanGenerator.from_config(model.config).config == model.config
+    as_object = {**model.config, "mel": MEL_PRESETS["audioldm-16k"]}  # a MelConfig is accepted too
+    assert HifiGanConfig.from_dict(as_object) == model.cfg
 
 
 @pytest.mark.parametrize(

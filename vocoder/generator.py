@@ -65,7 +65,7 @@ class HifiGanConfig:
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
     num_mels: int = 80
-    mel: dict | None = None  # MelConfig.to_dict() of the mel it inverts (None: not recorded)
+    mel: dict | None = None  # MelConfig.to_dict() (or a MelConfig) of the mel it inverts; None: unknown
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -101,7 +101,7 @@ class HifiGanConfig:
         set_("upsample_initial_channel", channels)
         set_("num_mels", int(self.num_mels))
         if self.mel is not None:
-            self._check_mel(dict(self.mel))
+            self._check_mel(self.mel.to_dict() if isinstance(self.mel, MelConfig) else dict(self.mel))
 
     def _check_mel(self, mel: dict) -> None:
         mel_cfg = MelConfig.from_dict(mel)

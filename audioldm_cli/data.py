@@ -155,9 +155,11 @@ def _json_rows(source: Path, text: str) -> tuple[list[Row], list[str]]:
         raise UsageError(f"--data {source}: not valid JSON (line {e.lineno}: {e.msg})") from None
     records = doc.get("data") if isinstance(doc, dict) else doc
     if not isinstance(records, list):
-        raise UsageError(f"--data {source}: expected {{\"data\": [...]}} or a list of rows")
+        raise UsageError(f'--data {source}: expected {{"data": [...]}} or a list of rows')
     # Entries have no line of their own in a pretty-printed file: report the entry number.
-    return _collect([_record_row(source.parent, r, f"{source.name} entry {i}") for i, r in enumerate(records, 1)])
+    return _collect(
+        [_record_row(source.parent, r, f"{source.name} entry {i}") for i, r in enumerate(records, 1)]
+    )
 
 
 def _csv_rows(source: Path, text: str, delimiter: str) -> tuple[list[Row], list[str]]:
@@ -192,7 +194,8 @@ def _audiocaps_path(base: Path, record: dict) -> str:
 
 def _folder_rows(folder: Path) -> tuple[list[Row], list[str]]:
     files = sorted(
-        p for p in folder.rglob("*")
+        p
+        for p in folder.rglob("*")
         if p.is_file() and (p.suffix.lower() in AUDIO_SUFFIXES or p.name.endswith(LATENT_SUFFIX))
     )
     rows = []
@@ -260,7 +263,9 @@ class SegmentDataset:
         """Row at `position` of global batch `step`: one fixed permutation per pass over the data."""
         flat = step * batch_size + position
         epoch, offset = divmod(flat, len(self.rows))
-        order = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+        order = torch.randperm(
+            len(self.rows), generator=torch.Generator().manual_seed(self.seed * 7919 + epoch)
+        )
         return int(order[offset])
 
     def load(self, index: int) -> tuple[int, torch.Tensor]:
@@ -275,7 +280,9 @@ class SegmentDataset:
             try:
                 data = self.reader(self.rows[i].path)
             except (AudioReadError, OSError, ValueError, RuntimeError) as e:
-                logger.warning("%s: cannot read %s (%s); row skipped", self.rows[i].where, self.rows[i].path, e)
+                logger.warning(
+                    "%s: cannot read %s (%s); row skipped", self.rows[i].where, self.rows[i].path, e
+                )
                 self._bad.add(i)
                 continue
             if self._cache_items:
@@ -299,7 +306,9 @@ class SegmentDataset:
         pad = [0, 0] * (-axis - 1) + [0, size - length]
         return torch.nn.functional.pad(data, pad)
 
-    def sample(self, step: int, position: int, batch_size: int, *, train: bool = True) -> tuple[torch.Tensor, str]:
+    def sample(
+        self, step: int, position: int, batch_size: int, *, train: bool = True
+    ) -> tuple[torch.Tensor, str]:
         """(segment, caption) of one position of one global batch."""
         gen = sample_generator(self.seed, step, position)
         index = self.row_index(step, position, batch_size) if train else position % len(self.rows)

@@ -84,8 +84,12 @@ def test_audioldm_json_and_folder_forms(clips):
     assert [(r.path.name, r.caption, r.where) for r in rows] == [("c0.wav", "one", "d.json entry 1")]
     (clips / "c2.txt").write_text("caption of two\n")
     rows = read_manifest(clips)
-    assert [(r.path.name, r.caption) for r in rows] == [("c0.wav", ""), ("c1.wav", ""), ("c2.wav", "caption of two"),
-                                                         ("c3.wav", "")]
+    assert [(r.path.name, r.caption) for r in rows] == [
+        ("c0.wav", ""),
+        ("c1.wav", ""),
+        ("c2.wav", "caption of two"),
+        ("c3.wav", ""),
+    ]
     assert [r.path.name for r in read_manifest(clips, require_captions=True)] == ["c2.wav"]
 
 
@@ -107,7 +111,9 @@ def make_dataset(folder, n=6, seconds=0.25, segment=1600, **kw):
     for i in range(n):
         write_tone(folder / f"s{i}.wav", seconds=seconds, freq=100.0 * (i + 1))
     manifest = folder / "m.jsonl"
-    manifest.write_text("".join(json.dumps({"wav": f"s{i}.wav", "caption": f"tone {i}"}) + "\n" for i in range(n)))
+    manifest.write_text(
+        "".join(json.dumps({"wav": f"s{i}.wav", "caption": f"tone {i}"}) + "\n" for i in range(n))
+    )
     return SegmentDataset(read_manifest(manifest), audio_reader(SR), segment, **kw)
 
 
@@ -168,7 +174,10 @@ def test_unreadable_audio_is_skipped_once_with_its_line(tmp_path, caplog):
     write_tone(tmp_path / "ok.wav")
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00not really a wav file at all")
     (tmp_path / "m.jsonl").write_text(
-        json.dumps({"wav": "bad.wav", "caption": "b"}) + "\n" + json.dumps({"wav": "ok.wav", "caption": "o"}) + "\n"
+        json.dumps({"wav": "bad.wav", "caption": "b"})
+        + "\n"
+        + json.dumps({"wav": "ok.wav", "caption": "o"})
+        + "\n"
     )
     data = SegmentDataset(read_manifest(tmp_path / "m.jsonl"), audio_reader(SR), 800)
     with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):

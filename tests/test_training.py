@@ -33,7 +33,9 @@ def make_manifest(folder: Path, n: int = 4, seconds: float = 0.3) -> Path:
     t = np.arange(int(SR * seconds)) / SR
     lines = []
     for i in range(n):
-        wave = 0.3 * np.sin(2 * np.pi * 300 * (i + 1) * t) if i % 2 == 0 else 0.1 * rng.standard_normal(t.size)
+        wave = (
+            0.3 * np.sin(2 * np.pi * 300 * (i + 1) * t) if i % 2 == 0 else 0.1 * rng.standard_normal(t.size)
+        )
         sf.write(folder / f"clip{i}.wav", wave.astype(np.float32), SR)
         lines.append(json.dumps({"wav": f"clip{i}.wav", "caption": f"sound number {i}"}))
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
@@ -44,12 +46,27 @@ def vae_config(folder: Path, disc_start: int = -1, **train) -> Path:
     doc = {
         "frontend": "audioldm-16k",
         "model": TINY_VAE,
-        "loss": {"kl_weight": 1e-4, "mel_scales": [1, 2], "disc_start": disc_start, "disc_channels": 8,
-                 "disc_layers": 2},
+        "loss": {
+            "kl_weight": 1e-4,
+            "mel_scales": [1, 2],
+            "disc_start": disc_start,
+            "disc_channels": 8,
+            "disc_layers": 2,
+        },
         # adam_eps 1e-3: conv biases before a GroupNorm have zero gradient up to float noise, which Adam
         # would otherwise blow up to +-lr steps; comparisons of differently summed runs need it damped.
-        "train": {"max_steps": 4, "batch_size": 2, "lr": 2e-3, "segment_seconds": 0.08, "log_every": 1,
-                  "save_every": 2, "keep_last": 2, "cpu": True, "adam_eps": 1e-3, **train},
+        "train": {
+            "max_steps": 4,
+            "batch_size": 2,
+            "lr": 2e-3,
+            "segment_seconds": 0.08,
+            "log_every": 1,
+            "save_every": 2,
+            "keep_last": 2,
+            "cpu": True,
+            "adam_eps": 1e-3,
+            **train,
+        },
     }
     path = folder / f"vae_{disc_start}_{len(train)}.json"
     path.write_text(json.dumps(doc))
@@ -66,8 +83,8 @@ def weights(folder: Path, name: str) -> dict[str, torch.Tensor]:
 
 def assert_same_weights(a: dict, b: dict, atol: float = 1e-6) -> None:
     assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+    for k, v in a.items():
+        torch.testing.assert_close(v, b[k], rtol=0, atol=atol, msg=k)
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +94,22 @@ def manifest(tmp_path_factory) -> Path:
 
 def test_vae_loss_decreases_and_run_folder_layout(manifest, tmp_path):
     run = tmp_path / "run"
-    state = train("vae", manifest, run, config=vae_config(tmp_path, val_every=8, val_items=4),
-                  overrides={"max_steps": 8, "save_every": 3})
+    state = train(
+        "vae",
+        manifest,
+        run,
+        config=vae_config(tmp_path, val_every=8, val_items=4),
+        overrides={"max_steps": 8, "save_every": 3},
+    )
     assert state.step == 8 and not state.interrupted
     records = metrics(run)
     assert [m["step"] for m in records if "loss/rec" in m] == list(range(1, 9))
     val = {m["step"]: m["val/rec"] for m in records if "val/rec" in m}
     assert sorted(val) == [0, 8] and val[8] < 0.8 * val[0], val  # the same 4 clips, before and after
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000006", "step_00000008"]  # keep 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step_00000006",
+        "step_00000008",
+    ]  # keep 2
     ckpt = run / "checkpoints" / "step_00000008"
     assert sorted(p.name for p in ckpt.iterdir()) == ["train_state.pt", "vae.safetensors"]
     saved = json.loads((run / "config.json").read_text())
@@ -93,7 +118,7 @@ def test_vae_loss_decreases_and_run_folder_layout(manifest, tmp_path):
     from audioldm_cli.checkpoint import load_component
 
     vae = load_component(run / "export" / "vae", "vae")
-    trained = {k[len("vae."):]: v for k, v in weights(ckpt, "vae").items()}
+    trained = {k[len("vae.") :]: v for k, v in weights(ckpt, "vae").items()}
     assert_same_weights(vae.state_dict(), trained)
     assert vae.scale_factor != 1.0
 
@@ -114,7 +139,13 @@ def test_resume_equals_uninterrupted_with_discriminator(manifest, tmp_path):
 
 def test_gradient_accumulation_equals_the_whole_batch(manifest, tmp_path):
     train("vae", manifest, tmp_path / "one", config=vae_config(tmp_path), overrides={"max_steps": 2})
-    train("vae", manifest, tmp_path / "acc", config=vae_config(tmp_path), overrides={"max_steps": 2, "grad_accum": 2})
+    train(
+        "vae",
+        manifest,
+        tmp_path / "acc",
+        config=vae_config(tmp_path),
+        overrides={"max_steps": 2, "grad_accum": 2},
+    )
     a = weights(tmp_path / "one" / "checkpoints" / "step_00000002", "vae")
     b = weights(tmp_path / "acc" / "checkpoints" / "step_00000002", "vae")
     assert_same_weights(a, b, atol=1e-5)
@@ -127,8 +158,14 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes(manifest, tmp_path):
         if done == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
-    state = train("vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 6, "save_every": 0},
-                  progress=progress)
+    state = train(
+        "vae",
+        manifest,
+        run,
+        config=vae_config(tmp_path),
+        overrides={"max_steps": 6, "save_every": 0},
+        progress=progress,
+    )
     assert state.interrupted and state.step == 2
     assert state.checkpoint == run / "checkpoints" / "step_00000002"
     assert (run / "export" / "vae" / "model.safetensors").is_file()
@@ -154,7 +191,9 @@ def test_killed_while_saving_leaves_previous_checkpoint_valid(manifest, tmp_path
         train("vae", {str(manifest)!r}, {str(run)!r}, config={str(vae_config(tmp_path))!r},
               overrides={{"max_steps": 6}})
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     leftovers = [p.name for p in (run / "checkpoints").iterdir()]
     assert "step_00000002" in leftovers and "step_00000004" not in leftovers
@@ -165,12 +204,25 @@ def test_killed_while_saving_leaves_previous_checkpoint_valid(manifest, tmp_path
 
 def test_vocoder_loss_decreases_and_export_loads(manifest, tmp_path):
     cfg = tmp_path / "voc.json"
-    cfg.write_text(json.dumps({
-        "model": "tiny",
-        "loss": {"disc_width": 0.125, "periods": [2, 3], "scales": 1},
-        "train": {"max_steps": 8, "batch_size": 2, "lr": 1e-3, "segment_seconds": 0.05, "log_every": 1,
-                  "save_every": 0, "cpu": True, "val_every": 8, "val_items": 2},
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "model": "tiny",
+                "loss": {"disc_width": 0.125, "periods": [2, 3], "scales": 1},
+                "train": {
+                    "max_steps": 8,
+                    "batch_size": 2,
+                    "lr": 1e-3,
+                    "segment_seconds": 0.05,
+                    "log_every": 1,
+                    "save_every": 0,
+                    "cpu": True,
+                    "val_every": 8,
+                    "val_items": 2,
+                },
+            }
+        )
+    )
     run = tmp_path / "voc"
     train("vocoder", manifest, run, config=cfg)
     records = metrics(run)
@@ -178,7 +230,10 @@ def test_vocoder_loss_decreases_and_export_loads(manifest, tmp_path):
     assert np.mean(mel[-3:]) < np.mean(mel[:3]), mel
     assert {"loss/adv", "loss/fm", "loss/disc"} <= set(records[-2])
     assert [m["step"] for m in records if "val/mel" in m] == [0, 8]
-    assert sorted(p.name for p in (run / "val" / "step_00000008").iterdir()) == ["vocoded_0.wav", "vocoded_1.wav"]
+    assert sorted(p.name for p in (run / "val" / "step_00000008").iterdir()) == [
+        "vocoded_0.wav",
+        "vocoded_1.wav",
+    ]
     from vocoder.pretrained import load_vocoder
 
     generator = load_vocoder(run / "export")
@@ -195,10 +250,13 @@ def test_bad_inputs_are_one_line_errors(manifest, tmp_path):
     assert "no usable rows" in result.output and "empty.jsonl:1: file not found" in result.output
     bad_cfg = tmp_path / "bad.json"
     bad_cfg.write_text(json.dumps({"train": {"max_step": 3}}))
-    result = runner.invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "r"),
-                                 "--config", str(bad_cfg)])
+    result = runner.invoke(
+        app, ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "r"), "--config", str(bad_cfg)]
+    )
     assert result.exit_code == 2 and "unknown train keys ['max_step']" in result.output
-    result = runner.invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "r"), "--resume"])
+    result = runner.invoke(
+        app, ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "r"), "--resume"]
+    )
     assert result.exit_code == 2 and "holds no run" in result.output
     result = runner.invoke(app, ["train", "ldm", "--data", str(manifest), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "needs --init-from MODEL" in result.output
@@ -209,8 +267,24 @@ def test_bad_inputs_are_one_line_errors(manifest, tmp_path):
 def test_cli_trains_prints_export_and_refuses_to_clobber(manifest, tmp_path):
     runner = CliRunner()
     run = tmp_path / "run"
-    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(vae_config(tmp_path)),
-            "--max-steps", "2", "--batch-size", "2", "--lr", "1e-3", "--seed", "3"]
+    args = [
+        "train",
+        "vae",
+        "--data",
+        str(manifest),
+        "--out",
+        str(run),
+        "--config",
+        str(vae_config(tmp_path)),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "3",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(run / "export")
@@ -235,13 +309,20 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path,
 
     monkeypatch.setattr(vae_stage.VAEStage, "train_step", poisoned)
     run = tmp_path / "run"
-    state = train("vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 3, "max_bad_steps": 2})
+    state = train(
+        "vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 3, "max_bad_steps": 2}
+    )
     assert state.step == 3
     weights_after = weights(run / "checkpoints" / "step_00000003", "vae")
     assert all(torch.isfinite(v).all() for v in weights_after.values())  # the NaN step was not applied
     with pytest.raises(ModelError, match="training diverged: 3 steps with a non-finite loss"):
-        train("vae", manifest, tmp_path / "run2", config=vae_config(tmp_path), overrides={"max_steps": 6,
-                                                                                            "max_bad_steps": 2})
+        train(
+            "vae",
+            manifest,
+            tmp_path / "run2",
+            config=vae_config(tmp_path),
+            overrides={"max_steps": 6, "max_bad_steps": 2},
+        )
 
 
 def test_cli_sigint_saves_reports_and_exits_130(manifest, tmp_path, monkeypatch):
@@ -257,12 +338,24 @@ def test_cli_sigint_saves_reports_and_exits_130(manifest, tmp_path, monkeypatch)
 
     monkeypatch.setattr(Trainer, "train_one_step", step_then_interrupt)
     run = tmp_path / "run"
-    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(vae_config(tmp_path)),
-            "--max-steps", "3"]
+    args = [
+        "train",
+        "vae",
+        "--data",
+        str(manifest),
+        "--out",
+        str(run),
+        "--config",
+        str(vae_config(tmp_path)),
+        "--max-steps",
+        "3",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 130
-    assert f"error: interrupted at step 1: saved {run / 'checkpoints' / 'step_00000001'}; continue with --resume" \
+    assert (
+        f"error: interrupted at step 1: saved {run / 'checkpoints' / 'step_00000001'}; continue with --resume"
         in result.output
+    )
     monkeypatch.setattr(Trainer, "train_one_step", real_step)
     result = CliRunner().invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(run), "--resume"])
     assert result.exit_code == 0, result.output
@@ -271,8 +364,14 @@ def test_cli_sigint_saves_reports_and_exits_130(manifest, tmp_path, monkeypatch)
 
 def test_vae_init_from_model_exports_a_model_that_reconstructs(manifest, tiny_model, tmp_path):
     run = tmp_path / "run"
-    state = train("vae", manifest, run, config=vae_config(tmp_path), init_from=str(tiny_model),
-                  overrides={"max_steps": 2, "precision": "bf16"})
+    state = train(
+        "vae",
+        manifest,
+        run,
+        config=vae_config(tmp_path),
+        init_from=str(tiny_model),
+        overrides={"max_steps": 2, "precision": "bf16"},
+    )
     assert state.step == 2
     assert all(np.isfinite(m["loss/rec"]) for m in metrics(run))
     from audioldm_cli.pipeline import AudioLDM
@@ -289,8 +388,14 @@ def test_vae_init_from_model_exports_a_model_that_reconstructs(manifest, tiny_mo
 
 def test_vocoder_init_from_model_folder_replaces_its_vocoder(manifest, tiny_model, tmp_path):
     cfg = tmp_path / "voc.json"
-    cfg.write_text(json.dumps({"loss": {"disc_width": 0.125, "periods": [2], "scales": 0, "adv_start": 1},
-                               "train": {"max_steps": 2, "batch_size": 2, "segment_seconds": 0.05, "cpu": True}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "loss": {"disc_width": 0.125, "periods": [2], "scales": 0, "adv_start": 1},
+                "train": {"max_steps": 2, "batch_size": 2, "segment_seconds": 0.05, "cpu": True},
+            }
+        )
+    )
     run = tmp_path / "voc"
     train("vocoder", manifest, run, config=cfg, init_from=str(tiny_model))
     from audioldm_cli.pipeline import AudioLDM
@@ -299,5 +404,7 @@ def test_vocoder_init_from_model_folder_replaces_its_vocoder(manifest, tiny_mode
     base = AudioLDM.from_pretrained(tiny_model)
     assert pipe.unet is not None and pipe.config.text_encoder == base.config.text_encoder
     assert_same_weights(pipe.vae.state_dict(), base.vae.state_dict(), atol=0)
-    changed = [k for k, v in pipe.vocoder.state_dict().items() if not torch.equal(v, base.vocoder.state_dict()[k])]
+    changed = [
+        k for k, v in pipe.vocoder.state_dict().items() if not torch.equal(v, base.vocoder.state_dict()[k])
+    ]
     assert changed  # fine-tuned

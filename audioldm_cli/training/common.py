@@ -58,10 +58,13 @@ def make_datasets(
     """(training set, validation set); validation uses `val_data` or the first rows of `data`."""
     rows = read_manifest(data, require_captions=require_captions)
     reader = audio_reader(sample_rate)
-    train = SegmentDataset(rows, reader, segment, latent_segment=latent_segment, seed=cfg.seed,
-                           caption_dropout=caption_dropout)
+    train = SegmentDataset(
+        rows, reader, segment, latent_segment=latent_segment, seed=cfg.seed, caption_dropout=caption_dropout
+    )
     val_rows: list[Row] = read_manifest(val_data, require_captions=require_captions) if val_data else rows
-    val = SegmentDataset(val_rows[: cfg.val_items], reader, segment, latent_segment=latent_segment, seed=cfg.seed)
+    val = SegmentDataset(
+        val_rows[: cfg.val_items], reader, segment, latent_segment=latent_segment, seed=cfg.seed
+    )
     return train, val
 
 
@@ -75,7 +78,10 @@ def batch_noise(shape: tuple[int, ...], seed: int, step: int, positions, salt: i
 def batch_uniform_ints(high: int, seed: int, step: int, positions, salt: int) -> torch.Tensor:
     """One integer in [0, high) per global sample, drawn like `batch_noise`."""
     return torch.cat(
-        [torch.randint(0, high, (1,), generator=sample_generator(seed + salt, step, int(p))) for p in positions]
+        [
+            torch.randint(0, high, (1,), generator=sample_generator(seed + salt, step, int(p)))
+            for p in positions
+        ]
     )
 
 

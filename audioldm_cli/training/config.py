@@ -67,7 +67,9 @@ class TrainConfig:
         if self.precision not in ("no", "fp16", "bf16"):
             raise UsageError(f"train.precision={self.precision!r}: must be one of no, fp16, bf16")
         if self.lr_schedule not in ("constant", "cosine", "exponential"):
-            raise UsageError(f"train.lr_schedule={self.lr_schedule!r}: must be constant, cosine or exponential")
+            raise UsageError(
+                f"train.lr_schedule={self.lr_schedule!r}: must be constant, cosine or exponential"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise UsageError(f"train.ema_decay={self.ema_decay}: must be in [0, 1)")
         if not 0.0 <= self.caption_dropout <= 1.0:

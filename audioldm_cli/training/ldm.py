@@ -79,7 +79,9 @@ class LDMStage(Stage):
             cond = self.pipe._condition(missing)
             for i, c in enumerate(missing):
                 self._text_cache[c] = {k: v[i] for k, v in cond.items()}
-        return {k: torch.stack([self._text_cache[c][k] for c in captions]) for k in self._text_cache[captions[0]]}
+        return {
+            k: torch.stack([self._text_cache[c][k] for c in captions]) for k in self._text_cache[captions[0]]
+        }
 
     @torch.no_grad()
     def latents(self, batch: dict, step: int) -> torch.Tensor:
@@ -95,7 +97,9 @@ class LDMStage(Stage):
 
     def train_step(self, batch: dict, step: int):
         z = self.latents(batch, step)
-        t = batch_uniform_ints(self.pipe.schedule.timesteps, self.seed, step, batch["positions"], salt=29).to(z.device)
+        t = batch_uniform_ints(self.pipe.schedule.timesteps, self.seed, step, batch["positions"], salt=29).to(
+            z.device
+        )
         noise = batch_noise(tuple(z.shape[1:]), self.seed, step, batch["positions"], salt=31).to(z.device)
         x_t = add_noise(z, noise, t, self.acp)
         pred = self.modules["unet"](x_t, t, **self.condition(batch["caption"]))
@@ -121,12 +125,22 @@ class LDMStage(Stage):
         if captions and self.loss.val_steps > 0:
             from ..pipeline import AudioLDM
 
-            pipe = AudioLDM(self.pipe.config, vae=self.pipe.vae, vocoder=self.pipe.vocoder,
-                            unet=copy.deepcopy(unet), device=self.pipe.device)
+            pipe = AudioLDM(
+                self.pipe.config,
+                vae=self.pipe.vae,
+                vocoder=self.pipe.vocoder,
+                unet=copy.deepcopy(unet),
+                device=self.pipe.device,
+            )
             pipe._text_encoder = self.pipe.text_encoder
             seconds = z.shape[2] * self.pipe.time_factor * self.pipe.hop_length / self.sample_rate
-            waves = pipe.generate(captions, duration=seconds, steps=self.loss.val_steps,
-                                  guidance_scale=self.loss.val_guidance, seed=0)
+            waves = pipe.generate(
+                captions,
+                duration=seconds,
+                steps=self.loss.val_steps,
+                guidance_scale=self.loss.val_guidance,
+                seed=0,
+            )
             audio = {f"sample_{i}": w for i, w in enumerate(waves)}
         return results, audio
 
@@ -136,9 +150,14 @@ class LDMStage(Stage):
         pipe = self.pipe
         entry = pipe.config.components["vocoder"]
         write_model_folder(
-            folder, pipe.mel_config, copy.deepcopy(pipe.vae).cpu(), entry if isinstance(entry, dict) else None,
-            copy.deepcopy(pipe.vocoder).cpu(), unet=copy.deepcopy(modules["unet"]).float().cpu(),
-            text_encoder=pipe.text_encoder.config, schedule=pipe.schedule.to_dict(),
+            folder,
+            pipe.mel_config,
+            copy.deepcopy(pipe.vae).cpu(),
+            entry if isinstance(entry, dict) else None,
+            copy.deepcopy(pipe.vocoder).cpu(),
+            unet=copy.deepcopy(modules["unet"]).float().cpu(),
+            text_encoder=pipe.text_encoder.config,
+            schedule=pipe.schedule.to_dict(),
             conditioning=pipe.config.conditioning,
         )
 
@@ -151,8 +170,10 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     from .run import Built
 
     if not init_from:
-        raise UsageError("train ldm needs --init-from MODEL: a model folder with a trained VAE and vocoder "
-                         "(e.g. the export/ of `audioldm train vae`)")
+        raise UsageError(
+            "train ldm needs --init-from MODEL: a model folder with a trained VAE and vocoder "
+            "(e.g. the export/ of `audioldm train vae`)"
+        )
     if vocoder:
         raise UsageError("train ldm takes its vocoder from --init-from; drop --vocoder")
     loss = LDMLossConfig.from_dict(doc.get("loss", {}))
@@ -178,24 +199,39 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     elif pipe.unet is not None:
         unet = copy.deepcopy(pipe.unet)
     else:
-        raise UsageError(f"{init_from} has no UNet to fine-tune: give its architecture in the config 'model' section")
+        raise UsageError(
+            f"{init_from} has no UNet to fine-tune: give its architecture in the config 'model' section"
+        )
     pipe.unet = None
     pipe.config = PipelineConfig.from_dict({**pcfg, "components": {**pcfg["components"], "unet": "unet"}})
     _check_unet(pipe, unet)
     stage = LDMStage(pipe, unet.train().requires_grad_(True), loss, seed=cfg.seed)
     frames = stage.segment_frames(cfg.segment_seconds)
-    sections = {"model": unet.config, "loss": asdict(loss), "text_encoder": pcfg["text_encoder"],
-                "schedule": pcfg["schedule"], "conditioning": pcfg["conditioning"]}
-    return Built(stage, sections, frames * pipe.hop_length, require_captions=True,
-                 caption_dropout=cfg.caption_dropout, latent_segment=frames // pipe.time_factor)
+    sections = {
+        "model": unet.config,
+        "loss": asdict(loss),
+        "text_encoder": pcfg["text_encoder"],
+        "schedule": pcfg["schedule"],
+        "conditioning": pcfg["conditioning"],
+    }
+    return Built(
+        stage,
+        sections,
+        frames * pipe.hop_length,
+        require_captions=True,
+        caption_dropout=cfg.caption_dropout,
+        latent_segment=frames // pipe.time_factor,
+    )
 
 
 def _check_unet(pipe, unet: nn.Module) -> None:
     """The UNet must fit the VAE latents and the text encoder width (before any step is taken)."""
     ucfg = unet.config
     if ucfg["in_channels"] != pipe.latent_channels or ucfg["out_channels"] != pipe.latent_channels:
-        raise UsageError(f"UNet in/out channels {ucfg['in_channels']}/{ucfg['out_channels']}: must equal the "
-                         f"VAE latent channels {pipe.latent_channels}")
+        raise UsageError(
+            f"UNet in/out channels {ucfg['in_channels']}/{ucfg['out_channels']}: must equal the "
+            f"VAE latent channels {pipe.latent_channels}"
+        )
     key = "context_dim" if pipe.config.conditioning == "crossattn" else "extra_film_condition_dim"
     width = pipe.text_encoder.dim
     if ucfg.get(key) != width:

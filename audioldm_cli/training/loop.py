@@ -121,7 +121,9 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
         warm = min(1.0, (n + 1) / cfg.lr_warmup_steps) if cfg.lr_warmup_steps else 1.0
         if cfg.lr_schedule == "cosine":
             progress = min(1.0, n / max(1, horizon))
-            return warm * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+            return warm * (
+                cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+            )
         if cfg.lr_schedule == "exponential":
             return warm * cfg.lr_gamma**n
         return warm
@@ -163,20 +165,32 @@ class Trainer:
             )
         self.state = TrainState(main_process=self.acc.is_main_process)
         if self.acc.is_main_process:
-            logger.info("training %s on %d process(es), %s, precision %s, global batch %d (%d per process)",
-                        stage.name, world, self.acc.device, cfg.precision, cfg.batch_size, len(self.local))
+            logger.info(
+                "training %s on %d process(es), %s, precision %s, global batch %d (%d per process)",
+                stage.name,
+                world,
+                self.acc.device,
+                cfg.precision,
+                cfg.batch_size,
+                len(self.local),
+            )
         self.unwrapped = dict(stage.modules)
         stage.to(self.acc.device)
         self.optims = {}
         for name, owners in stage.optimizers.items():
             params = [p for m in owners for p in self.unwrapped[m].parameters() if p.requires_grad]
             lr = cfg.lr * cfg.lr_scale.get(name, 1.0)
-            self.optims[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas),
-                                             weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
+            self.optims[name] = torch.optim.AdamW(
+                params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, eps=cfg.adam_eps
+            )
         # Schedulers are stepped once per global step by us (accelerate would step them per process).
-        self.scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(cfg)) for n, o in self.optims.items()}
+        self.scheds = {
+            n: torch.optim.lr_scheduler.LambdaLR(o, lr_factor(cfg)) for n, o in self.optims.items()
+        }
         names, optim_names = list(self.unwrapped), list(self.optims)
-        prepared = self.acc.prepare(*[self.unwrapped[n] for n in names], *[self.optims[n] for n in optim_names])
+        prepared = self.acc.prepare(
+            *[self.unwrapped[n] for n in names], *[self.optims[n] for n in optim_names]
+        )
         prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
         stage.modules = dict(zip(names, prepared[: len(names)]))
         self.optims = dict(zip(optim_names, prepared[len(names) :]))
@@ -193,7 +207,7 @@ class Trainer:
 
     def run(self, progress: ProgressFn | None = None) -> TrainState:
         """Train until `max_steps` or SIGINT; save, export and return the state."""
-        cfg, acc = self.cfg, self.acc
+        cfg = self.cfg
         progress = progress or (lambda done, total: None)
         previous = self._install_sigint()
         sums: dict[str, float] = {}
@@ -266,11 +280,17 @@ class Trainer:
     def _skip_update(self, logs: dict[str, float]) -> None:
         """A non-finite loss: drop this step's gradients (all processes see the same global losses)."""
         self.bad_steps += 1
-        logger.warning("step %d: non-finite loss %s; update skipped (%d so far)", self.state.step + 1,
-                       {k: v for k, v in logs.items() if not math.isfinite(v)}, self.bad_steps)
+        logger.warning(
+            "step %d: non-finite loss %s; update skipped (%d so far)",
+            self.state.step + 1,
+            {k: v for k, v in logs.items() if not math.isfinite(v)},
+            self.bad_steps,
+        )
         if self.bad_steps > self.cfg.max_bad_steps:
-            raise ModelError(f"training diverged: {self.bad_steps} steps with a non-finite loss (more than "
-                             f"train.max_bad_steps={self.cfg.max_bad_steps}); lower --lr or use --precision no")
+            raise ModelError(
+                f"training diverged: {self.bad_steps} steps with a non-finite loss (more than "
+                f"train.max_bad_steps={self.cfg.max_bad_steps}); lower --lr or use --precision no"
+            )
         for opt in self.optims.values():
             opt.zero_grad(set_to_none=True)
         self.state.step += 1
@@ -314,7 +334,9 @@ class Trainer:
         """Validation losses (and audio under val/step_N/) on the main process, EMA weights where kept."""
         results: dict[str, float] = {}
         if self.acc.is_main_process:
-            originals = {n: {k: v.clone() for k, v in self.unwrapped[n].state_dict().items()} for n in self.emas}
+            originals = {
+                n: {k: v.clone() for k, v in self.unwrapped[n].state_dict().items()} for n in self.emas
+            }
             for n, ema in self.emas.items():
                 ema.copy_to(self.unwrapped[n])
             for m in self.unwrapped.values():
@@ -334,12 +356,15 @@ class Trainer:
                 folder.mkdir(parents=True, exist_ok=True)
                 for name, wave in audio.items():
                     if not torch.isfinite(wave).all():
-                        logger.warning("validation audio %s at step %d is not finite: not written", name,
-                                       self.state.step)
+                        logger.warning(
+                            "validation audio %s at step %d is not finite: not written", name, self.state.step
+                        )
                         continue
                     with atomic_path(folder / f"{name}.wav") as tmp:
                         write_audio(tmp, wave.float().cpu(), self.stage.sample_rate)
-            self._append_metrics({"step": self.state.step, **{f"val/{k}": round(v, 6) for k, v in results.items()}})
+            self._append_metrics(
+                {"step": self.state.step, **{f"val/{k}": round(v, 6) for k, v in results.items()}}
+            )
             logger.info("validation at step %d: %s", self.state.step, results)
         self.acc.wait_for_everyone()
         return results
@@ -405,7 +430,9 @@ class Trainer:
     def load(self, folder: Path) -> None:
         """Restore weights, EMA, optimisers, schedulers, step and RNG from a checkpoint folder."""
         for name, module in self.unwrapped.items():
-            load_state_dict_strict(module, read_safetensors(folder / f"{name}.safetensors"), str(folder / name))
+            load_state_dict_strict(
+                module, read_safetensors(folder / f"{name}.safetensors"), str(folder / name)
+            )
         if self.emas:
             shadow = read_safetensors(folder / EMA_NAME)
             for n, ema in self.emas.items():

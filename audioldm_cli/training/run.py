@@ -76,7 +76,9 @@ def train(
         if not saved.is_file():
             raise UsageError(f"--resume: {out} holds no run (config.json is missing)")
         if config is not None:
-            raise UsageError("--resume reads the run's own config.json; drop --config (flags may still override)")
+            raise UsageError(
+                "--resume reads the run's own config.json; drop --config (flags may still override)"
+            )
         doc = json.loads(saved.read_text())
         if doc.get("stage") != stage:
             raise UsageError(f"--resume: {out} is a {doc.get('stage')!r} run, not {stage!r}")
@@ -84,7 +86,9 @@ def train(
         vocoder = doc.get("vocoder")
     else:
         if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).glob("step_*")):
-            raise UsageError(f"--out {out} already holds a run; pass --resume to continue it or choose a new folder")
+            raise UsageError(
+                f"--out {out} already holds a run; pass --resume to continue it or choose a new folder"
+            )
         doc = read_config_file(config)
         if doc.get("stage") not in (None, stage):
             raise UsageError(f"--config {config} is for stage {doc['stage']!r}, not {stage!r}")
@@ -93,15 +97,27 @@ def train(
     from .common import make_datasets
 
     train_set, val_set = make_datasets(
-        data, cfg, built.stage.sample_rate, built.segment,
-        require_captions=built.require_captions, caption_dropout=built.caption_dropout, val_data=val_data,
+        data,
+        cfg,
+        built.stage.sample_rate,
+        built.segment,
+        require_captions=built.require_captions,
+        caption_dropout=built.caption_dropout,
+        val_data=val_data,
         latent_segment=built.latent_segment,
     )
-    trainer = Trainer(built.stage, train_set, cfg, out, val_data=val_set, resume=resume, accelerator=accelerator)
+    trainer = Trainer(
+        built.stage, train_set, cfg, out, val_data=val_set, resume=resume, accelerator=accelerator
+    )
     if trainer.acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        resolved = {"stage": stage, **built.sections, "train": cfg.to_dict(), "init_from": init_from,
-                    "vocoder": vocoder}
+        resolved = {
+            "stage": stage,
+            **built.sections,
+            "train": cfg.to_dict(),
+            "init_from": init_from,
+            "vocoder": vocoder,
+        }
         with atomic_path(saved) as tmp:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
     if hasattr(built.stage, "prepare_export"):

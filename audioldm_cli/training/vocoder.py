@@ -62,12 +62,19 @@ class DifferentiableLogMel(nn.Module):
 class VocoderStage(Stage):
     name = "vocoder"
 
-    def __init__(self, generator: HifiGanGenerator, mel: MelConfig, loss: VocoderLossConfig,
-                 base_model: Path | None = None):
+    def __init__(
+        self,
+        generator: HifiGanGenerator,
+        mel: MelConfig,
+        loss: VocoderLossConfig,
+        base_model: Path | None = None,
+    ):
         self.mel_config, self.loss, self.base_model = mel, loss, base_model
         self.log_mel = LogMel(mel)  # the generator's input: exactly the frontend's mel
         # The loss mel adds HiFi-GAN's 1e-9 under the square root: |STFT| has no finite gradient at 0.
-        self.loss_mel = DifferentiableLogMel(dataclasses.replace(mel, magnitude_eps=max(mel.magnitude_eps, 1e-9)))
+        self.loss_mel = DifferentiableLogMel(
+            dataclasses.replace(mel, magnitude_eps=max(mel.magnitude_eps, 1e-9))
+        )
         disc = HifiGanDiscriminator(tuple(loss.periods), loss.scales, loss.disc_width)
         self.modules = {"generator": generator.apply_weight_norm(), "disc": disc}
         self.optimizers = {"generator": ("generator",), "disc": ("disc",)}
@@ -77,7 +84,10 @@ class VocoderStage(Stage):
         return self.mel_config.sample_rate
 
     def segment_samples(self, seconds: float) -> int:
-        return max(8, round(seconds * self.sample_rate / self.mel_config.hop_length)) * self.mel_config.hop_length
+        return (
+            max(8, round(seconds * self.sample_rate / self.mel_config.hop_length))
+            * self.mel_config.hop_length
+        )
 
     def to(self, device: torch.device) -> None:
         self.log_mel.to(device)
@@ -128,12 +138,27 @@ class VocoderStage(Stage):
 
         pcfg = read_pipeline_config(self.base_model)
         vae = load_component(self.base_model / pcfg.components["vae"], "vae")
-        unet = load_component(self.base_model / pcfg.components["unet"], "unet") if "unet" in pcfg.components else None
-        write_model_folder(folder, self.mel_config, vae, None, generator, unet=unet, text_encoder=pcfg.text_encoder,
-                           schedule=pcfg.schedule, conditioning=pcfg.conditioning)
+        unet = (
+            load_component(self.base_model / pcfg.components["unet"], "unet")
+            if "unet" in pcfg.components
+            else None
+        )
+        write_model_folder(
+            folder,
+            self.mel_config,
+            vae,
+            None,
+            generator,
+            unet=unet,
+            text_encoder=pcfg.text_encoder,
+            schedule=pcfg.schedule,
+            conditioning=pcfg.conditioning,
+        )
 
 
-def build_vocoder_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None):
+def build_vocoder_stage(
+    doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None
+):
     """The vocoder stage: a new generator from the config 'model', or --init-from any vocoder source."""
     from .run import Built
     from .vae import load_vocoder_source
@@ -166,10 +191,16 @@ def build_vocoder_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = 
         except ValueError as e:
             raise UsageError(f"config 'model': {e}") from None
         vmel = generator.config.get("mel")
-        mel = resolve_frontend(doc.get("frontend")) if doc.get("frontend") or not vmel else MelConfig.from_dict(vmel)
+        mel = (
+            resolve_frontend(doc.get("frontend"))
+            if doc.get("frontend") or not vmel
+            else MelConfig.from_dict(vmel)
+        )
     if generator.config["num_mels"] != mel.n_mels or generator.hop_length != mel.hop_length:
-        raise UsageError(f"vocoder ({generator.config['num_mels']} mels, hop {generator.hop_length}) does not fit "
-                         f"the frontend ({mel.n_mels} mels, hop {mel.hop_length})")
+        raise UsageError(
+            f"vocoder ({generator.config['num_mels']} mels, hop {generator.hop_length}) does not fit "
+            f"the frontend ({mel.n_mels} mels, hop {mel.hop_length})"
+        )
     stage = VocoderStage(generator.train(), mel, loss, base_model=base_model)
     sections = {"frontend": mel.to_dict(), "model": generator.config, "loss": asdict(loss)}
     return Built(stage, sections, stage.segment_samples(cfg.segment_seconds))

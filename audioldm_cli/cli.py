@@ -91,6 +91,21 @@ def emit_path(path: Path) -> None:
     typer.echo(str(path))
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A log handler bound to whatever `sys.stderr` is at emit time (it may be swapped by test runners)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"audioldm-cli {__version__}")
@@ -113,12 +128,13 @@ def _main(
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
     logger.setLevel(level)
     logging.getLogger("vocoder").setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logging.getLogger("vocoder").addHandler(handler)
     logger.propagate = False
+    logging.getLogger("vocoder").propagate = False
 
 
 # ----------------------------------------------------------------------------------------------

@@ -54,9 +54,7 @@ def test_ldm_loss_decreases_and_ema_export_generates(manifest, tiny_model, tmp_p
     records = metrics(run)
     val = {m["step"]: m["val/diffusion_t600"] for m in records if "val/diffusion_t600" in m}
     assert sorted(val) == [0, 8] and val[8] < val[0], val
-    assert sorted(p.name for p in (run / "val" / "step_00000010").iterdir()) == [
-        f"sample_{i}.wav" for i in range(4)
-    ]
+    assert sorted(p.name for p in (run / "val" / "step_00000008").iterdir()) == ["sample_0.wav", "sample_1.wav"]
     from audioldm_cli.pipeline import AudioLDM
 
     pipe = AudioLDM.from_pretrained(run / "export")

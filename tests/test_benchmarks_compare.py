@@ -72,10 +72,10 @@ def test_time_pair_alternates_and_takes_medians(compare):
         calls.append("r")
         return 2
 
-    t_ours, t_ref, out_ours, out_ref = compare.time_pair(ours, ref, repeats=3)
+    medians, out_ours, out_ref = compare.time_pair(ours, ref, repeats=3)
     assert (out_ours, out_ref) == (1, 2)
     assert "".join(calls) == "or" + "or" + "ro" + "or"  # warm-up, then who goes first alternates
-    assert t_ours >= 0 and t_ref >= 0
+    assert set(medians) == {"ours", "ref", "ours_cpu", "ref_cpu"} and min(medians.values()) >= 0
 
 
 def test_write_section_replaces_only_the_compare_section(compare, tmp_path):
@@ -93,13 +93,23 @@ def test_write_section_replaces_only_the_compare_section(compare, tmp_path):
 
 def test_report_marks_targets(compare):
     rows = [
-        compare.Row("UNet call", "latent", ours=1.0, ref=1.5, max_abs=1e-6, max_ref=2.0, ok=True),
+        compare.Row(
+            "UNet call",
+            "latent",
+            ours=1.0,
+            ref=1.5,
+            max_abs=1e-6,
+            max_ref=2.0,
+            ok=True,
+            ours_cpu=2,
+            ref_cpu=5,
+        ),
         compare.Row("HiFi-GAN", "mel", ours=1.0, ref=1.1, max_abs=0.0, max_ref=1.0, ok=False),
     ]
     text = compare.report(rows, "test machine", 2, "benchmarks/compare.py --quick", pending=("vocoder",))
     assert text.startswith("## Compare\n\n`benchmarks/compare.py --quick`, ")
     assert "**Partial run**: not measured yet: vocoder." in text
-    assert "| UNet call | latent | 1.000 | 1.500 | 1.50x | ≥ 1.3x met |" in text
+    assert "| UNet call | latent | 1.000 | 1.500 | 1.50x | ≥ 1.3x met | 2.50x |" in text
     assert "| HiFi-GAN | mel | 1.000 | 1.100 | 1.10x | ≥ 1.3x **not met** |" in text and "**NO**" in text
     assert "test machine" in text
 

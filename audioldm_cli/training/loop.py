@@ -201,6 +201,7 @@ class Trainer:
             self.load(self.latest_checkpoint())
         self._stop = False
         self.bad_steps = 0
+        self._pool, self._ahead = None, None  # background reading of the next step's batches
 
     # ------------------------------------------------------------------------------------------
     # the loop
@@ -232,6 +233,7 @@ class Trainer:
                     self.save()
         finally:
             self._restore_sigint(previous)
+            self._close_prefetch()
         self.state.interrupted = self.state.step < cfg.max_steps
         if self.state.interrupted:
             logger.warning("interrupted at step %d: saving a checkpoint", self.state.step)
@@ -244,12 +246,9 @@ class Trainer:
         cfg, acc, step = self.cfg, self.acc, self.state.step
         for m in self.stage.modules.values():
             m.train()
-        micro = len(self.local) // cfg.grad_accum
         logs: dict[str, float] = {}
-        for i in range(cfg.grad_accum):
-            positions = self.local[i * micro : (i + 1) * micro]
-            batch = self._to_device(self.data.batch(step, positions, cfg.batch_size))
-            batch["positions"] = list(positions)
+        for i, batch in enumerate(self._prefetched(step)):
+            batch = self._to_device(batch)
             last = i == cfg.grad_accum - 1
             with self._no_sync(not last), acc.autocast():
                 objectives, named = self.stage.train_step(batch, step)
@@ -276,6 +275,37 @@ class Trainer:
         self.state.step += 1
         self.state.last_losses = logs
         return logs
+
+    def micro_batches(self, step: int) -> list[dict]:
+        """This process's micro-batches of global step `step` (CPU tensors; a pure function of the step)."""
+        micro = len(self.local) // self.cfg.grad_accum
+        batches = []
+        for i in range(self.cfg.grad_accum):
+            positions = self.local[i * micro : (i + 1) * micro]
+            batches.append(
+                {**self.data.batch(step, positions, self.cfg.batch_size), "positions": list(positions)}
+            )
+        return batches
+
+    def _prefetched(self, step: int) -> list[dict]:
+        """The batches of `step`, read by a background thread while the previous step computed."""
+        import concurrent.futures
+
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audioldm-data")
+        ahead, batches = self._ahead, None
+        if ahead is not None:  # always wait: the data set is never used by two threads at once
+            pending = ahead[1].result()
+            batches = pending if ahead[0] == step else None
+        batches = batches if batches is not None else self.micro_batches(step)
+        if step + 1 < self.cfg.max_steps:
+            self._ahead = (step + 1, self._pool.submit(self.micro_batches, step + 1))
+        return batches
+
+    def _close_prefetch(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool, self._ahead = None, None
 
     def _skip_update(self, logs: dict[str, float]) -> None:
         """A non-finite loss: drop this step's gradients (all processes see the same global losses)."""

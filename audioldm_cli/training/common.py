@@ -1,4 +1,4 @@
-"""Helpers shared by the stages: frontend resolution, datasets, per-sample noise, model folders."""
+"""Helpers shared by the stages: frontend resolution, datasets, per-sample noise, model folders and vocoders."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from vocoder.config import MelConfig, mel_preset
 
@@ -88,3 +89,78 @@ def batch_uniform_ints(high: int, seed: int, step: int, positions, salt: int) ->
 def requires_grad(module: torch.nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
+
+
+def write_model_folder(
+    folder: Path,
+    mel: MelConfig,
+    vae: nn.Module,
+    vocoder_entry,
+    vocoder: nn.Module | None,
+    unet: nn.Module | None = None,
+    text_encoder: dict | None = None,
+    schedule: dict | None = None,
+    conditioning: str = "crossattn",
+) -> None:
+    """Save a model folder; with no vocoder at all, only the VAE component (`folder/vae`)."""
+    from vocoder.checkpoint import save_component
+
+    from ..checkpoint import PipelineConfig, save_model_folder
+
+    if vocoder_entry is None and vocoder is None:
+        logger.warning(
+            "no vocoder for %s: exporting the VAE component only (pass --vocoder to get a model "
+            "folder usable by reconstruct)",
+            folder,
+        )
+        save_component(folder / "vae", "AutoencoderKL", vae.config, vae.state_dict())
+        return
+    components = {"vae": "vae", "vocoder": "vocoder" if vocoder_entry is None else vocoder_entry}
+    modules = {"vae": vae}
+    if vocoder_entry is None:
+        modules["vocoder"] = vocoder.cpu()
+    if unet is not None:
+        components["unet"], modules["unet"] = "unet", unet
+    config = PipelineConfig(
+        frontend=mel.to_dict(),
+        components=components,
+        conditioning=conditioning,
+        text_encoder=text_encoder,
+        schedule=dict(schedule or {}),
+    )
+    save_model_folder(folder, PipelineConfig.from_dict(config.to_dict()), modules)
+
+
+def load_vocoder_source(source: str, mel: MelConfig) -> tuple[dict | None, nn.Module]:
+    """(pipeline.json vocoder entry or None to store the module, module) for --vocoder / a model's vocoder."""
+    from vocoder.pretrained import load_vocoder
+
+    path = Path(source)
+    if (path / "pipeline.json").is_file():  # a model folder: take its vocoder
+        from ..checkpoint import load_vocoder_entry, read_pipeline_config
+
+        entry = read_pipeline_config(path).components["vocoder"]
+        module = load_vocoder_entry(path, entry)
+        referenced = dict(entry) if isinstance(entry, dict) else None
+    else:
+        module = load_vocoder(source)
+        referenced = {"pretrained": source} if ":" in source and not path.exists() else None
+    vmel = module.config.get("mel")
+    if vmel is not None and MelConfig.from_dict(vmel) != mel:
+        raise UsageError(
+            f"vocoder {source} inverts another mel ({vmel}) than this run's frontend {mel.to_dict()}"
+        )
+    if module.config["num_mels"] != mel.n_mels:
+        raise UsageError(
+            f"vocoder {source} takes {module.config['num_mels']} mels, the frontend has {mel.n_mels}"
+        )
+    return referenced, module.eval().requires_grad_(False)
+
+
+def read_init_model(init_from: str) -> tuple[MelConfig, dict, Path]:
+    """(frontend, pipeline config dict, folder) of a model folder given as --init-from."""
+    from ..checkpoint import read_pipeline_config
+
+    folder = Path(init_from)
+    pcfg = read_pipeline_config(folder)
+    return MelConfig.from_dict(pcfg.frontend), pcfg.to_dict(), folder

@@ -145,7 +145,7 @@ class LDMStage(Stage):
         return results, audio
 
     def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:
-        from .vae import write_model_folder
+        from .common import write_model_folder
 
         pipe = self.pipe
         entry = pipe.config.components["vocoder"]

@@ -12,6 +12,7 @@ Run folder:
     config.json                 the resolved configuration
     metrics.jsonl               {"step", "loss/...", "lr", "steps_per_s"} every log_every steps, "val/..." too
     checkpoints/step_00000100/  <module>.safetensors (weights), ema.safetensors, train_state.pt
+                                (written, kept and restored by `checkpoints.py`)
     val/step_00000100/          validation audio
     export/                     a model folder usable by every command (EMA weights where kept)
 """
@@ -21,8 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import signal
 import threading
 import time
@@ -33,18 +32,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vocoder.checkpoint import atomic_path, load_state_dict_strict, read_safetensors, torch_load_safe
+from vocoder.checkpoint import atomic_path
 
 from ..data import SegmentDataset, local_positions
 from ..errors import ModelError, UsageError
 from ..runtime import ProgressFn
+from .checkpoints import CHECKPOINTS, CheckpointMixin
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINTS = "checkpoints"
-STATE_NAME = "train_state.pt"
-EMA_NAME = "ema.safetensors"
 
 
 @dataclass
@@ -131,7 +127,7 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-class Trainer:
+class Trainer(CheckpointMixin):
     """Runs a `Stage` over a `SegmentDataset` under `accelerate` (see the module docstring)."""
 
     def __init__(
@@ -400,111 +396,6 @@ class Trainer:
         return results
 
     # ------------------------------------------------------------------------------------------
-    # checkpoints
-
-    def checkpoints(self) -> list[Path]:
-        """Complete checkpoint folders, oldest first (temporary folders of an interrupted save are ignored)."""
-        if not self.ckpt_dir.is_dir():
-            return []
-        found = [p for p in self.ckpt_dir.glob("step_*") if p.is_dir() and (p / STATE_NAME).is_file()]
-        return sorted(found, key=lambda p: p.name)
-
-    def latest_checkpoint(self) -> Path:
-        found = self.checkpoints()
-        if not found:
-            raise UsageError(f"--resume: no checkpoint in {self.ckpt_dir}; start without --resume")
-        return found[-1]
-
-    def save(self) -> Path:
-        """Write checkpoints/step_N atomically (a temp folder renamed at the end) and keep the last K."""
-        self.acc.wait_for_everyone()
-        final = self.ckpt_dir / f"step_{self.state.step:08d}"
-        if self.acc.is_main_process:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.ckpt_dir / f".tmp_{final.name}_{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            from safetensors.torch import save_file
-
-            for name, module in self.unwrapped.items():
-                save_file(_cpu(module.state_dict()), str(tmp / f"{name}.safetensors"))
-            if self.emas:
-                shadow = {f"{n}.{k}": v for n, ema in self.emas.items() for k, v in ema.shadow.items()}
-                save_file(_cpu(shadow), str(tmp / EMA_NAME))
-            torch.save(self._train_state(), tmp / STATE_NAME)
-            if final.exists():  # re-saving the same step (e.g. SIGINT right after a scheduled save)
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            for old in self.checkpoints()[: -self.cfg.keep_last] if self.cfg.keep_last > 0 else []:
-                shutil.rmtree(old, ignore_errors=True)
-            logger.info("saved %s", final)
-        self.acc.wait_for_everyone()
-        self.state.checkpoint = final
-        return final
-
-    def _train_state(self) -> dict:
-        state = {
-            "step": self.state.step,
-            "optimizers": {n: o.state_dict() for n, o in self.optims.items()},
-            "schedulers": {n: s.state_dict() for n, s in self.scheds.items()},
-            "ema_updates": {n: e.updates for n, e in self.emas.items()},
-            "rng": {"torch": torch.get_rng_state()},
-        }
-        if torch.cuda.is_available():
-            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
-        scaler = getattr(self.acc, "scaler", None)
-        if scaler is not None:
-            state["scaler"] = scaler.state_dict()
-        return state
-
-    def load(self, folder: Path) -> None:
-        """Restore weights, EMA, optimisers, schedulers, step and RNG from a checkpoint folder."""
-        for name, module in self.unwrapped.items():
-            load_state_dict_strict(
-                module, read_safetensors(folder / f"{name}.safetensors"), str(folder / name)
-            )
-        if self.emas:
-            shadow = read_safetensors(folder / EMA_NAME)
-            for n, ema in self.emas.items():
-                ema.shadow = {k: shadow[f"{n}.{k}"].to(v.device) for k, v in ema.shadow.items()}
-        state = torch_load_safe(folder / STATE_NAME)
-        for n, o in self.optims.items():
-            o.load_state_dict(state["optimizers"][n])
-        for n, s in self.scheds.items():
-            s.load_state_dict(state["schedulers"][n])
-        for n, e in self.emas.items():
-            e.updates = int(state["ema_updates"].get(n, 0))
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        if "scaler" in state and getattr(self.acc, "scaler", None) is not None:
-            self.acc.scaler.load_state_dict(state["scaler"])
-        self.state.step = int(state["step"])
-        self.state.checkpoint = folder
-        logger.info("resumed from %s at step %d", folder, self.state.step)
-
-    def export(self) -> Path:
-        """Write RUN_DIR/export (EMA weights substituted), replacing the previous export atomically."""
-        target = self.run_dir / "export"
-        if self.acc.is_main_process:
-            import copy
-
-            modules = dict(self.unwrapped)
-            for n, ema in self.emas.items():
-                modules[n] = ema.copy_to(copy.deepcopy(self.unwrapped[n]))
-            tmp = self.run_dir / f".tmp_export_{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.stage.export(tmp, {n: m.eval() for n, m in modules.items()})
-            old = self.run_dir / f".old_export_{os.getpid()}"
-            if target.exists():
-                os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-            logger.info("exported %s", target)
-        self.acc.wait_for_everyone()
-        return target
-
-    # ------------------------------------------------------------------------------------------
     # SIGINT: finish the current step, save, export, return
 
     def _install_sigint(self):
@@ -529,7 +420,3 @@ class Trainer:
             return self._stop
         flag = torch.tensor([1.0 if self._stop else 0.0], device=self.acc.device)
         return bool(self.acc.reduce(flag, "sum").item() > 0)
-
-
-def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}

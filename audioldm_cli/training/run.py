@@ -17,8 +17,9 @@ from vocoder.checkpoint import atomic_path
 
 from ..errors import UsageError
 from ..runtime import ProgressFn
+from .checkpoints import CHECKPOINTS
 from .config import TrainConfig, merge_overrides, read_config_file
-from .loop import CHECKPOINTS, Stage, Trainer, TrainState
+from .loop import Stage, Trainer, TrainState
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,14 @@ from vocoder.config import MelConfig
 from ..errors import UsageError
 from ..frontend import MelFrontend
 from ..vae import AutoencoderKL, DiagonalGaussianDistribution
-from .common import batch_noise, requires_grad, resolve_frontend
+from .common import (
+    batch_noise,
+    load_vocoder_source,
+    read_init_model,
+    requires_grad,
+    resolve_frontend,
+    write_model_folder,
+)
 from .config import TrainConfig, check_keys
 from .loop import Stage
 
@@ -188,81 +195,6 @@ class VAEStage(Stage):
             if std > 0:
                 vae.scale_factor = 1.0 / std  # LDM's rule: unit-variance latents for the diffusion model
         write_model_folder(folder, self.mel_config, vae, self.vocoder_entry, self.vocoder)
-
-
-def write_model_folder(
-    folder: Path,
-    mel: MelConfig,
-    vae: nn.Module,
-    vocoder_entry,
-    vocoder: nn.Module | None,
-    unet: nn.Module | None = None,
-    text_encoder: dict | None = None,
-    schedule: dict | None = None,
-    conditioning: str = "crossattn",
-) -> None:
-    """Save a model folder; with no vocoder at all, only the VAE component (`folder/vae`)."""
-    from vocoder.checkpoint import save_component
-
-    from ..checkpoint import PipelineConfig, save_model_folder
-
-    if vocoder_entry is None and vocoder is None:
-        logger.warning(
-            "no vocoder for %s: exporting the VAE component only (pass --vocoder to get a model "
-            "folder usable by reconstruct)",
-            folder,
-        )
-        save_component(folder / "vae", "AutoencoderKL", vae.config, vae.state_dict())
-        return
-    components = {"vae": "vae", "vocoder": "vocoder" if vocoder_entry is None else vocoder_entry}
-    modules = {"vae": vae}
-    if vocoder_entry is None:
-        modules["vocoder"] = vocoder.cpu()
-    if unet is not None:
-        components["unet"], modules["unet"] = "unet", unet
-    config = PipelineConfig(
-        frontend=mel.to_dict(),
-        components=components,
-        conditioning=conditioning,
-        text_encoder=text_encoder,
-        schedule=dict(schedule or {}),
-    )
-    save_model_folder(folder, PipelineConfig.from_dict(config.to_dict()), modules)
-
-
-def load_vocoder_source(source: str, mel: MelConfig) -> tuple[dict | None, nn.Module]:
-    """(pipeline.json vocoder entry or None to store the module, module) for --vocoder / a model's vocoder."""
-    from vocoder.pretrained import load_vocoder
-
-    path = Path(source)
-    if (path / "pipeline.json").is_file():  # a model folder: take its vocoder
-        from ..checkpoint import load_vocoder_entry, read_pipeline_config
-
-        entry = read_pipeline_config(path).components["vocoder"]
-        module = load_vocoder_entry(path, entry)
-        referenced = dict(entry) if isinstance(entry, dict) else None
-    else:
-        module = load_vocoder(source)
-        referenced = {"pretrained": source} if ":" in source and not path.exists() else None
-    vmel = module.config.get("mel")
-    if vmel is not None and MelConfig.from_dict(vmel) != mel:
-        raise UsageError(
-            f"vocoder {source} inverts another mel ({vmel}) than this run's frontend {mel.to_dict()}"
-        )
-    if module.config["num_mels"] != mel.n_mels:
-        raise UsageError(
-            f"vocoder {source} takes {module.config['num_mels']} mels, the frontend has {mel.n_mels}"
-        )
-    return referenced, module.eval().requires_grad_(False)
-
-
-def read_init_model(init_from: str) -> tuple[MelConfig, dict, Path]:
-    """(frontend, pipeline config dict, folder) of a model folder given as --init-from."""
-    from ..checkpoint import read_pipeline_config
-
-    folder = Path(init_from)
-    pcfg = read_pipeline_config(folder)
-    return MelConfig.from_dict(pcfg.frontend), pcfg.to_dict(), folder
 
 
 def build_vae_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None):

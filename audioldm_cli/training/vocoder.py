@@ -134,7 +134,7 @@ class VocoderStage(Stage):
             save_vocoder(generator, folder)
             return
         from ..checkpoint import load_component, read_pipeline_config
-        from .vae import write_model_folder
+        from .common import write_model_folder
 
         pcfg = read_pipeline_config(self.base_model)
         vae = load_component(self.base_model / pcfg.components["vae"], "vae")
@@ -160,8 +160,8 @@ def build_vocoder_stage(
     doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None
 ):
     """The vocoder stage: a new generator from the config 'model', or --init-from any vocoder source."""
+    from .common import load_vocoder_source
     from .run import Built
-    from .vae import load_vocoder_source
 
     if vocoder:
         raise UsageError("train vocoder trains the vocoder itself: use --init-from to start from one")

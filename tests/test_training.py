@@ -198,8 +198,10 @@ def test_killed_while_saving_leaves_previous_checkpoint_valid(manifest, tmp_path
     leftovers = [p.name for p in (run / "checkpoints").iterdir()]
     assert "step_00000002" in leftovers and "step_00000004" not in leftovers
     assert any(name.startswith(".tmp_step_00000004") for name in leftovers)
+    assert [m["step"] for m in metrics(run)] == [1, 2, 3, 4]
     state = train("vae", manifest, run, resume=True, overrides={"max_steps": 4})
     assert state.step == 4  # resumed from step 2, whose files load strictly
+    assert [m["step"] for m in metrics(run)] == [1, 2, 3, 4]  # steps 3-4 logged once, by the resumed run
 
 
 def test_vocoder_loss_decreases_and_export_loads(manifest, tmp_path):

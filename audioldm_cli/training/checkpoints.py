@@ -10,6 +10,7 @@ while saving leaves the previous checkpoints intact (the temporary folder is ign
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from vocoder.checkpoint import load_state_dict_strict, read_safetensors, torch_load_safe
+from vocoder.checkpoint import atomic_path, load_state_dict_strict, read_safetensors, torch_load_safe
 
 from ..errors import UsageError
 
@@ -111,6 +112,18 @@ class CheckpointMixin:
         self.state.step = int(state["step"])
         self.state.checkpoint = folder
         logger.info("resumed from %s at step %d", folder, self.state.step)
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop metrics logged after the resumed step (a crash after it): they are about to be redone."""
+        path = self.run_dir / "metrics.jsonl"
+        if not self.acc.is_main_process or not path.is_file():
+            return
+        lines = path.read_text().splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= self.state.step]
+        if len(kept) != len(lines):
+            with atomic_path(path) as tmp:
+                tmp.write_text("".join(line + "\n" for line in kept))
 
     def export(self) -> Path:
         """Write RUN_DIR/export (EMA weights substituted), replacing the previous export atomically."""

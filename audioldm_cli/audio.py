@@ -130,12 +130,51 @@ def _resampler(orig_sr: int, new_sr: int) -> T.Resample:
     return T.Resample(orig_sr, new_sr, lowpass_filter_width=_LOWPASS_WIDTH, rolloff=_ROLLOFF)
 
 
+# torchaudio's polyphase kernel holds (new / g) x (orig / g + filter) taps: for rates with a small common
+# divisor (44101 Hz -> 16 kHz) that is gigabytes. Above this many taps, the same filter is evaluated per
+# output sample instead (`_resample_direct`), in bounded memory.
+_MAX_KERNEL_TAPS = 1 << 22
+
+
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """Band-limited resampling along the last axis (torchaudio's windowed-sinc defaults)."""
     if orig_sr == new_sr:
         return wav
+    g = math.gcd(int(orig_sr), int(new_sr))
+    orig, new = int(orig_sr) // g, int(new_sr) // g
+    width = math.ceil(_LOWPASS_WIDTH * orig / (min(orig, new) * _ROLLOFF))
     with torch.no_grad():
+        if new * (2 * width + orig) > _MAX_KERNEL_TAPS:
+            return _resample_direct(wav, orig, new)
         return _resampler(int(orig_sr), int(new_sr))(wav)
+
+
+def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int = 1 << 15) -> torch.Tensor:
+    """The windowed-sinc filter of `torchaudio.functional.resample` (hann window), evaluated directly.
+
+    Output sample j sits at input position j * orig / new; it sums the input samples m with
+    |m / orig - j / new| * base < width of x[m] * sinc * hann, exactly as torchaudio's kernel row does.
+    Memory: `chunk` outputs x filter taps at a time.
+    """
+    base = min(orig, new) * _ROLLOFF
+    reach = math.ceil(_LOWPASS_WIDTH * orig / base)
+    lead = wav.shape[:-1]
+    x = wav.reshape(-1, wav.shape[-1]).to(torch.float64)
+    n_in = x.shape[-1]
+    n_out = math.ceil(new * n_in / orig)
+    x = torch.nn.functional.pad(x, (reach + 1, reach + 2))
+    offsets = torch.arange(-reach, reach + 2, dtype=torch.int64)
+    pieces = []
+    for lo in range(0, n_out, chunk):
+        j = torch.arange(lo, min(n_out, lo + chunk), dtype=torch.int64)
+        m = (j * orig // new)[:, None] + offsets  # [J, taps] input indices
+        t = (m * new - j[:, None] * orig).to(torch.float64) * (base / (orig * new))
+        t = t.clamp(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
+        window = torch.cos(t * (math.pi / _LOWPASS_WIDTH / 2)) ** 2
+        t = t * math.pi
+        taps = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig)
+        pieces.append((x[:, m + reach + 1] * taps).sum(-1))
+    return torch.cat(pieces, -1).to(wav.dtype).reshape(*lead, n_out)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:

@@ -517,8 +517,8 @@ def plan_file_jobs(work: Path, seconds: float, quotas: dict[str, int]) -> dict[s
             n_clips = max(1, len(pool) // 2)
         if mode == "typing":
             n_clips = quotas.get(m.category, 0)
-        for v in range(n_clips):
-            cands[m.category].append((v // 4, stable_hash(group, v), _job(
+        for v in range(n_clips):  # ranked by the share of the pool used: pools contribute in proportion
+            cands[m.category].append((v / len(pool), stable_hash(group, v), _job(
                 m.category, mode, package, [f"{Path(pool[0]).parent}/*"], split, m.captions(), licence,
                 (group, v), pool=pool, pool_abs=pool_abs, release=release)))
     log.info("plan: %d files matched a caption rule, %d dropped (name does not say what is heard)",

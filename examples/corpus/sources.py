@@ -40,6 +40,9 @@ PACKAGE_LICENSES = {
     "musescore-general-soundfont-small": ("MIT (parts CC0/public domain)",
                                           "2018-2021 S. Christian Collins; Fluid R3: Frank Wen"),
     "avldrums.lv2-soundfont": ("CC-BY-SA-4.0", "Glen MacArthur (AVL Drumkits)"),
+    # kits whose copyright stanza names no file are all GPL-2 or GPL-2+ (Artemio, Emillo, Glen MacArthur,
+    # Sadovnikov/Belokurov); kits named there get their own licence through the DEP-5 lookup
+    "hydrogen-drumkits": ("GPL-2", "Artemiy Pavlov, Emiliano Grilli, Glen MacArthur, V. Sadovnikov, A. Belokurov"),
     "wesnoth-1.16-data": ("GPL-2+", "2003-2022 David White and the Battle for Wesnoth project"),
     "wesnoth-1.16-music": ("GPL-2+", "2003-2022 David White and the Battle for Wesnoth project"),
     "espeak-ng": ("GPL-3+ (program; its output is generated here)", "espeak-ng contributors"),
@@ -158,6 +161,8 @@ class LicenceIndex:
             for s in _parse_dep5(text):
                 if "files" in s and s.get("license", "").split("\n")[0].strip():
                     globs = [g for g in s["files"].split() if not g.startswith("debian/")]
+                    # hydrogen kits are named as their archive in the source and installed as a folder
+                    globs = [g[: -len(".h2drumkit")] + "*/*" if g.endswith(".h2drumkit") else g for g in globs]
                     lic = s["license"].split("\n")[0].strip()
                     holder = s.get("copyright", "").split("\n")[0].strip() or "see the package's copyright file"
                     if globs:

@@ -328,6 +328,8 @@ def generate(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", help="Outputs per prompt.", rich_help_panel="Sampling")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Outputs generated together.", rich_help_panel="Sampling")] = 4,
+    num_candidates: Annotated[int, typer.Option("--num-candidates", min=1, help="Make K per output, keep the best by CLAP text-audio similarity (needs a CLAP model).", rich_help_panel="Sampling")] = 1,
+    audio_prompt: Annotated[Optional[Path], typer.Option("--audio-prompt", help="Make variations of this sound instead of following a text (needs a CLAP model).")] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -339,6 +341,9 @@ def generate(
     from .batch import check_new_outputs, claim_output
     from .runtime import progress_bar
 
+    if audio_prompt is not None:  # see the "CLAP extras" section
+        return _generate_from_audio(audio_prompt, text, prompts_file, output, out_dir, duration, steps, sampler,
+                                    guidance_scale, seed, num_samples, num_candidates, model, device, overwrite)
     items = _generation_items(list(text or []), prompts_file)
     from .samplers import SAMPLERS
 
@@ -360,16 +365,17 @@ def generate(
     pipe = load_pipeline(model, device)
     prompts = [prompt for _, prompt in items]
     pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
+    ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, without CLAP
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
         logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
     failures = 0
     with progress_bar("generating", total=None) as progress:
-        for index, wav in pipe.generate_iter(
+        for index, wav in _best_of(pipe.generate_iter(
             prompts, duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt, seed=seed, num_samples=num_samples, batch_size=batch_size,
-            progress=progress,
-        ):
+            negative_prompt=negative_prompt, seed=seed, num_samples=num_samples * num_candidates,
+            batch_size=batch_size, progress=progress,
+        ), prompts, num_samples, num_candidates, ranker):
             try:
                 with claim_output(paths[index], overwrite) as path:
                     write_audio(path, wav, pipe.sample_rate)
@@ -764,6 +770,79 @@ def superres(
         logger.info("--cutoff %g Hz (the input's Nyquist frequency)", cutoff)
     _run_edit("superres", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.superres(
         pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed, progress=progress))
+
+
+# ----------------------------------------------------------------------------------------------
+# CLAP extras for generate: --num-candidates ranking and --audio-prompt variations
+
+
+def _candidate_ranker(pipe, num_candidates: int):
+    """None for one candidate; else (prompt, wavs [K, N]) -> scores [K], failing now if there is no CLAP."""
+    if num_candidates == 1:
+        return None
+    from .clap import load_audio_embedder
+    from .variations import rank_candidates
+
+    embedder = load_audio_embedder(pipe, "ranking candidates (--num-candidates)")
+    if not hasattr(pipe.text_encoder, "embed"):
+        raise UsageError("--num-candidates needs a CLAP text encoder; this model's text encoder is not CLAP")
+    return lambda prompt, wavs: rank_candidates(pipe, prompt, wavs, embedder)
+
+
+def _best_of(items, prompts: list[str], num_samples: int, num_candidates: int, ranker):
+    """Group (index, wav) of num_samples * K items per prompt into K candidates; yield the best of each."""
+    import torch
+
+    if ranker is None:
+        yield from items
+        return
+    group: list = []
+    for index, wav in items:
+        group.append(wav)
+        if len(group) == num_candidates:
+            out = index // num_candidates  # prompt-major: output p * num_samples + j
+            prompt = prompts[out // num_samples]
+            scores = ranker(prompt, torch.stack(group))
+            best = int(scores.argmax())
+            logger.info("output %d: CLAP scores %s, kept candidate %d", out, [round(float(v), 4) for v in scores], best)
+            yield out, group[best]
+            group = []
+
+
+def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir, duration, steps, sampler,
+                         guidance_scale, seed, num_samples, num_candidates, model, device, overwrite) -> None:
+    """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
+    from .audio import read_audio, write_audio
+    from .batch import check_new_outputs, claim_output
+    from .runtime import progress_bar
+    from .variations import generate_from_audio
+
+    if text or prompts_file is not None:
+        raise UsageError("--audio-prompt replaces the text prompt: give no TEXT or --prompts-file with it")
+    if num_candidates != 1:
+        raise UsageError("--num-candidates ranks by a text prompt; it cannot be used with --audio-prompt")
+    if output is not None and out_dir is not None:
+        raise UsageError("give either -o/--output or --out-dir, not both")
+    if output is not None and num_samples > 1:
+        raise UsageError(f"-o names one file but --num-samples {num_samples} were asked; use --out-dir")
+    if output is not None:
+        paths = [check_audio_output(output, overwrite)]
+    else:
+        folder = out_dir or Path(".")
+        if not folder.is_dir():
+            raise UsageError(f"--out-dir {folder}: folder does not exist")
+        paths = [folder / f"{audio_prompt.stem}_variation_{k}.wav" for k in range(max(num_samples, 1))]
+    check_new_outputs(paths, overwrite)
+    pipe = load_pipeline(model, device)
+    wav, _ = read_audio(audio_prompt, pipe.sample_rate)
+    with progress_bar("generating", total=None) as progress:
+        wavs = generate_from_audio(pipe, wav, duration=duration, steps=steps, sampler=sampler,
+                                   guidance_scale=guidance_scale, seed=0 if seed is None else seed,
+                                   num_samples=num_samples, progress=progress)
+    for path, out in zip(paths, wavs):
+        with claim_output(path, overwrite) as tmp:
+            write_audio(tmp, out, pipe.sample_rate)
+        emit_path(path)
 
 
 # ----------------------------------------------------------------------------------------------

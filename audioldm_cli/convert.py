@@ -41,6 +41,7 @@ VAE_PREFIX = "first_stage_model."
 VOCODER_PREFIX = "first_stage_model.vocoder."
 CLAP_PREFIX = "cond_stage_model.model."
 CLAP_TEXT_FOLDER = "text_encoder"
+CLAP_AUDIO_FOLDER = "clap_audio"
 CLAP_MAX_LENGTH = 512  # the reference tokenizes with padding="max_length", max_length=512
 
 # --config names -> component configs (VAE_PRESETS / UNET_PRESETS / VOCODER_PRESETS names, frontend preset).
@@ -265,6 +266,108 @@ def save_clap_text(folder: Path, model, tokenizer_dir: str | os.PathLike) -> dic
 
 
 # ----------------------------------------------------------------------------------------------
+# CLAP audio branch (HTSAT) -> transformers ClapAudioModelWithProjection
+
+# HTSAT block names -> transformers' Swin names; the fused qkv projection is split in three.
+_HTSAT_RENAMES = (
+    (".norm1.", ".layernorm_before."),
+    (".norm2.", ".layernorm_after."),
+    (".attn.proj.", ".attention.output.dense."),
+    (".attn.", ".attention.self."),
+    (".mlp.fc1.", ".intermediate.dense."),
+    (".mlp.fc2.", ".output.dense."),
+)
+# the reference computes its mel inside the model; transformers does it in ClapFeatureExtractor
+_HTSAT_DROPPED = ("spectrogram_extractor.", "logmel_extractor.", "tscam_conv.", "head.")
+
+
+def clap_audio_state(state: Mapping) -> dict[str, torch.Tensor]:
+    """`cond_stage_model.model.audio_branch.*` / `audio_projection.{0,2}.*` under transformers' names."""
+    branch, out = CLAP_PREFIX + "audio_branch.", {}
+    for name, value in state.items():
+        if name.startswith(CLAP_PREFIX + "audio_projection."):
+            layer, _, param = name[len(CLAP_PREFIX + "audio_projection.") :].partition(".")
+            linear = {"0": "linear1", "2": "linear2"}.get(layer)
+            if linear is None:
+                raise CheckpointError(f"unexpected CLAP projection entry {name}")
+            out[f"audio_projection.{linear}.{param}"] = value
+            continue
+        if not name.startswith(branch):
+            continue
+        key = name[len(branch) :]
+        if key.startswith(_HTSAT_DROPPED) or key.endswith(".attn_mask"):  # transformers builds the masks
+            continue
+        key = "batch_norm." + key[len("bn0.") :] if key.startswith("bn0.") else key
+        for old, new in _HTSAT_RENAMES:
+            key = key.replace(old, new)
+        key = "audio_model.audio_encoder." + key
+        if ".attention.self.qkv." in key:
+            for part, chunk in zip(("query", "key", "value"), value.chunk(3, dim=0)):
+                out[key.replace(".qkv.", f".{part}.")] = chunk
+        else:
+            out[key] = value
+    return out
+
+
+def clap_audio_config(audio_state: Mapping) -> dict:
+    """A `ClapAudioConfig` dict read off the HTSAT weight shapes (non-fusion, as AudioLDM's CLAP)."""
+    enc = "audio_model.audio_encoder."
+    levels = sorted({int(k.split(".")[3]) for k in audio_state if k.startswith(enc + "layers.")})
+    depths = [
+        1 + max(int(k.split(".")[5]) for k in audio_state if k.startswith(f"{enc}layers.{i}.blocks."))
+        for i in levels
+    ]
+    heads = [
+        int(audio_state[f"{enc}layers.{i}.blocks.0.attention.self.relative_position_bias_table"].shape[1])
+        for i in levels
+    ]
+    table = int(audio_state[f"{enc}layers.0.blocks.0.attention.self.relative_position_bias_table"].shape[0])
+    patch = audio_state[enc + "patch_embed.proj.weight"]
+    return {
+        "depths": depths,
+        "num_attention_heads": heads,
+        "window_size": (round(table**0.5) + 1) // 2,
+        "patch_embeds_hidden_size": int(patch.shape[0]),
+        "patch_size": int(patch.shape[-1]),
+        "patch_stride": [int(patch.shape[-2]), int(patch.shape[-1])],
+        "hidden_size": int(audio_state[enc + "norm.weight"].shape[0]),
+        "num_mel_bins": int(audio_state[enc + "batch_norm.weight"].shape[0]),
+        "projection_dim": int(audio_state["audio_projection.linear2.weight"].shape[0]),
+        "enable_fusion": False,
+    }
+
+
+def build_clap_audio_model(audio_state: Mapping, source: str, spec_size: int = 256):
+    """A `ClapAudioModelWithProjection` holding the checkpoint's audio branch, loaded strictly."""
+    from transformers import ClapAudioConfig, ClapAudioModelWithProjection
+
+    model = ClapAudioModelWithProjection(
+        ClapAudioConfig(**clap_audio_config(audio_state), spec_size=spec_size)
+    ).eval()
+    state = dict(audio_state)
+    for name, buf in model.named_buffers():  # fixed index tables: ours where the file has none
+        state.setdefault(name, buf)
+    load_state_dict_strict(model, state, f"{source} (CLAP audio branch)")
+    return model
+
+
+def save_clap_audio(folder: Path, model) -> str:
+    """Write the CLAP audio model + its feature extractor (48 kHz, 64 mels, 50-14000 Hz) as a folder."""
+    from transformers import ClapFeatureExtractor
+
+    extractor = ClapFeatureExtractor(
+        feature_size=model.config.num_mel_bins, frequency_min=50, frequency_max=14000, truncation="rand_trunc"
+    )
+    target, tmp = folder / CLAP_AUDIO_FOLDER, folder / (CLAP_AUDIO_FOLDER + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    extractor.save_pretrained(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return CLAP_AUDIO_FOLDER
+
+
+# ----------------------------------------------------------------------------------------------
 # the whole conversion
 
 
@@ -344,6 +447,9 @@ def convert_checkpoint(
             raise ModelError(f"{source} holds no CLAP text branch ('{CLAP_PREFIX}text_branch.*')")
         model = build_clap_text_model(clap_text_state(state), source)
         text_encoder = save_clap_text(out_dir, model, clap_tokenizer)
+        if any(k.startswith(CLAP_PREFIX + "audio_branch.") for k in state):
+            audio = build_clap_audio_model(clap_audio_state(state), source)
+            text_encoder["audio"] = save_clap_audio(out_dir, audio)
     else:
         logger.warning(
             "no --clap-tokenizer: the CLAP text branch is not converted; generation needs it "

@@ -8,6 +8,7 @@ import functools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -42,10 +43,53 @@ TINY_CLAP = {
 
 def _randomise(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {
+    out = {
         k: (torch.randn(v.shape, generator=gen) * 0.1 if v.is_floating_point() else v.clone())
         for k, v in module.state_dict().items()
     }
+    return {k: v.abs() + 1.0 if k.endswith("running_var") else v for k, v in out.items()}  # variances > 0
+
+
+TINY_CLAP_AUDIO = {
+    "depths": [1, 2], "num_attention_heads": [1, 2], "patch_embeds_hidden_size": 32, "hidden_size": 64,
+    "projection_dim": 16, "enable_fusion": False,
+}  # fmt: skip
+# transformers' Swin names -> the reference HTSAT names (the inverse of what convert does)
+_TO_HTSAT = (
+    ("audio_model.audio_encoder.", "cond_stage_model.model.audio_branch."),
+    ("batch_norm.", "bn0."),
+    (".layernorm_before.", ".norm1."),
+    (".layernorm_after.", ".norm2."),
+    (".attention.output.dense.", ".attn.proj."),
+    (".attention.self.", ".attn."),
+    (".intermediate.dense.", ".mlp.fc1."),
+    (".output.dense.", ".mlp.fc2."),
+    ("audio_projection.linear1.", "cond_stage_model.model.audio_projection.0."),
+    ("audio_projection.linear2.", "cond_stage_model.model.audio_projection.2."),
+)
+
+
+def official_clap_audio(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A transformers CLAP audio model's weights under the reference names (qkv fused), plus the
+    reference-only entries convert drops (mel extractor, classifier head, shifted-window masks)."""
+    own = _randomise(model, 5)
+    out = {}
+    for key, value in own.items():
+        if ".attention.self.key." in key or ".attention.self.value." in key:
+            continue
+        name = key
+        for ours, theirs in _TO_HTSAT:
+            name = name.replace(ours, theirs)
+        if ".attention.self.query." in key:
+            parts = [own[key.replace(".query.", f".{p}.")] for p in ("query", "key", "value")]
+            name, value = name.replace(".query.", ".qkv."), torch.cat(parts)
+        out[name] = value
+    branch = "cond_stage_model.model.audio_branch."
+    out[branch + "spectrogram_extractor.stft.conv_real.weight"] = torch.zeros(513, 1, 1024)
+    out[branch + "logmel_extractor.melW"] = torch.zeros(513, 64)
+    out[branch + "head.weight"] = torch.zeros(527, 527)
+    out[branch + "layers.0.blocks.0.attn_mask"] = torch.zeros(64, 64, 64)
+    return out
 
 
 def official_state(clap: bool = True) -> dict[str, torch.Tensor]:
@@ -55,7 +99,12 @@ def official_state(clap: bool = True) -> dict[str, torch.Tensor]:
 
 @functools.lru_cache(maxsize=2)
 def _official_state(clap: bool) -> dict[str, torch.Tensor]:
-    from transformers import ClapTextConfig, ClapTextModelWithProjection
+    from transformers import (
+        ClapAudioConfig,
+        ClapAudioModelWithProjection,
+        ClapTextConfig,
+        ClapTextModelWithProjection,
+    )
 
     from audioldm_cli.unet import UNetModel
     from audioldm_cli.vae import AutoencoderKL
@@ -81,6 +130,7 @@ def _official_state(clap: bool) -> dict[str, torch.Tensor]:
                 layer = {"linear1": "0", "linear2": "2"}[k.split(".")[1]]
                 state[f"cond_stage_model.model.text_projection.{layer}.{k.split('.')[2]}"] = v
         state["cond_stage_model.model.logit_scale_t"] = torch.tensor(2.0)
+        state.update(official_clap_audio(ClapAudioModelWithProjection(ClapAudioConfig(**TINY_CLAP_AUDIO))))
     betas = make_betas(ScheduleConfig())
     state["betas"] = betas.float()
     state["alphas_cumprod"] = alphas_cumprod(ScheduleConfig())
@@ -136,7 +186,12 @@ def test_convert_round_trips_every_component_strictly(tiny_ckpt, converted):
     assert pipe.scale_factor == 0.5
     assert pipe.config.conditioning == "film"
     assert pipe.schedule == ScheduleConfig()
-    assert pipe.config.text_encoder == {"name": "text_encoder", "type": "clap", "max_length": 32}
+    assert pipe.config.text_encoder == {
+        "name": "text_encoder",
+        "type": "clap",
+        "max_length": 32,
+        "audio": "clap_audio",
+    }
     clap = pipe.text_encoder.model.state_dict()
     for k, v in strip("cond_stage_model.model.text_branch.").items():
         torch.testing.assert_close(clap["text_model." + k], v, rtol=0, atol=0)
@@ -330,3 +385,95 @@ def test_build_clap_text_model_refuses_a_wrong_shape():
 def test_presets_cover_the_three_sizes():
     assert set(CONVERT_PRESETS) == {"s-full", "m-full", "l-full"}
     assert resolve_config("l-full")["unet"]["num_head_channels"] == 64
+
+
+def test_clap_audio_branch_converts(converted):
+    from transformers import ClapAudioModelWithProjection
+
+    meta = json.loads((converted / "pipeline.json").read_text())
+    assert meta["text_encoder"]["audio"] == "clap_audio"
+    model = ClapAudioModelWithProjection.from_pretrained(str(converted / "clap_audio"))
+    state = official_state()
+    own = model.state_dict()
+    qkv = state["cond_stage_model.model.audio_branch.layers.1.blocks.1.attn.qkv.weight"]
+    torch.testing.assert_close(
+        own["audio_model.audio_encoder.layers.1.blocks.1.attention.self.key.weight"], qkv.chunk(3)[1]
+    )
+    torch.testing.assert_close(
+        own["audio_model.audio_encoder.batch_norm.running_var"],
+        state["cond_stage_model.model.audio_branch.bn0.running_var"],
+    )
+
+
+@pytest.mark.parametrize("size", ["s", "m"])
+def test_full_clap_audio_branch_maps_onto_transformers(fixtures_dir, size):
+    from transformers import ClapAudioConfig, ClapAudioModelWithProjection
+
+    from audioldm_cli.convert import clap_audio_config, clap_audio_state
+
+    official = _key_list(fixtures_dir, f"{size}_full_cond_stage_model_clap.txt")
+    audio = clap_audio_state({k: torch.empty(s, device="meta") for k, s in official.items()})
+    cfg = clap_audio_config(audio)
+    assert cfg["depths"] == ([2, 2, 6, 2] if size == "s" else [2, 2, 12, 2])
+    with torch.device("meta"):
+        model = ClapAudioModelWithProjection(ClapAudioConfig(**cfg))
+    assert _shapes(model) == {k: tuple(v.shape) for k, v in audio.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# CLAP extras on the converted model: --num-candidates and --audio-prompt
+
+
+def _gen(model, *args):
+    return runner.invoke(
+        app, ["generate", "--model", str(model), "--steps", "2", "--duration", "0.5", *map(str, args)]
+    )
+
+
+def test_num_candidates_keeps_the_best_clap_match(converted, tmp_path):
+    import soundfile as sf
+
+    from audioldm_cli.variations import rank_candidates
+
+    result = _gen(
+        converted, "a dog barking", "-o", tmp_path / "best.wav", "--seed", "0", "--num-candidates", "2"
+    )
+    assert result.exit_code == 0, result.output
+    # the two candidates are the lone runs with seeds 0 and 1
+    for k in (0, 1):
+        assert _gen(converted, "a dog barking", "-o", tmp_path / f"c{k}.wav", "--seed", str(k)).exit_code == 0
+    best = sf.read(tmp_path / "best.wav")[0]
+    cands = [sf.read(tmp_path / f"c{k}.wav")[0] for k in (0, 1)]
+    scores = rank_candidates(
+        AudioLDM.from_pretrained(converted),
+        "a dog barking",
+        torch.tensor(np.stack(cands), dtype=torch.float32),
+    )
+    assert scores.shape == (2,) and bool((scores.abs() <= 1 + 1e-5).all())
+    np.testing.assert_allclose(best, cands[int(scores.argmax())], atol=1e-4)
+
+
+def test_num_candidates_without_clap_is_a_clear_error(tiny_model, tmp_path):
+    result = _gen(tiny_model, "rain", "-o", tmp_path / "r.wav", "--num-candidates", "3")
+    assert result.exit_code == 1
+    assert "CLAP audio encoder" in result.output and "--clap-tokenizer" in result.output
+    assert not (tmp_path / "r.wav").exists()
+
+
+def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path):
+    import soundfile as sf
+
+    src = tmp_path / "src.wav"
+    sf.write(src, 0.3 * np.sin(2 * np.pi * 220 * np.arange(12000) / 16000), 16000)
+    result = _gen(
+        converted, "--audio-prompt", src, "--out-dir", tmp_path, "--num-samples", "2", "--seed", "3"
+    )
+    assert result.exit_code == 0, result.output
+    outs = [tmp_path / f"src_variation_{k}.wav" for k in (0, 1)]
+    assert result.stdout.splitlines() == [str(p) for p in outs]
+    a, b = (sf.read(p)[0] for p in outs)
+    assert a.shape == b.shape == (8000,) and not np.allclose(a, b)
+    both = _gen(converted, "rain", "--audio-prompt", src, "-o", tmp_path / "x.wav")
+    assert both.exit_code == 2 and "--audio-prompt" in both.output
+    none = _gen(tiny_model, "--audio-prompt", src, "-o", tmp_path / "y.wav")
+    assert none.exit_code == 1 and "CLAP" in none.output

@@ -700,6 +700,8 @@ def parse_args(argv=None):
     ap.add_argument("--skip-download", action="store_true", help="use the .debs/extractions already in OUT")
     ap.add_argument("--small", action="store_true", help="a few hundred clips (25 per category), for smoke tests")
     ap.add_argument("--seed", type=int, default=0, help="seed for generated material (default: %(default)s)")
+    ap.add_argument("--prune", action="store_true",
+                    help="delete clips in OUT/clips that this plan no longer uses (left by other flags or maps)")
     args = ap.parse_args(argv)
     if args.rate < 8000 or args.rate > 96000:
         ap.error(f"--rate {args.rate} must be between 8000 and 96000")
@@ -767,6 +769,15 @@ def main(argv=None) -> int:
         for w in work:
             on_done(*render_job(*w))
     write_outputs(out, rows)
+    planned = {j["wav"] for j in jobs}
+    stale = [p for p in (out / "clips").glob("*/*.wav") if p.relative_to(out).as_posix() not in planned]
+    if stale and args.prune:
+        for p in stale:
+            p.unlink()
+            p.with_suffix(".json").unlink(missing_ok=True)
+        log.info("prune: deleted %d clips that are not in this plan", len(stale))
+    elif stale:
+        log.info("%d clips in %s are not in this plan (kept; --prune deletes them)", len(stale), out / "clips")
     hours = len(rows) * args.seconds / 3600
     per = Counter(r["category"] for r in rows)
     n_val = sum(r["split"] == "val" for r in rows)

@@ -82,11 +82,12 @@ class AudioLDM:
         folder = Path(folder)
         device = resolve_device(device)  # fail on a missing GPU before reading weights
         if folder.suffix == ".ckpt" and folder.is_file():
-            from .convert import UNET_PREFIX, convert_state, read_state
+            from .convert import EMA_PREFIX, UNET_PREFIX, convert_state, read_state
 
             state = read_state(folder)
             if any(k.startswith(UNET_PREFIX) for k in state):  # a whole latent-diffusion checkpoint
-                config, parts = convert_state(state, source=str(folder))
+                has_ema = any(k.startswith(EMA_PREFIX + "diffusion_model") for k in state)
+                config, parts = convert_state(state, use_ema=has_ema, source=str(folder))
             else:
                 config, parts = ckpt.load_official_ckpt(folder)
             return cls(config, **parts, device=device)

@@ -477,3 +477,37 @@ def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path):
     assert both.exit_code == 2 and "--audio-prompt" in both.output
     none = _gen(tiny_model, "--audio-prompt", src, "-o", tmp_path / "y.wav")
     assert none.exit_code == 1 and "CLAP" in none.output
+
+
+def test_model_ckpt_directly_builds_the_whole_pipeline(tiny_ckpt, tmp_path, monkeypatch):
+    """--model CKPT picks the config by UNet width; here the tiny width is registered as a preset."""
+    from audioldm_cli import convert
+
+    monkeypatch.setitem(convert.CONVERT_PRESETS, "tiny-test", TINY_CONFIG)
+    monkeypatch.setitem(convert._CHANNELS_TO_PRESET, 32, "tiny-test")
+    pipe = AudioLDM.from_pretrained(tiny_ckpt / "tiny.ckpt")
+    state = official_state()
+    assert pipe.scale_factor == 0.5 and pipe.config.conditioning == "film"
+    torch.testing.assert_close(pipe.unet.state_dict()["out.2.weight"], state[ema_name("out.2.weight")])
+    src = tmp_path / "in.wav"
+    import soundfile as sf
+
+    sf.write(src, np.zeros(4000), 16000)
+    result = runner.invoke(
+        app, ["reconstruct", str(src), "-o", str(tmp_path / "r.wav"), "--model", str(tiny_ckpt / "tiny.ckpt")]
+    )
+    assert result.exit_code == 0, result.output
+    gen = runner.invoke(
+        app,
+        [
+            "generate",
+            "x",
+            "-o",
+            str(tmp_path / "g.wav"),
+            "--steps",
+            "1",
+            "--model",
+            str(tiny_ckpt / "tiny.ckpt"),
+        ],
+    )
+    assert gen.exit_code == 1 and "--clap-tokenizer" in gen.output

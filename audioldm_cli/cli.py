@@ -255,7 +255,7 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         help="Model folder (default: the embedded checkpoints/default), or an official AudioLDM .ckpt "
-        "(its VAE and vocoder: reconstruct and encode only).",
+        "(converted on load; to generate, convert it once with `audioldm convert --clap-tokenizer`).",
         rich_help_panel="Model",
     ),
 ]

@@ -129,3 +129,14 @@ def test_config_errors():
         UNetModel.from_config("huge")
     with pytest.raises(UsageError, match="set exactly one"):
         UNetModel.from_config(dict(UNET_PRESETS["tiny"], num_heads=4))
+
+
+def test_a_row_with_no_kept_token_attends_to_all_tokens_instead_of_nan(fixtures_dir, oracle):
+    model, io = _oracle_model(fixtures_dir, oracle, "unet_small_crossattn")
+    x, t, ctx = io["__input__.x"], io["__input__.timesteps"], io["__input__.context"]
+    mask = torch.tensor([[False] * 4, [True, True, False, False]])
+    with torch.inference_mode():
+        out = model(x, t, context=ctx, context_mask=mask)
+        unmasked = model(x[:1], t[:1], context=ctx[:1])
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[:1], unmasked, rtol=1e-5, atol=1e-5)

@@ -453,7 +453,7 @@ def convert_checkpoint(
     else:
         logger.warning(
             "no --clap-tokenizer: the CLAP text branch is not converted; generation needs it "
-            "(reconstruct, encode, transfer of encodings work)"
+            "(reconstruct and encode work without it)"
         )
     pipeline = PipelineConfig.from_dict({**pipeline.to_dict(), "text_encoder": text_encoder})
     save_model_folder(out_dir, pipeline, modules)

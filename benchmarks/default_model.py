@@ -1,0 +1,212 @@
+"""Quality report of the embedded default model (checkpoints/default) on the corpus's held-out val split.
+
+    python benchmarks/default_model.py [--model checkpoints/default] [--corpus examples/corpus/work]
+                                       [--recon-per-category 3] [--train-per-category 150] [--steps 25]
+                                       [--json benchmarks/default_model.json]
+
+1. Reconstruction: vocoder-only vs VAE+vocoder round trips of val clips (`AudioLDM.reconstruct`):
+   mel L1 (the model's log-mel) and log-spectral distance restricted to 0-8 kHz (the mel's band).
+2. Prompt adherence: a logistic-regression classifier over the corpus categories on log-mel statistics
+   (per-bin mean and std, and the std of the frame-to-frame difference) fitted on the train split;
+   its accuracy on the real val clips, on their VAE+vocoder round trips, and its top-1 accuracy on clips
+   generated from caption phrasings that never occur in the corpus (HELD_OUT_PROMPTS).
+Prints a Markdown table; --json writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+# benchmarks/vocoder.py would shadow the `vocoder` package when this file runs as a script
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+logger = logging.getLogger("default_model")
+
+# Phrasings written for this benchmark: none occurs as a caption in the corpus (checked at run time).
+HELD_OUT_PROMPTS = {
+    "animal": ["a dog barking in the yard", "a cow mooing on a farm"],
+    "drums": ["a drummer plays a rock beat", "a snare drum roll"],
+    "impact": ["a heavy object crashes to the floor", "glass shatters after a hit"],
+    "instrument": ["a piano plays a slow melody", "a violin playing a tune"],
+    "keyboard": ["someone typing fast on a computer keyboard", "keys clacking on a mechanical keyboard"],
+    "machine": ["an engine running and humming", "a motor whirs loudly"],
+    "music": ["a short video game soundtrack", "an upbeat electronic tune"],
+    "nature": ["wind blowing through the trees", "water flowing in a stream"],
+    "notification": ["a short chime alert sound", "a notification ding on a phone"],
+    "procedural": ["a synthetic sine tone sweep", "a beeping electronic tone"],
+    "speech": ["a woman speaking clearly", "a man says a few words"],
+    "synthetic_speech": ["a robotic computer voice talking", "a text to speech voice reading a sentence"],
+}
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def per_category(rows: list[dict], n: int, seed: int) -> list[dict]:
+    """Up to n rows of each category, drawn reproducibly."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[r["category"]].append(r)
+    rng = random.Random(seed)
+    picked = []
+    for cat in sorted(groups):
+        picked += rng.sample(groups[cat], min(n, len(groups[cat])))
+    return picked
+
+
+def lsd_8k(ref: torch.Tensor, est: torch.Tensor, sample_rate: int, n_fft: int = 2048, hop: int = 512) -> float:
+    """Log-spectral distance in dB over the bins up to 8 kHz (mean over frames of the RMS over bins)."""
+    window = torch.hann_window(n_fft)
+    spec = [torch.stft(x, n_fft, hop, window=window, return_complex=True).abs().pow(2) for x in (ref, est)]
+    top = int(8000 * n_fft / sample_rate) + 1
+    r, e = (s[:top].clamp_min(1e-10).log10() for s in spec)
+    return float((10 * (r - e)).pow(2).mean(0).sqrt().mean())
+
+
+def features(frontend, wav: torch.Tensor) -> np.ndarray:
+    """Log-mel statistics of one waveform: per-bin mean, std and std of the frame difference."""
+    with torch.inference_mode():
+        mel = frontend(wav.float().unsqueeze(0))[0]  # [T, F]
+    diff = mel[1:] - mel[:-1]
+    return torch.cat([mel.mean(0), mel.std(0), diff.std(0)]).numpy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "default")
+    ap.add_argument("--corpus", type=Path, default=ROOT / "examples" / "corpus" / "work")
+    ap.add_argument("--recon-per-category", type=int, default=3)
+    ap.add_argument("--train-per-category", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--classifier-only", action="store_true", help="fit and score the classifier, no model")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(args.seed)
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from audioldm_cli.audio import read_audio
+    from audioldm_cli.frontend import MelFrontend
+    from audioldm_cli.metrics import reconstruction_report
+    from audioldm_cli.pipeline import AudioLDM
+
+    from vocoder.config import MEL_PRESETS
+
+    pipe = AudioLDM.from_pretrained(args.model) if not args.classifier_only else None
+    mel_config = pipe.mel_config if pipe is not None else MEL_PRESETS["hifigan-22k"]
+    sr = mel_config.sample_rate
+    frontend = MelFrontend(mel_config)
+    train_rows = read_rows(args.corpus / "manifest_train.jsonl")
+    val_rows = read_rows(args.corpus / "manifest_val.jsonl")
+    load = lambda r: read_audio(args.corpus / r["wav"], sr)[0]  # noqa: E731
+    result: dict = {"model": str(args.model), "val_clips": len(val_rows), "train_clips": len(train_rows)}
+
+    # 1. classifier on the train split, accuracy on real val clips
+    t = time.time()
+    fit_rows = per_category(train_rows, args.train_per_category, args.seed)
+    cache = args.corpus / f"classifier_features_{args.train_per_category}_{args.seed}.npz"
+    names = [r["wav"] for r in fit_rows] + [r["wav"] for r in val_rows]
+    if cache.exists() and list(np.load(cache)["names"]) == names:  # features depend on the corpus only
+        feats = np.load(cache)["x"]
+    else:
+        feats = np.stack([features(frontend, load(r)) for r in fit_rows + val_rows])
+        np.savez(cache, x=feats, names=np.array(names))
+    x, x_val = feats[: len(fit_rows)], feats[len(fit_rows) :]
+    cats = sorted({r["category"] for r in train_rows})
+    y = np.array([cats.index(r["category"]) for r in fit_rows])
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+    clf.fit(x, y)
+    keep = [i for i, r in enumerate(val_rows) if r["category"] in cats]
+    val_ok = [val_rows[i] for i in keep]
+    xv = x_val[keep]
+    yv = np.array([cats.index(r["category"]) for r in val_ok])
+    result["classifier"] = {"categories": cats, "fit_clips": len(fit_rows),
+                            "val_accuracy": float((clf.predict(xv) == yv).mean()), "val_items": len(val_ok),
+                            "seconds": round(time.time() - t, 1)}
+    logger.info("classifier: val accuracy %.3f on %d clips", result["classifier"]["val_accuracy"], len(val_ok))
+    if pipe is None:
+        print(json.dumps(result["classifier"], indent=2))
+        return 0
+
+    # 2. reconstruction of val clips: vocoder only vs VAE + vocoder
+    t = time.time()
+    recon_rows = per_category(val_ok, args.recon_per_category, args.seed)
+    rec = {"vocoder": defaultdict(list), "vae": defaultdict(list)}
+    vae_feats, vae_labels = [], []
+    for r in recon_rows:
+        wav = load(r)
+        for kind in ("vocoder", "vae"):
+            out = pipe.reconstruct(wav, vocoder_only=kind == "vocoder")
+            rec[kind]["mel_l1"].append(reconstruction_report(wav, out, pipe.mel_config)["mel_l1"])
+            rec[kind]["lsd_8k_db"].append(lsd_8k(wav, out, sr))
+            if kind == "vae":
+                vae_feats.append(features(frontend, out))
+                vae_labels.append(cats.index(r["category"]))
+    result["reconstruction"] = {
+        kind: {k: float(np.mean(v)) for k, v in m.items()} for kind, m in rec.items()
+    }
+    result["reconstruction"]["clips"] = len(recon_rows)
+    result["reconstruction"]["vae_added_mel_l1"] = (
+        result["reconstruction"]["vae"]["mel_l1"] - result["reconstruction"]["vocoder"]["mel_l1"]
+    )
+    result["reconstruction"]["classifier_accuracy_on_vae_roundtrips"] = float(
+        (clf.predict(np.stack(vae_feats)) == np.array(vae_labels)).mean()
+    )
+    result["reconstruction"]["seconds"] = round(time.time() - t, 1)
+    logger.info("reconstruction: %s", result["reconstruction"])
+
+    # 3. adherence: generate from held-out phrasings, classify
+    t = time.time()
+    captions = {r["caption"].strip().lower() for r in train_rows + val_rows}
+    reused = [p for ps in HELD_OUT_PROMPTS.values() for p in ps if p.lower() in captions]
+    if reused:
+        raise SystemExit(f"held-out prompts occur in the corpus: {reused}")
+    prompts = [(cat, p) for cat in sorted(HELD_OUT_PROMPTS) if cat in cats for p in HELD_OUT_PROMPTS[cat]]
+    waves = pipe.generate([p for _, p in prompts], duration=args.duration, steps=args.steps,
+                          guidance_scale=args.guidance, seed=args.seed)
+    pred = clf.predict(np.stack([features(frontend, w) for w in waves]))
+    rows = []
+    for (cat, p), k, w in zip(prompts, pred, waves):
+        rows.append({"category": cat, "prompt": p, "predicted": cats[int(k)],
+                     "rms": float(w.pow(2).mean().sqrt())})
+    hits = [r["category"] == r["predicted"] for r in rows]
+    result["adherence"] = {"top1": float(np.mean(hits)), "prompts": len(rows),
+                           "categories": len({c for c, _ in prompts}), "steps": args.steps,
+                           "guidance": args.guidance, "duration": args.duration, "items": rows,
+                           "seconds": round(time.time() - t, 1)}
+    logger.info("adherence: top-1 %.3f over %d prompts", result["adherence"]["top1"], len(rows))
+
+    rc = result["reconstruction"]
+    print("| measure | value |\n|---|---|")
+    print(f"| classifier accuracy, real val clips ({len(val_ok)}) | {result['classifier']['val_accuracy']:.3f} |")
+    print(f"| vocoder-only mel L1 / LSD 0-8 kHz ({rc['clips']} val clips) | "
+          f"{rc['vocoder']['mel_l1']:.3f} / {rc['vocoder']['lsd_8k_db']:.2f} dB |")
+    print(f"| VAE+vocoder mel L1 / LSD 0-8 kHz | {rc['vae']['mel_l1']:.3f} / {rc['vae']['lsd_8k_db']:.2f} dB |")
+    print(f"| mel L1 added by the VAE (target <= 0.10) | {rc['vae_added_mel_l1']:.3f} |")
+    print(f"| classifier accuracy on VAE round trips | {rc['classifier_accuracy_on_vae_roundtrips']:.3f} |")
+    print(f"| adherence top-1, {len(rows)} held-out prompts, {result['adherence']['categories']} categories "
+          f"(target >= 0.60) | {result['adherence']['top1']:.3f} |")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -54,9 +54,20 @@ def _guarded_connect_ex(self, address):
     return _real_connect_ex(self, address)
 
 
-# No network at run time: every test runs with non-loopback connections refused.
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and not _is_local((name, 0)):
+        raise NetworkAccessError(f"test tried to resolve the host name {name!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+# No network at run time: every test runs with non-loopback connections and name lookups refused.
 socket.socket.connect = _guarded_connect
 socket.socket.connect_ex = _guarded_connect_ex
+socket.getaddrinfo = _guarded_getaddrinfo
 
 
 @pytest.fixture(scope="session")

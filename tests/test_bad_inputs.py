@@ -583,3 +583,50 @@ def test_console_script_prints_one_line_and_no_traceback(recon_model, tmp_path):
         check_console(args, tmp_path, code, first)
     assert not marker.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.ckpt", "noise.wav"]
+
+
+# ----------------------------------------------------------------------------------------------
+# 8. a one-hour input streams in bounded memory (slow: about a minute on 2 cores)
+
+
+def write_long_file(path: Path, seconds: int, rate: int, channels: int) -> None:
+    """A tone with a little noise, written block by block (the test itself never holds it whole)."""
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", samplerate=rate, channels=channels, subtype="PCM_16") as f:
+        for start in range(0, seconds, 60):
+            t = np.arange(start * rate, (start + 60) * rate) / rate
+            block = 0.2 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(t.size)
+            f.write(np.repeat(block[:, None], channels, 1).astype(np.float32))
+
+
+def mel_max_rss_mb(src: Path, out: Path) -> float:
+    """Run the real `audioldm mel` on `src` under /usr/bin/time; its peak resident memory in MB."""
+    exe = Path(sys.executable).with_name("audioldm")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CI": "true"}
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "maxrss_kb=%M", str(exe), "mel", str(src), "-o", str(out)],
+        capture_output=True, text=True, timeout=1800, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == str(out)
+    return int(proc.stderr.rsplit("maxrss_kb=", 1)[1].split()[0]) / 1024
+
+
+@pytest.mark.slow
+def test_one_hour_input_streams_in_bounded_memory(tmp_path):
+    """`mel` on one hour of 44.1 kHz stereo (1.2 GB as float32 samples) needs little more memory than on
+    one minute: the growth is the mel itself (92 MB), not the audio."""
+    minute, hour = tmp_path / "minute.wav", tmp_path / "hour.wav"
+    write_long_file(minute, 60, 44100, 2)
+    write_long_file(hour, 3600, 44100, 2)
+    base_mb = mel_max_rss_mb(minute, tmp_path / "minute.npy")
+    hour_mb = mel_max_rss_mb(hour, tmp_path / "hour.npy")
+    spec = np.load(tmp_path / "hour.npy", mmap_mode="r")
+    assert spec.shape == (3600 * SR // 160 + 1, 64)
+    assert np.isfinite(spec[::997]).all()
+    np.testing.assert_allclose(spec[:5990], np.load(tmp_path / "minute.npy")[:5990], rtol=0, atol=1e-3)  # away from its end
+    whole_file_mb = 3600 * 44100 * 2 * 4 / 2**20
+    spec_mb = spec.size * 4 / 2**20
+    assert hour_mb - base_mb < 5 * spec_mb < whole_file_mb / 2, (base_mb, hour_mb, spec_mb)
+    print(f"mel max RSS: 1 minute {base_mb:.0f} MB, 1 hour {hour_mb:.0f} MB "
+          f"(the decoded hour alone would be {whole_file_mb:.0f} MB; its mel is {spec_mb:.0f} MB)")

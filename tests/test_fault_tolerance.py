@@ -284,3 +284,70 @@ def test_sigkill_at_random_points_always_resumes_from_the_last_complete_checkpoi
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [s for s in steps if s] == sorted(s for s in steps if s)  # no step logged twice out of order
     print(f"KILL_SEED={seed}: {len(kills)} kills {log}")
+
+
+# ----------------------------------------------------------------------------------------------
+# no network at run time: the main commands, in fresh processes that log and refuse any attempt
+
+NET_GUARD = textwrap.dedent("""
+    import ipaddress, os, socket, sys
+
+    LOG = os.environ["NET_LOG"]
+
+    def local(host):
+        if host in (None, "", "localhost") or isinstance(host, bytes) and host in (b"localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def refuse(what, target):
+        with open(LOG, "a") as f:
+            f.write(f"{what} {target!r}\\n")
+        raise OSError(f"network disabled in this test: {what} {target!r}")
+
+    real_connect, real_gai = socket.socket.connect, socket.getaddrinfo
+
+    def connect(self, address):
+        if isinstance(address, tuple) and not local(address[0]):
+            refuse("connect", address)
+        return real_connect(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not local(host):
+            refuse("getaddrinfo", host)
+        return real_gai(host, *args, **kwargs)
+
+    socket.socket.connect = connect
+    socket.getaddrinfo = getaddrinfo
+    from audioldm_cli.cli import main
+    sys.argv = ["audioldm", *sys.argv[1:]]
+    main()
+""")
+
+
+@pytest.mark.slow
+def test_main_commands_never_touch_the_network(tiny_model, tmp_path):
+    guard = tmp_path / "guard.py"
+    guard.write_text(NET_GUARD)
+    net_log = tmp_path / "net.log"
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(8000), SR)
+    env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["NET_LOG"] = str(net_log)  # HF_HUB_OFFLINE unset: the tool itself must not need it
+    commands = [
+        ["--help"],
+        ["generate", "a dog barking", "-o", str(tmp_path / "dog.wav"), "--model", str(tiny_model), "--steps", "2",
+         "--duration", "0.5", "--seed", "0"],
+        ["reconstruct", str(wav), "-o", str(tmp_path / "r.wav"), "--model", str(tiny_model)],
+        ["encode", str(wav), "-o", str(tmp_path), "--model", str(tiny_model)],
+        ["info", str(tiny_model)],
+        ["mel", str(wav), "-o", str(tmp_path / "a.npy")],
+    ]
+    for args in commands:
+        proc = subprocess.run([sys.executable, str(guard), *args], capture_output=True, text=True,
+                              timeout=300, env=env, check=False)
+        assert proc.returncode == 0, (args, proc.stderr[-3000:])
+        assert not net_log.exists(), (args, net_log.read_text())
+    assert sf.info(tmp_path / "dog.wav").frames == 8000

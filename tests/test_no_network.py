@@ -24,3 +24,9 @@ def test_guard_allows_loopback():
     finally:
         client.close()
         server.close()
+
+
+def test_guard_refuses_name_lookups():
+    with pytest.raises(NetworkAccessError, match="huggingface.co"):
+        socket.getaddrinfo("huggingface.co", 443)
+    assert socket.getaddrinfo("127.0.0.1", 80)  # loopback literals still resolve

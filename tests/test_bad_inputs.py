@@ -363,6 +363,39 @@ def test_ten_thousand_character_prompt_is_truncated_with_a_warning(tiny_model, t
     np.testing.assert_array_equal(sf.read(out)[0], sf.read(short)[0])
 
 
+MISC = [
+    # (command line with {d} = a scratch folder holding a.wav, garbage latents and a sub-folder; code; message)
+    (["reconstruct", "{d}/bad.latent.safetensors", "-o", "{d}/x.wav"], 1, "{d}/bad.latent.safetensors"),
+    (["reconstruct", "{d}/empty.latent.safetensors", "-o", "{d}/x.wav"], 1, "{d}/empty.latent.safetensors"),
+    (["reconstruct", "{d}/a.wav", "-o", "{d}/sub"], 2, "output {d}/sub"),
+    (["reconstruct", "{d}/a.wav", "-o", "{d}/x.mp3"], 2, "unknown audio extension '.mp3'"),
+    (["reconstruct", "{d}/a.wav", "--out-dir", "{d}/missing"], 2, "--out-dir {d}/missing: folder does not exist"),
+    (["encode", "{d}/a.wav", "-o", "{d}/a.wav"], 2, "--out-dir {d}/a.wav: folder does not exist"),
+    (["mel", "{d}/a.wav", "-o", "{d}/x.png"], 2, "extension must be .npy or .safetensors"),
+    (["mel", "{d}/a.wav", "--preset", "nope", "-o", "{d}/x.npy"], 2, "unknown mel preset 'nope'"),
+    (["generate", "--prompts-file", "{d}/sub", "-o", "{d}/x.wav"], 2, "--prompts-file {d}/sub: cannot read it"),
+    (["train", "vae", "--data", "{d}/a.wav", "--out", "{d}/run"], 2, "--data {d}/a.wav"),
+    (["train", "vae", "--data", "{d}/sub", "--out", "{d}/run"], 2, "--data {d}/sub: no usable rows"),
+    (["train", "vae", "--data", "{d}/sub", "--out", "{d}/run", "--precision", "fp8"], 2, "--precision 'fp8'"),
+]
+
+
+@pytest.mark.parametrize("args, code, message", MISC, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _, _) in enumerate(MISC)])
+def test_misc_bad_arguments(args, code, message, recon_model, tmp_path):
+    d = tmp_path
+    sf.write(d / "a.wav", tone(3200), SR)
+    (d / "bad.latent.safetensors").write_bytes(np.random.default_rng(0).bytes(300))
+    (d / "empty.latent.safetensors").write_bytes(b"")
+    (d / "sub").mkdir()
+    before = files_in(d)
+    args = [a.format(d=d) for a in args]
+    if args[0] in ("reconstruct", "encode"):
+        args += ["--model", str(recon_model), "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert_clean_failure(result, code, message.format(d=d))
+    assert files_in(d) == before
+
+
 # ----------------------------------------------------------------------------------------------
 # 5. bad models
 

@@ -65,9 +65,12 @@ def _guarded_getaddrinfo(host, *args, **kwargs):
 
 
 # No network at run time: every test runs with non-loopback connections and name lookups refused.
-socket.socket.connect = _guarded_connect
-socket.socket.connect_ex = _guarded_connect_ex
-socket.getaddrinfo = _guarded_getaddrinfo
+# Installed once, even when this file is imported a second time as `tests.conftest`.
+if not getattr(socket, "_audioldm_network_guard", False):
+    socket.socket.connect = _guarded_connect
+    socket.socket.connect_ex = _guarded_connect_ex
+    socket.getaddrinfo = _guarded_getaddrinfo
+    socket._audioldm_network_guard = True
 
 
 @pytest.fixture(scope="session")

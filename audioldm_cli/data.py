@@ -69,20 +69,20 @@ def read_manifest(source: str | Path, *, require_captions: bool = False) -> list
         rows, problems = _folder_rows(source)
     else:
         suffix = source.suffix.lower()
+        if suffix not in (".jsonl", ".jsonlines", ".ndjson", ".json", ".csv", ".tsv"):
+            raise UsageError(
+                f"--data {source}: unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder"
+            )
         try:
             text = source.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"--data {source}: cannot read it as UTF-8 text ({e})") from None
-        if suffix in (".jsonl", ".jsonlines", ".ndjson"):
-            rows, problems = _jsonl_rows(source, text)
-        elif suffix == ".json":
+        if suffix == ".json":
             rows, problems = _json_rows(source, text)
         elif suffix in (".csv", ".tsv"):
             rows, problems = _csv_rows(source, text, "\t" if suffix == ".tsv" else ",")
         else:
-            raise UsageError(
-                f"--data {source}: unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder"
-            )
+            rows, problems = _jsonl_rows(source, text)
     good = []
     for row in rows:
         reason = _row_problem(row, require_captions)
@@ -198,13 +198,17 @@ def _folder_rows(folder: Path) -> tuple[list[Row], list[str]]:
         for p in folder.rglob("*")
         if p.is_file() and (p.suffix.lower() in AUDIO_SUFFIXES or p.name.endswith(LATENT_SUFFIX))
     )
-    rows = []
+    rows, problems = [], []
     for path in files:
         stem = path.name[: -len(LATENT_SUFFIX)] if path.name.endswith(LATENT_SUFFIX) else path.stem
         caption_file = path.with_name(stem + ".txt")
-        caption = caption_file.read_text(encoding="utf-8").strip() if caption_file.is_file() else ""
+        try:
+            caption = caption_file.read_text(encoding="utf-8").strip() if caption_file.is_file() else ""
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(f"{caption_file.relative_to(folder)}: caption file is not readable UTF-8 text ({e})")
+            continue
         rows.append(Row(path, caption, str(path.relative_to(folder))))
-    return rows, []
+    return rows, problems
 
 
 # ----------------------------------------------------------------------------------------------

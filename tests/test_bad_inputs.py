@@ -567,6 +567,8 @@ def test_manifest_with_missing_files_and_bad_rows(tmp_path):
         ("missing.jsonl", None, "no such file or folder"),
         ("latin1.csv", "wav,caption\na.wav,caf\xe9\n".encode("latin-1"), "cannot read it as UTF-8 text"),
         ("manifest.xml", b"<rows/>", "unknown manifest type '.xml'"),
+        ("audio.wav", wav_bytes(), "unknown manifest type '.wav'"),
+        ("empty.jsonl", b"", "no usable rows, 0 bad"),
     ],
 )
 def test_unreadable_manifest(name, content, message, tmp_path):
@@ -575,6 +577,23 @@ def test_unreadable_manifest(name, content, message, tmp_path):
         manifest.write_bytes(content)
     result = runner.invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "run")])
     assert_clean_failure(result, 2, message)
+
+
+def test_folder_dataset_skips_unreadable_captions(tmp_path):
+    from audioldm_cli.data import read_manifest
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a", "b", "c"):
+        sf.write(data / f"{name}.wav", tone(1600), SR)
+    (data / "a.txt").write_text("a dog barks\n")
+    (data / "b.txt").write_bytes("caf\xe9 noise".encode("latin-1"))
+    rows = read_manifest(data)
+    assert [(r.path.name, r.caption) for r in rows] == [("a.wav", "a dog barks"), ("c.wav", "")]
+    (data / "a.txt").write_bytes(b"\xff\xfe")
+    (data / "c.wav").unlink()
+    result = runner.invoke(app, ["train", "vae", "--data", str(data), "--out", str(tmp_path / "run")])
+    assert_clean_failure(result, 2, f"--data {data}: no usable rows, 2 bad (first: a.txt: caption file is not")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -51,26 +51,36 @@ class CheckpointMixin:
         final = self.ckpt_dir / f"step_{self.state.step:08d}"
         if self.acc.is_main_process:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.ckpt_dir / f".tmp_{final.name}_{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            from safetensors.torch import save_file
-
-            for name, module in self.unwrapped.items():
-                save_file(_cpu(module.state_dict()), str(tmp / f"{name}.safetensors"))
-            if self.emas:
-                shadow = {f"{n}.{k}": v for n, ema in self.emas.items() for k, v in ema.shadow.items()}
-                save_file(_cpu(shadow), str(tmp / EMA_NAME))
-            torch.save(self._train_state(), tmp / STATE_NAME)
-            if final.exists():  # re-saving the same step (e.g. SIGINT right after a scheduled save)
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            for stale in self.ckpt_dir.glob(".tmp_step_*"):  # left by a process killed while saving
+                shutil.rmtree(stale, ignore_errors=True)
+            if (final / STATE_NAME).is_file():
+                # This step is saved already (a resumed run that ends where it started, SIGINT right after a
+                # scheduled save): same state, and deleting it to rewrite it could leave no newest checkpoint.
+                logger.info("%s is saved already", final)
+            else:
+                self._write_checkpoint(final)
+                logger.info("saved %s", final)
             for old in self.checkpoints()[: -self.cfg.keep_last] if self.cfg.keep_last > 0 else []:
                 shutil.rmtree(old, ignore_errors=True)
-            logger.info("saved %s", final)
         self.acc.wait_for_everyone()
         self.state.checkpoint = final
         return final
+
+    def _write_checkpoint(self, final: Path) -> None:
+        tmp = self.ckpt_dir / f".tmp_{final.name}_{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        from safetensors.torch import save_file
+
+        for name, module in self.unwrapped.items():
+            save_file(_cpu(module.state_dict()), str(tmp / f"{name}.safetensors"))
+        if self.emas:
+            shadow = {f"{n}.{k}": v for n, ema in self.emas.items() for k, v in ema.shadow.items()}
+            save_file(_cpu(shadow), str(tmp / EMA_NAME))
+        torch.save(self._train_state(), tmp / STATE_NAME)
+        if final.exists():  # an incomplete folder (no train_state.pt) of a process killed while removing it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
 
     def _train_state(self) -> dict:
         state = {

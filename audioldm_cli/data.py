@@ -205,7 +205,9 @@ def _folder_rows(folder: Path) -> tuple[list[Row], list[str]]:
         try:
             caption = caption_file.read_text(encoding="utf-8").strip() if caption_file.is_file() else ""
         except (OSError, UnicodeDecodeError) as e:
-            problems.append(f"{caption_file.relative_to(folder)}: caption file is not readable UTF-8 text ({e})")
+            problems.append(
+                f"{caption_file.relative_to(folder)}: caption file is not readable UTF-8 text ({e})"
+            )
             continue
         rows.append(Row(path, caption, str(path.relative_to(folder))))
     return rows, problems

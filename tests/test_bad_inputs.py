@@ -166,7 +166,16 @@ def test_bad_audio_file(case, command, recon_model, tmp_path):
     if command == "mel":
         args = ["mel", str(src), "-o", str(out_dir / "x.npy")]
     else:
-        args = ["reconstruct", str(src), "-o", str(out_dir / "x.wav"), "--model", str(recon_model), "--device", "cpu"]
+        args = [
+            "reconstruct",
+            str(src),
+            "-o",
+            str(out_dir / "x.wav"),
+            "--model",
+            str(recon_model),
+            "--device",
+            "cpu",
+        ]
     result = runner.invoke(app, args)
     assert_clean_failure(result, 1, message)
     assert files_in(out_dir) == [] and files_in(src_dir) == before  # no output, no temp file
@@ -176,7 +185,10 @@ def test_bad_items_in_a_batch_are_skipped(recon_model, tmp_path):
     """Every bad file of a batch is reported on its own line; the good ones are written; exit 1."""
     src_dir, out_dir = tmp_path / "in", tmp_path / "out"
     src_dir.mkdir(), out_dir.mkdir()
-    bad = [make(src_dir) for make, _ in (BAD_AUDIO[k] for k in ("empty file", "random bytes .wav", "NaN samples"))]
+    bad = [
+        make(src_dir)
+        for make, _ in (BAD_AUDIO[k] for k in ("empty file", "random bytes .wav", "NaN samples"))
+    ]
     sf.write(src_dir / "a_good.wav", tone(3200), SR)
     sf.write(src_dir / "z_good.wav", tone(1600), SR)
     for command, suffix in (("mel", ".npy"), ("reconstruct", "_recon.wav")):
@@ -213,7 +225,9 @@ def test_odd_but_valid_audio_is_reconstructed(name, data, rate, seconds, recon_m
     src = tmp_path / f"{name}.wav"
     sf.write(src, data, rate)
     out = tmp_path / "out.wav"
-    result = runner.invoke(app, ["reconstruct", str(src), "-o", str(out), "--model", str(recon_model), "--device", "cpu"])
+    result = runner.invoke(
+        app, ["reconstruct", str(src), "-o", str(out), "--model", str(recon_model), "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [str(out)]
     info = sf.info(out)
@@ -247,7 +261,16 @@ def test_unwritable_output_folder(recon_model, tmp_path):
     sf.write(src, tone(3200), SR)
     folder = unwritable_folder(tmp_path)
     for args in (
-        ["reconstruct", str(src), "-o", str(folder / "out.wav"), "--model", str(recon_model), "--device", "cpu"],
+        [
+            "reconstruct",
+            str(src),
+            "-o",
+            str(folder / "out.wav"),
+            "--model",
+            str(recon_model),
+            "--device",
+            "cpu",
+        ],
         ["reconstruct", str(src), "--out-dir", str(folder), "--model", str(recon_model), "--device", "cpu"],
         ["mel", str(src), "-o", str(folder / "out.npy")],
         ["mel", str(src), "--out-dir", str(folder)],
@@ -261,8 +284,22 @@ def test_unwritable_output_folder(recon_model, tmp_path):
 def test_unwritable_folder_for_generate(tiny_model, tmp_path):
     folder = unwritable_folder(tmp_path)
     for args in (["-o", str(folder / "x.wav")], ["--out-dir", str(folder)]):
-        result = runner.invoke(app, ["generate", "x", *args, "--model", str(tiny_model), "--device", "cpu",
-                                     "--steps", "1", "--duration", "0.05"])
+        result = runner.invoke(
+            app,
+            [
+                "generate",
+                "x",
+                *args,
+                "--model",
+                str(tiny_model),
+                "--device",
+                "cpu",
+                "--steps",
+                "1",
+                "--duration",
+                "0.05",
+            ],
+        )
         assert_clean_failure(result, 2, f"{folder}")
         assert "writable" in result.stderr
 
@@ -286,7 +323,8 @@ def test_existing_output_is_kept_without_overwrite(recon_model, tmp_path):
 def generate(model: Path, tmp_path: Path, *args: str):
     """`generate` with small defaults placed first, so that options in `args` override them."""
     return runner.invoke(
-        app, ["generate", "--model", str(model), "--device", "cpu", "--steps", "2", "--duration", "0.1", *args]
+        app,
+        ["generate", "--model", str(model), "--device", "cpu", "--steps", "2", "--duration", "0.1", *args],
     )
 
 
@@ -299,7 +337,11 @@ BAD_GENERATE = [
     ("inf duration", ["x", "--duration", "inf"], "--duration inf: must be > 0"),
     ("zero steps", ["x", "--steps", "0"], "--steps 0: must be between 1 and 1000"),
     ("negative steps", ["x", "--steps", "-5"], "--steps -5: must be between 1 and 1000"),
-    ("negative guidance", ["x", "--guidance-scale", "-0.5"], "--guidance-scale -0.5: must be a finite number >= 0"),
+    (
+        "negative guidance",
+        ["x", "--guidance-scale", "-0.5"],
+        "--guidance-scale -0.5: must be a finite number >= 0",
+    ),
     ("NaN guidance", ["x", "--guidance-scale", "nan"], "--guidance-scale nan: must be a finite number >= 0"),
     ("unknown sampler", ["x", "--sampler", "euler-a"], "--sampler 'euler-a': choose one of"),
     ("zero samples", ["x", "--num-samples", "0"], "--num-samples 0: must be >= 1"),
@@ -338,7 +380,7 @@ def test_cuda_without_gpu_is_a_usage_error(tiny_model, tmp_path, monkeypatch):
 
 def test_non_utf8_prompts_file(tiny_model, tmp_path):
     prompts = tmp_path / "prompts.txt"
-    prompts.write_bytes("un chien qui aboie\n".encode("utf-8") + b"caf\xe9 ambience\n")
+    prompts.write_bytes(b"un chien qui aboie\n" + b"caf\xe9 ambience\n")
     out = tmp_path / "out"
     out.mkdir()
     result = generate(tiny_model, tmp_path, "--prompts-file", str(prompts), "--out-dir", str(out))
@@ -369,18 +411,28 @@ MISC = [
     (["reconstruct", "{d}/empty.latent.safetensors", "-o", "{d}/x.wav"], 1, "{d}/empty.latent.safetensors"),
     (["reconstruct", "{d}/a.wav", "-o", "{d}/sub"], 2, "output {d}/sub"),
     (["reconstruct", "{d}/a.wav", "-o", "{d}/x.mp3"], 2, "unknown audio extension '.mp3'"),
-    (["reconstruct", "{d}/a.wav", "--out-dir", "{d}/missing"], 2, "--out-dir {d}/missing: folder does not exist"),
+    (
+        ["reconstruct", "{d}/a.wav", "--out-dir", "{d}/missing"],
+        2,
+        "--out-dir {d}/missing: folder does not exist",
+    ),
     (["encode", "{d}/a.wav", "-o", "{d}/a.wav"], 2, "--out-dir {d}/a.wav: folder does not exist"),
     (["mel", "{d}/a.wav", "-o", "{d}/x.png"], 2, "extension must be .npy or .safetensors"),
     (["mel", "{d}/a.wav", "--preset", "nope", "-o", "{d}/x.npy"], 2, "unknown mel preset 'nope'"),
-    (["generate", "--prompts-file", "{d}/sub", "-o", "{d}/x.wav"], 2, "--prompts-file {d}/sub: cannot read it"),
+    (
+        ["generate", "--prompts-file", "{d}/sub", "-o", "{d}/x.wav"],
+        2,
+        "--prompts-file {d}/sub: cannot read it",
+    ),
     (["train", "vae", "--data", "{d}/a.wav", "--out", "{d}/run"], 2, "--data {d}/a.wav"),
     (["train", "vae", "--data", "{d}/sub", "--out", "{d}/run"], 2, "--data {d}/sub: no usable rows"),
     (["train", "vae", "--data", "{d}/sub", "--out", "{d}/run", "--precision", "fp8"], 2, "--precision 'fp8'"),
 ]
 
 
-@pytest.mark.parametrize("args, code, message", MISC, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _, _) in enumerate(MISC)])
+@pytest.mark.parametrize(
+    "args, code, message", MISC, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _, _) in enumerate(MISC)]
+)
 def test_misc_bad_arguments(args, code, message, recon_model, tmp_path):
     d = tmp_path
     sf.write(d / "a.wav", tone(3200), SR)
@@ -520,7 +572,10 @@ def test_pickle_with_code_is_refused_everywhere(tmp_path):
 
 TINY_VAE_CONFIG = {
     "frontend": "audioldm-16k",
-    "model": {"ddconfig": {"ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 4}, "embed_dim": 4},
+    "model": {
+        "ddconfig": {"ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 4},
+        "embed_dim": 4,
+    },
     "loss": {"kl_weight": 1e-4, "mel_scales": [1], "disc_start": -1},
     "train": {"max_steps": 1, "batch_size": 2, "segment_seconds": 0.08, "save_every": 0, "cpu": True},
 }
@@ -544,11 +599,15 @@ def test_manifest_with_missing_files_and_bad_rows(tmp_path):
     config = tmp_path / "vae.json"
     config.write_text(json.dumps(TINY_VAE_CONFIG))
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(config)])
+    result = runner.invoke(
+        app, ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(config)]
+    )
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("WARNING:") and "row skipped" in ln]
-    assert sorted(w.split("train.jsonl:")[1].split(":")[0] for w in warnings) == ["2", "3", "4", "5"], warnings
+    assert sorted(w.split("train.jsonl:")[1].split(":")[0] for w in warnings) == ["2", "3", "4", "5"], (
+        warnings
+    )
     assert any("train.jsonl:2: file not found" in w for w in warnings)
     assert f"{manifest}: 2 rows (4 skipped)" in result.stderr
     assert result.stdout.strip() == str(run / "export")
@@ -556,7 +615,9 @@ def test_manifest_with_missing_files_and_bad_rows(tmp_path):
 
     only_bad = data / "bad.jsonl"
     only_bad.write_text("\n".join(rows[1:5]) + "\n")
-    result = runner.invoke(app, ["train", "vae", "--data", str(only_bad), "--out", str(tmp_path / "r2"), "--config", str(config)])
+    result = runner.invoke(
+        app, ["train", "vae", "--data", str(only_bad), "--out", str(tmp_path / "r2"), "--config", str(config)]
+    )
     assert_clean_failure(result, 2, f"--data {only_bad}: no usable rows, 4 bad")
     assert not (tmp_path / "r2").exists() or files_in(tmp_path / "r2") == []
 
@@ -593,7 +654,9 @@ def test_folder_dataset_skips_unreadable_captions(tmp_path):
     (data / "a.txt").write_bytes(b"\xff\xfe")
     (data / "c.wav").unlink()
     result = runner.invoke(app, ["train", "vae", "--data", str(data), "--out", str(tmp_path / "run")])
-    assert_clean_failure(result, 2, f"--data {data}: no usable rows, 2 bad (first: a.txt: caption file is not")
+    assert_clean_failure(
+        result, 2, f"--data {data}: no usable rows, 2 bad (first: a.txt: caption file is not"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -603,7 +666,9 @@ def test_folder_dataset_skips_unreadable_captions(tmp_path):
 def console(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("audioldm")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CI": "true"}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False)
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False
+    )
 
 
 def check_console(args: list[str], cwd: Path, code: int | None, first: str) -> None:
@@ -617,7 +682,9 @@ def check_console(args: list[str], cwd: Path, code: int | None, first: str) -> N
 
 def test_console_script_random_bytes_give_one_line(tmp_path):
     noise = _random_bytes(tmp_path)
-    check_console(["mel", str(noise), "-o", "x.npy"], tmp_path, 1, f"error: {noise}: not a readable audio file")
+    check_console(
+        ["mel", str(noise), "-o", "x.npy"], tmp_path, 1, f"error: {noise}: not a readable audio file"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.wav"]
 
 
@@ -626,7 +693,11 @@ def test_console_script_prints_one_line_and_no_traceback(recon_model, tmp_path):
     ckpt, marker = evil_ckpt(tmp_path)
     noise = _random_bytes(tmp_path)
     cases = [
-        (["reconstruct", str(noise), "-o", "x.wav", "--model", str(ckpt)], 1, f"error: refusing to load {ckpt}"),
+        (
+            ["reconstruct", str(noise), "-o", "x.wav", "--model", str(ckpt)],
+            1,
+            f"error: refusing to load {ckpt}",
+        ),
         (["generate", "", "-o", "x.wav"], 2, "error: prompt '' is empty"),
         (["reconstruct", str(noise), "--model", str(recon_model), "--device", "cuda:7"], None, "error: "),
         (["info", str(tmp_path / "nowhere")], 1, "error: "),
@@ -657,7 +728,11 @@ def mel_max_rss_mb(src: Path, out: Path) -> float:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CI": "true"}
     proc = subprocess.run(
         ["/usr/bin/time", "-f", "maxrss_kb=%M", str(exe), "mel", str(src), "-o", str(out)],
-        capture_output=True, text=True, timeout=1800, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == str(out)
@@ -676,9 +751,13 @@ def test_one_hour_input_streams_in_bounded_memory(tmp_path):
     spec = np.load(tmp_path / "hour.npy", mmap_mode="r")
     assert spec.shape == (3600 * SR // 160 + 1, 64)
     assert np.isfinite(spec[::997]).all()
-    np.testing.assert_allclose(spec[:5990], np.load(tmp_path / "minute.npy")[:5990], rtol=0, atol=1e-3)  # away from its end
+    np.testing.assert_allclose(
+        spec[:5990], np.load(tmp_path / "minute.npy")[:5990], rtol=0, atol=1e-3
+    )  # away from its end
     whole_file_mb = 3600 * 44100 * 2 * 4 / 2**20
     spec_mb = spec.size * 4 / 2**20
     assert hour_mb - base_mb < 5 * spec_mb < whole_file_mb / 2, (base_mb, hour_mb, spec_mb)
-    print(f"mel max RSS: 1 minute {base_mb:.0f} MB, 1 hour {hour_mb:.0f} MB "
-          f"(the decoded hour alone would be {whole_file_mb:.0f} MB; its mel is {spec_mb:.0f} MB)")
+    print(
+        f"mel max RSS: 1 minute {base_mb:.0f} MB, 1 hour {hour_mb:.0f} MB "
+        f"(the decoded hour alone would be {whole_file_mb:.0f} MB; its mel is {spec_mb:.0f} MB)"
+    )

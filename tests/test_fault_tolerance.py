@@ -58,7 +58,16 @@ def test_batch_goes_on_past_bad_items_and_exits_1(command, recon_model, tmp_path
     sf.write(src / "e.wav", tone(1600, 880), SR)
     args = {
         "mel": ["mel", str(src), "--out-dir", str(out)],
-        "reconstruct": ["reconstruct", str(src), "--out-dir", str(out), "--model", str(recon_model), "--device", "cpu"],
+        "reconstruct": [
+            "reconstruct",
+            str(src),
+            "--out-dir",
+            str(out),
+            "--model",
+            str(recon_model),
+            "--device",
+            "cpu",
+        ],
         "encode": ["encode", str(src), "-o", str(out), "--model", str(recon_model), "--device", "cpu"],
     }[command]
     result = runner.invoke(app, args)
@@ -82,8 +91,22 @@ def test_batch_goes_on_past_bad_items_and_exits_1(command, recon_model, tmp_path
 
 def _generate_args(model: Path, prompts: list[str], seed: int, out: Path) -> list[str]:
     return [
-        "generate", *prompts, "--out-dir", str(out), "--model", str(model), "--device", "cpu",
-        "--steps", "3", "--duration", "0.2", "--seed", str(seed), "--batch-size", "1",
+        "generate",
+        *prompts,
+        "--out-dir",
+        str(out),
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--steps",
+        "3",
+        "--duration",
+        "0.2",
+        "--seed",
+        str(seed),
+        "--batch-size",
+        "1",
     ]
 
 
@@ -107,7 +130,10 @@ def test_concurrent_generate_processes_never_clobber_each_other(tiny_model, tmp_
     procs = {
         name: subprocess.Popen(
             [str(exe), *_generate_args(tiny_model, prompts, seed, shared)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
         )
         for name, (prompts, seed) in plans.items()
     }
@@ -117,7 +143,13 @@ def test_concurrent_generate_processes_never_clobber_each_other(tiny_model, tmp_
     for name, (_, err) in outs.items():
         assert "Traceback" not in err, err
     files = sorted(p.name for p in shared.iterdir())
-    assert files == ["birds_0.wav", "rain_0.wav", "surf_0.wav", "thunder_0.wav", "wind_0.wav"]  # no temp files
+    assert files == [
+        "birds_0.wav",
+        "rain_0.wav",
+        "surf_0.wav",
+        "thunder_0.wav",
+        "wind_0.wav",
+    ]  # no temp files
     assert sorted(printed["A"] + printed["B"]) == files  # every file claimed by exactly one process
     for name, names in printed.items():
         other = "B" if name == "A" else "A"
@@ -140,11 +172,21 @@ def test_concurrent_generate_processes_never_clobber_each_other(tiny_model, tmp_
 
 TINY_VAE = {
     "frontend": "audioldm-16k",
-    "model": {"ddconfig": {"ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 4}, "embed_dim": 4},
+    "model": {
+        "ddconfig": {"ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 4},
+        "embed_dim": 4,
+    },
     "loss": {"kl_weight": 1e-4, "mel_scales": [1, 2], "disc_start": -1},
     "train": {
-        "max_steps": 16, "batch_size": 2, "lr": 2e-3, "segment_seconds": 0.08, "log_every": 1,
-        "save_every": 1, "keep_last": 2, "cpu": True, "adam_eps": 1e-3,
+        "max_steps": 16,
+        "batch_size": 2,
+        "lr": 2e-3,
+        "segment_seconds": 0.08,
+        "log_every": 1,
+        "save_every": 1,
+        "keep_last": 2,
+        "cpu": True,
+        "adam_eps": 1e-3,
     },
 }
 
@@ -205,7 +247,7 @@ def complete_checkpoints(run: Path) -> dict[int, Path]:
         try:
             weights = [load_file(str(f)) for f in sorted(folder.glob("*.safetensors"))]
             state = torch_load_safe(folder / "train_state.pt")
-        except Exception:  # noqa: BLE001 - any failure means "not complete"
+        except Exception:  # noqa: BLE001, S112 - any failure means "not complete"
             continue
         step = int(folder.name.split("_")[1])
         if state["step"] == step and (folder / "vae.safetensors").is_file() and all(weights):
@@ -228,7 +270,9 @@ def make_data(folder: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     rows = []
     for i in range(4):
-        wave = tone(4800, 300 * (i + 1)) if i % 2 == 0 else (0.1 * rng.standard_normal(4800)).astype(np.float32)
+        wave = (
+            tone(4800, 300 * (i + 1)) if i % 2 == 0 else (0.1 * rng.standard_normal(4800)).astype(np.float32)
+        )
         sf.write(folder / f"clip{i}.wav", wave, SR)
         rows.append(json.dumps({"wav": f"clip{i}.wav", "caption": f"sound {i}"}))
     (folder / "train.jsonl").write_text("\n".join(rows) + "\n")
@@ -351,16 +395,34 @@ def test_main_commands_never_touch_the_network(tiny_model, tmp_path):
     env["NET_LOG"] = str(net_log)  # HF_HUB_OFFLINE unset: the tool itself must not need it
     commands = [
         ["--help"],
-        ["generate", "a dog barking", "-o", str(tmp_path / "dog.wav"), "--model", str(tiny_model), "--steps", "2",
-         "--duration", "0.5", "--seed", "0"],
+        [
+            "generate",
+            "a dog barking",
+            "-o",
+            str(tmp_path / "dog.wav"),
+            "--model",
+            str(tiny_model),
+            "--steps",
+            "2",
+            "--duration",
+            "0.5",
+            "--seed",
+            "0",
+        ],
         ["reconstruct", str(wav), "-o", str(tmp_path / "r.wav"), "--model", str(tiny_model)],
         ["encode", str(wav), "-o", str(tmp_path), "--model", str(tiny_model)],
         ["info", str(tiny_model)],
         ["mel", str(wav), "-o", str(tmp_path / "a.npy")],
     ]
     for args in commands:
-        proc = subprocess.run([sys.executable, str(guard), *args], capture_output=True, text=True,
-                              timeout=300, env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, str(guard), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
         assert proc.returncode == 0, (args, proc.stderr[-3000:])
         assert not net_log.exists(), (args, net_log.read_text())
     assert sf.info(tmp_path / "dog.wav").frames == 8000

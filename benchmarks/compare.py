@@ -389,7 +389,8 @@ def report(
             f"Median of {repeats} runs each after one warm-up, ours and the reference alternating in one "
             "process, `torch.inference_mode()`, float32, the same random weights in both (audioldm-s-full "
             f"sizes). Ratio = reference wall time / our wall time (medians); the CPU-time ratio (process CPU "
-            "seconds, all threads) is the steadier figure when the machine is shared. Outputs agree when |ours - ref| <= {TOLERANCE:g} + "
+            "seconds, all threads) is the steadier figure when the machine is shared. "
+            f"Outputs agree when |ours - ref| <= {TOLERANCE:g} + "
             f"{TOLERANCE:g}·|ref| everywhere. The frontend is compared with `librosa.feature.melspectrogram` "
             "(power 1, slaney, log clamp 1e-5) instead of the reference."
         ),

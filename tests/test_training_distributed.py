@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 from safetensors.torch import load_file
 from test_training import assert_same_weights, make_manifest, metrics, vae_config
 
@@ -30,7 +29,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow  # three Python processes importing torch: ~10 s idle, more on a busy machine
+# Runs in CI (issue 6): three Python processes importing torch, ~10 s on an idle machine.
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     manifest = make_manifest(tmp_path / "data")
     config = vae_config(tmp_path, disc_start=1)  # two optimisers, a GAN pass through the unwrapped D

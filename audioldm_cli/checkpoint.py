@@ -29,6 +29,7 @@ from vocoder.checkpoint import (
     atomic_path,
     load_state_dict_strict,
     read_component,
+    read_folder_json,
     read_safetensors,
     save_component,
     torch_load_safe,
@@ -134,18 +135,7 @@ class PipelineConfig:
 
 def read_pipeline_config(folder: str | os.PathLike) -> PipelineConfig:
     """Read and validate `folder/pipeline.json`."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise ModelError(f"model folder not found: {folder} (see README, 'Models', for how to get one)")
-    if not folder.is_dir():
-        raise ModelError(f"expected a model folder, got a file: {folder}")
-    path = folder / PIPELINE_NAME
-    if not path.is_file():
-        raise ModelError(f"{folder} is not a model folder: {PIPELINE_NAME} is missing")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelError(f"{path} is not valid JSON: {e}") from None
+    path, data = read_folder_json(folder, PIPELINE_NAME, ModelError)
     if not isinstance(data, dict) or data.get("_class_name") != PIPELINE_CLASS:
         raise ModelError(f"{path} is not an audioldm-cli pipeline (_class_name must be {PIPELINE_CLASS!r})")
     version = data.get("format_version", 0)

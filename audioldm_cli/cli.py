@@ -269,6 +269,33 @@ DeviceOpt = Annotated[
 OverwriteOpt = Annotated[
     bool, typer.Option("-y", "--overwrite", help="Replace existing output files.", rich_help_panel="Output")
 ]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help="auto | fp32 | fp16 | bf16: precision of the UNet (autocast; the VAE and vocoder stay fp32). "
+        "auto = bf16 on CUDA GPUs that have it, fp16 on older ones, fp32 on CPU and MPS.",
+        rich_help_panel="Speed",
+    ),
+]
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="torch.compile the UNet: the first step waits for the compiler (a minute or more), later "
+        "steps run faster; pays off for long clips or many steps, mostly on GPU.",
+        rich_help_panel="Speed",
+    ),
+]
+
+
+def check_speed_options(dtype: str, device: str, compile_: bool) -> None:
+    """Validate --dtype (for --device) and --compile before any file is read or model loaded."""
+    from .precision import autocast_dtype, check_compile_available
+
+    autocast_dtype(dtype, device)
+    if compile_:
+        check_compile_available()
 
 
 def default_model_dir() -> Path:
@@ -336,6 +363,8 @@ def generate(
     audio_prompt: Annotated[Optional[Path], typer.Option("--audio-prompt", help="Make variations of this sound instead of following a text (needs a CLAP model).")] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    compile_: CompileOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Generate audio from text prompts; prints the written paths."""
@@ -345,9 +374,11 @@ def generate(
     from .batch import check_new_outputs, claim_output
     from .runtime import progress_bar
 
+    check_speed_options(dtype, device, compile_)
     if audio_prompt is not None:  # see the "CLAP extras" section
         return _generate_from_audio(audio_prompt, text, prompts_file, output, out_dir, duration, steps, sampler,
-                                    guidance_scale, seed, num_samples, num_candidates, model, device, overwrite)
+                                    guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
+                                    dtype=dtype, compile_=compile_)
     items = _generation_items(list(text or []), prompts_file)
     from .samplers import SAMPLERS
 
@@ -378,7 +409,7 @@ def generate(
         for index, wav in _best_of(pipe.generate_iter(
             prompts, duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
             negative_prompt=negative_prompt, seed=seed, num_samples=num_samples * num_candidates,
-            batch_size=batch_size, progress=progress,
+            batch_size=batch_size, dtype=dtype, compile=compile_, progress=progress,
         ), prompts, num_samples, num_candidates, ranker):
             try:
                 with claim_output(paths[index], overwrite) as path:
@@ -726,6 +757,7 @@ def transfer(
     strength: Annotated[float, typer.Option("--strength", help="0 < s <= 1: how far from the input (noised to step s x steps).", rich_help_panel="Sampling")] = 0.5,
     steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+    dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
 ) -> None:
     """Text-guided style transfer of an audio file; the output is exactly as long as the input."""
     from . import editing
@@ -733,8 +765,10 @@ def transfer(
     if not text.strip():
         raise UsageError("TEXT is empty: transfer needs a prompt")
     editing.transfer_start(strength, steps)
+    check_speed_options(dtype, device, compile_)
     _run_edit("transfer", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.transfer(
-        pipe, wav, text, strength=strength, steps=steps, guidance_scale=guidance_scale, seed=seed, progress=progress))
+        pipe, wav, text, strength=strength, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
+        compile=compile_, progress=progress))
 
 
 @app.command()
@@ -746,14 +780,17 @@ def inpaint(
     end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
     steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+    dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
 ) -> None:
     """Regenerate the time range [start, end) of an audio file, keeping the rest."""
     from . import editing
 
     if not start >= 0 or not end > start:
         raise UsageError(f"--start {start} --end {end}: need 0 <= start < end")
+    check_speed_options(dtype, device, compile_)
     _run_edit("inpaint", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.inpaint(
-        pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, progress=progress))
+        pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
+        compile=compile_, progress=progress))
 
 
 @app.command()
@@ -764,16 +801,19 @@ def superres(
     cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
     steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+    dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
 ) -> None:
     """Regenerate the upper mel bands of an audio file, keeping those below the cutoff."""
     from . import editing
     from .audio import audio_info
 
+    check_speed_options(dtype, device, compile_)
     if cutoff is None:
         cutoff = audio_info(input)[1] / 2
         logger.info("--cutoff %g Hz (the input's Nyquist frequency)", cutoff)
     _run_edit("superres", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.superres(
-        pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed, progress=progress))
+        pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
+        compile=compile_, progress=progress))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -814,7 +854,8 @@ def _best_of(items, prompts: list[str], num_samples: int, num_candidates: int, r
 
 
 def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir, duration, steps, sampler,
-                         guidance_scale, seed, num_samples, num_candidates, model, device, overwrite) -> None:
+                         guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
+                         dtype: str = "auto", compile_: bool = False) -> None:
     """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
     from .audio import read_audio, write_audio
     from .batch import check_new_outputs, claim_output
@@ -842,7 +883,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
     with progress_bar("generating", total=None) as progress:
         wavs = generate_from_audio(pipe, wav, duration=duration, steps=steps, sampler=sampler,
                                    guidance_scale=guidance_scale, seed=0 if seed is None else seed,
-                                   num_samples=num_samples, progress=progress)
+                                   num_samples=num_samples, dtype=dtype, compile=compile_, progress=progress)
     for path, out in zip(paths, wavs):
         with claim_output(path, overwrite) as tmp:
             write_audio(tmp, out, pipe.sample_rate)

@@ -123,18 +123,15 @@ def encode_input(pipe, wav: Tensor) -> Tensor:
     return (posterior.mode() * pipe.scale_factor).float().cpu()
 
 
-def _model_fn(pipe, prompt: str, negative: str, guidance_scale: float):
+def _model_fn(pipe, prompt: str, negative: str, guidance_scale: float, dtype: str, compile: bool | str):
     guided = guidance_scale != 1.0
     cond = pipe._condition([negative, prompt] if guided else [prompt])
-
-    def model_fn(x: Tensor, t: Tensor) -> Tensor:
-        return pipe.unet(x, t, **cond)
-
+    model_fn = pipe.denoiser(cond, dtype=dtype, compile=compile)
     return classifier_free_guidance(model_fn, guidance_scale) if guided else model_fn
 
 
-def _check(pipe, wav: Tensor, steps: int, sampler: str, guidance_scale: float) -> None:
-    pipe.check_generate_inputs(["x"], 1.0, steps, sampler, guidance_scale)
+def _check(pipe, wav: Tensor, steps: int, sampler: str, guidance_scale: float, dtype: str) -> None:
+    pipe.check_generate_inputs(["x"], 1.0, steps, sampler, guidance_scale, dtype=dtype)
     if wav.dim() != 1 or wav.numel() == 0:
         raise UsageError(f"expected a mono waveform [N], got shape {tuple(wav.shape)}")
 
@@ -149,17 +146,23 @@ def transfer(
     guidance_scale: float = 2.5,
     negative_prompt: str = "",
     seed: int = 0,
+    dtype: str = "fp32",
+    compile: bool | str = False,
     progress: ProgressFn | None = None,
 ) -> EditResult:
-    """Text-guided style transfer of `wav` [N] (at `pipe.sample_rate`); output [N]."""
+    """Text-guided style transfer of `wav` [N] (at `pipe.sample_rate`); output [N].
+
+    `dtype` and `compile` speed up the UNet as in `AudioLDM.denoiser`.
+    """
+    from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    _check(pipe, wav, steps, "ddim", guidance_scale)
+    _check(pipe, wav, steps, "ddim", guidance_scale, dtype)
     transfer_start(strength, steps)  # fail before encoding
     x0 = encode_input(pipe, wav)
     with torch.inference_mode():
         latent = transfer_latent(
-            _model_fn(pipe, prompt, negative_prompt, guidance_scale),
+            _model_fn(pipe, prompt, negative_prompt, guidance_scale, dtype, compile),
             x0.to(pipe.device),
             ddim_timesteps(steps, pipe.schedule.timesteps),
             alphas_cumprod(pipe.schedule).to(pipe.device),
@@ -168,6 +171,7 @@ def transfer(
             generator=make_generator(seed),
             callback=progress,
         ).cpu()
+    check_finite_latent(latent, dtype)
     return EditResult(pipe.decode_latent(latent, wav.shape[-1])[0], latent, x0, None)
 
 
@@ -182,12 +186,15 @@ def masked_edit(
     guidance_scale: float = 2.5,
     negative_prompt: str = "",
     seed: int = 0,
+    dtype: str = "fp32",
+    compile: bool | str = False,
     progress: ProgressFn | None = None,
 ) -> EditResult:
     """Regenerate where `mask_fn(x0)` is 0, keeping the input's latent exactly where it is 1."""
+    from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    _check(pipe, wav, steps, sampler, guidance_scale)
+    _check(pipe, wav, steps, sampler, guidance_scale, dtype)
     x0 = encode_input(pipe, wav)
     mask = mask_fn(x0)
     if not prompt:
@@ -196,7 +203,7 @@ def masked_edit(
     with torch.inference_mode():
         x = randn_like(x0, generator).to(pipe.device)
         latent = SAMPLERS[sampler](
-            _model_fn(pipe, prompt, negative_prompt, guidance_scale),
+            _model_fn(pipe, prompt, negative_prompt, guidance_scale, dtype, compile),
             x,
             ddim_timesteps(steps, pipe.schedule.timesteps),
             alphas_cumprod(pipe.schedule).to(pipe.device),
@@ -206,6 +213,7 @@ def masked_edit(
             x0=x0.to(pipe.device),
             mask=mask.to(pipe.device),
         ).cpu()
+    check_finite_latent(latent, dtype)
     return EditResult(pipe.decode_latent(latent, wav.shape[-1])[0], latent, x0, mask)
 
 

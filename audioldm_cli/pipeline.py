@@ -27,7 +27,7 @@ from vocoder.config import MelConfig, preset_name
 
 from . import checkpoint as ckpt
 from .chunking import overlap_add
-from .errors import ModelError, UsageError
+from .errors import AudioLDMError, ModelError, UsageError
 from .runtime import ProgressFn, make_generator, resolve_device
 from .samplers import randn_like
 
@@ -63,6 +63,7 @@ class AudioLDM:
         self.frontend = MelFrontend(self.mel_config).to(self.device)
         self.vae, self.vocoder, self.unet = vae, vocoder, unet
         self._text_encoder = None
+        self._compiled_unets: dict[str, nn.Module] = {}  # torch.compile backend -> compiled UNet
         self.model_dir: Path | None = None
         self.check_components()
         for module in (self.vae, self.vocoder, self.unet):
@@ -403,6 +404,8 @@ class AudioLDM:
         seed: int | None = None,
         num_samples: int = 1,
         batch_size: int = 4,
+        dtype: str = "fp32",
+        compile: bool | str = False,
         progress: ProgressFn | None = None,
     ) -> Tensor:
         """Text -> waveforms [len(prompts) * num_samples, round(duration * sample_rate)], prompt-major.
@@ -410,6 +413,8 @@ class AudioLDM:
         Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
         it equals a lone run with `seed + i`. Guidance > 1 pushes towards the prompt and away from
         `negative_prompt` (default: the empty prompt); 1 disables guidance.
+        `dtype` ("fp32", "fp16", "bf16", "auto") and `compile` (True or a torch.compile backend name)
+        speed up the UNet; see `denoiser`.
         """
         kwargs = {
             "duration": duration,
@@ -420,6 +425,8 @@ class AudioLDM:
             "seed": seed,
             "num_samples": num_samples,
             "batch_size": batch_size,
+            "dtype": dtype,
+            "compile": compile,
         }
         return torch.stack([wav for _, wav in self.generate_iter(prompts, progress=progress, **kwargs)])
 
@@ -435,11 +442,15 @@ class AudioLDM:
         seed: int | None = None,
         num_samples: int = 1,
         batch_size: int = 4,
+        dtype: str = "fp32",
+        compile: bool | str = False,
         progress: ProgressFn | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        self.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
+        self.check_generate_inputs(
+            prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size, dtype=dtype
+        )
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             logger.info("no seed given: using seed %d", seed)
@@ -467,6 +478,8 @@ class AudioLDM:
                 guidance_scale,
                 negative_prompt or "",
                 callback,
+                dtype=dtype,
+                compile=compile,
             )
             yield from zip(range(lo, hi), self.decode_latent(latent, n_samples))
 
@@ -479,8 +492,11 @@ class AudioLDM:
         guidance_scale: float,
         num_samples: int = 1,
         batch_size: int = 1,
+        *,
+        dtype: str = "fp32",
     ) -> None:
         """Validate generation arguments, each error naming the value and the rule."""
+        from .precision import autocast_dtype
         from .samplers import SAMPLERS
 
         if self.unet is None:
@@ -506,6 +522,7 @@ class AudioLDM:
             raise UsageError(f"--num-samples {num_samples}: must be >= 1")
         if batch_size < 1:
             raise UsageError(f"--batch-size {batch_size}: must be >= 1")
+        autocast_dtype(dtype, self.device)
 
     def _condition(self, texts: list[str]) -> dict:
         """UNet keyword arguments for `texts`: token states + mask (crossattn) or a pooled vector (film)."""
@@ -518,6 +535,41 @@ class AudioLDM:
             return {"y": (states * m).sum(1) / m.sum(1).clamp_min(1.0)}
         return {"context": states, "context_mask": mask}
 
+    def denoiser(self, cond: dict, *, dtype: str = "fp32", compile: bool | str = False):
+        """The UNet as the samplers' `model_fn(x, t) -> prediction` (fp32), closing over `cond`.
+
+        `dtype` "fp16" / "bf16" runs the UNet under `torch.autocast` ("auto": bf16/fp16 on CUDA, fp32
+        elsewhere; see `precision.autocast_dtype`); its output is cast back to fp32, so the sampler,
+        the VAE and the vocoder never see reduced precision. "fp32" is the plain UNet call.
+        `compile=True` (or a backend name such as "eager") runs a torch.compile'd UNet, compiled
+        once per pipeline and backend, at its first call.
+        """
+        from .precision import autocast, autocast_dtype, compile_failure, compile_failure_types
+
+        amp = autocast_dtype(dtype, self.device)
+        unet = self.compiled_unet("inductor" if compile is True else compile) if compile else self.unet
+        failures = compile_failure_types() if compile else ()
+
+        def model_fn(x: Tensor, t: Tensor) -> Tensor:
+            try:
+                with autocast(self.device, amp):
+                    out = unet(x, t, **cond)
+            except failures as e:
+                raise compile_failure(e) from None
+            return out.float()
+
+        return model_fn
+
+    def compiled_unet(self, backend: str = "inductor") -> nn.Module:
+        """The UNet wrapped by torch.compile with `backend`, made on first use and kept."""
+        from .precision import compile_module
+
+        if self.unet is None:
+            raise ModelError("this model has no UNet: it can reconstruct and encode, not generate")
+        if backend not in self._compiled_unets:
+            self._compiled_unets[backend] = compile_module(self.unet, backend)
+        return self._compiled_unets[backend]
+
     def _sample_latents(
         self,
         prompts: list[str],
@@ -528,8 +580,11 @@ class AudioLDM:
         guidance_scale: float,
         negative: str,
         callback,
+        *,
+        dtype: str = "fp32",
+        compile: bool | str = False,
     ) -> Tensor:
-        """Run the sampler for one batch; returns scaled latents [B, C, T', F']."""
+        """Run the sampler for one batch; returns scaled latents [B, C, T', F'] (fp32)."""
         from . import samplers
         from .schedule import alphas_cumprod, ddim_timesteps
 
@@ -541,16 +596,13 @@ class AudioLDM:
             # 2. text: unconditional (negative prompt) then conditional half, encoded in one batch
             guided = guidance_scale != 1.0
             cond = self._condition([negative] * len(prompts) + prompts if guided else prompts)
-
-            def model_fn(x: Tensor, t: Tensor) -> Tensor:
-                return self.unet(x, t, **cond)
-
+            model_fn = self.denoiser(cond, dtype=dtype, compile=compile)
             if guided:
                 model_fn = samplers.classifier_free_guidance(model_fn, guidance_scale)
             # 3. denoise
             acp = alphas_cumprod(self.schedule).to(self.device)
             timesteps = ddim_timesteps(steps, self.schedule.timesteps)
-            return samplers.SAMPLERS[sampler](
+            latent = samplers.SAMPLERS[sampler](
                 model_fn,
                 x,
                 timesteps,
@@ -559,6 +611,8 @@ class AudioLDM:
                 generator=generators,
                 callback=callback,
             )
+        check_finite_latent(latent, dtype)
+        return latent
 
 
 @functools.lru_cache(maxsize=2)
@@ -567,6 +621,16 @@ def _load_text_encoder(name: str, max_length: int, device: str):
     from .text import TextEncoder
 
     return TextEncoder.from_config({"name": name, "max_length": max_length}, device=device)
+
+
+def check_finite_latent(latent: Tensor, dtype: str) -> None:
+    """Refuse NaN/inf latents from a reduced-precision run (fp16 overflow) instead of writing noise."""
+    from .precision import autocast_dtype
+
+    if autocast_dtype(dtype, latent.device) is not None and not bool(torch.isfinite(latent).all()):
+        raise AudioLDMError(
+            f"--dtype {dtype}: the UNet overflowed (non-finite latents); use --dtype bf16 or fp32"
+        )
 
 
 def _as_batch(wav: Tensor) -> Tensor:

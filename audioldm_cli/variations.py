@@ -44,17 +44,20 @@ def generate_from_audio(
     guidance_scale: float = 2.5,
     seed: int = 0,
     num_samples: int = 1,
+    dtype: str = "fp32",
+    compile: bool | str = False,
     progress: ProgressFn | None = None,
 ) -> Tensor:
     """Variations of `wav` [N] (at pipe.sample_rate): waveforms [num_samples, round(duration * rate)].
 
-    Sample i starts from noise seeded `seed + i`.
+    Sample i starts from noise seeded `seed + i`. `dtype` and `compile` as in `AudioLDM.denoiser`.
     """
     from . import samplers
     from .clap import load_audio_embedder
+    from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    pipe.check_generate_inputs(["audio"], duration, steps, sampler, guidance_scale, num_samples)
+    pipe.check_generate_inputs(["audio"], duration, steps, sampler, guidance_scale, num_samples, dtype=dtype)
     if pipe.config.conditioning != "film":
         raise ModelError(
             "--audio-prompt needs a FiLM (CLAP-conditioned) model such as a converted AudioLDM checkpoint"
@@ -72,9 +75,7 @@ def generate_from_audio(
         if guided:
             y = torch.cat([pipe.text_encoder.embed([""]).to(pipe.device).expand(num_samples, -1), y])
 
-        def model_fn(x: Tensor, t: Tensor) -> Tensor:
-            return pipe.unet(x, t, y=y)
-
+        model_fn = pipe.denoiser({"y": y}, dtype=dtype, compile=compile)
         if guided:
             model_fn = samplers.classifier_free_guidance(model_fn, guidance_scale)
         # 2. denoise
@@ -87,6 +88,7 @@ def generate_from_audio(
             generator=generators,
             callback=progress,
         )
+    check_finite_latent(latent, dtype)
     # 3. decode and vocode
     return pipe.decode_latent(latent.cpu(), n_samples)
 

@@ -63,7 +63,7 @@ class AudioLDM:
         self.frontend = MelFrontend(self.mel_config).to(self.device)
         self.vae, self.vocoder, self.unet = vae, vocoder, unet
         self._text_encoder = None
-        self._compiled_unets: dict[str, nn.Module] = {}  # torch.compile backend -> compiled UNet
+        self._compiled_unets: dict[str, tuple] = {}  # torch.compile backend -> (UNet, its compiled form)
         self.model_dir: Path | None = None
         self.check_components()
         for module in (self.vae, self.vocoder, self.unet):
@@ -566,9 +566,11 @@ class AudioLDM:
 
         if self.unet is None:
             raise ModelError("this model has no UNet: it can reconstruct and encode, not generate")
-        if backend not in self._compiled_unets:
-            self._compiled_unets[backend] = compile_module(self.unet, backend)
-        return self._compiled_unets[backend]
+        source, compiled = self._compiled_unets.get(backend, (None, None))
+        if source is not self.unet:  # first use, or the UNet was replaced since
+            compiled = compile_module(self.unet, backend)
+            self._compiled_unets[backend] = (self.unet, compiled)
+        return compiled
 
     def _sample_latents(
         self,

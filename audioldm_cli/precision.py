@@ -50,7 +50,9 @@ def autocast_dtype(name: str, device: str | torch.device) -> torch.dtype | None:
             f"--dtype {name}: torch {torch.__version__} cannot autocast to {name} on {device.type}; use fp32"
         )
     if device.type == "cuda" and dtype is torch.bfloat16 and not _cuda_native_bf16():
-        logger.warning("--dtype bf16: this GPU has no native bfloat16, it is emulated (slow); fp16 may be faster")
+        logger.warning(
+            "--dtype bf16: this GPU has no native bfloat16, it is emulated (slow); fp16 may be faster"
+        )
     return dtype
 
 
@@ -90,7 +92,9 @@ def check_compile_available() -> None:
     if not hasattr(torch, "compile") or supported is None:
         raise UsageError(f"--compile: torch {torch.__version__} has no torch.compile; run without --compile")
     if not supported():
-        raise UsageError("--compile: torch.compile does not support this Python version; run without --compile")
+        raise UsageError(
+            "--compile: torch.compile does not support this Python version; run without --compile"
+        )
 
 
 def compile_module(module: nn.Module, backend: str = "inductor") -> nn.Module:
@@ -100,7 +104,9 @@ def compile_module(module: nn.Module, backend: str = "inductor") -> nn.Module:
         return torch.compile(module, backend=backend)
     except (RuntimeError, ImportError) as e:  # unknown backend, missing dependency
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"--compile: torch.compile is unavailable here ({reason}); run without --compile") from None
+        raise UsageError(
+            f"--compile: torch.compile is unavailable here ({reason}); run without --compile"
+        ) from None
 
 
 def compile_failure_types() -> tuple[type[Exception], ...]:

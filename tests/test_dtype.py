@@ -85,8 +85,12 @@ def test_fp32_is_the_plain_unet_call_bit_for_bit(pipe):
         cond = pipe._condition([""] * len(PROMPTS) + PROMPTS)
         model = samplers.classifier_free_guidance(lambda x, t: pipe.unet(x, t, **cond), 3.0)
         z = samplers.sample_dpmpp_2m(
-            model, x, ddim_timesteps(KW["steps"], pipe.schedule.timesteps), alphas_cumprod(pipe.schedule),
-            prediction_type=pipe.schedule.prediction_type, generator=gens,
+            model,
+            x,
+            ddim_timesteps(KW["steps"], pipe.schedule.timesteps),
+            alphas_cumprod(pipe.schedule),
+            prediction_type=pipe.schedule.prediction_type,
+            generator=gens,
         )
     assert torch.equal(pipe.decode_latent(z, n), default)
 
@@ -204,7 +208,9 @@ def test_compile_failure_at_the_first_call_is_one_clear_error(tiny_model, monkey
     with pytest.raises(UsageError, match="--compile: torch.compile is unavailable here"):
         pipe.generate("rain", compile="no-such-backend", **SMALL)  # the real torch.compile refuses it
     monkeypatch.setattr(torch, "compile", broken)
-    with pytest.raises(AudioLDMError, match=r"^--compile: compiling the UNet failed \(RuntimeError: Compiler: cc"):
+    with pytest.raises(
+        AudioLDMError, match=r"^--compile: compiling the UNet failed \(RuntimeError: Compiler: cc"
+    ):
         pipe.generate("rain", compile=True, **SMALL)
 
 
@@ -217,7 +223,9 @@ def cli(*args):
 
 
 def one_error_line(result) -> str:
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith(("INFO:", "WARNING:"))]
+    lines = [
+        ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith(("INFO:", "WARNING:"))
+    ]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output and result.stdout == ""
     return lines[0]
@@ -253,20 +261,37 @@ def test_cli_dtype_fp32_equals_the_default_and_bf16_writes_audio(tiny_model, tmp
 def test_cli_compile_flag_plumbs_through(tiny_model, tmp_path, monkeypatch):
     log: list = []
     monkeypatch.setattr(torch, "compile", fake_compile(log))
-    result = cli("generate", "wind", "-o", tmp_path / "c.wav", "--model", tiny_model, "--device", "cpu",
-                 "--steps", "2", "--duration", "0.2", "--compile")
+    result = cli(
+        "generate",
+        "wind",
+        "-o",
+        tmp_path / "c.wav",
+        "--model",
+        tiny_model,
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--duration",
+        "0.2",
+        "--compile",
+    )
     assert result.exit_code == 0, result.output
     assert log == ["inductor"] and (tmp_path / "c.wav").is_file()
     src = tmp_path / "in.wav"
     sf.write(src, 0.1 * np.ones(3200), 16000)
-    result = cli("transfer", src, "a cat", "--model", tiny_model, "--device", "cpu", "--steps", "2", "--compile")
+    result = cli(
+        "transfer", src, "a cat", "--model", tiny_model, "--device", "cpu", "--steps", "2", "--compile"
+    )
     assert result.exit_code == 0, result.output
     assert log == ["inductor", "inductor"]  # one more pipeline, one more compile
 
 
 def test_cli_compile_unavailable_exits_2_with_one_line(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(torch._dynamo, "is_dynamo_supported", lambda: False)
-    result = cli("generate", "wind", "-o", tmp_path / "c.wav", "--model", tiny_model, "--device", "cpu", "--compile")
+    result = cli(
+        "generate", "wind", "-o", tmp_path / "c.wav", "--model", tiny_model, "--device", "cpu", "--compile"
+    )
     assert result.exit_code == 2, result.output
     assert "--compile: torch.compile does not support this Python version" in one_error_line(result)
     assert not (tmp_path / "c.wav").exists()

@@ -102,6 +102,17 @@ def check_writable_folder(folder: Path, label: str = "--out-dir") -> Path:
     return folder
 
 
+def prepare_out_dir(folder: Path, label: str = "--out-dir") -> Path:
+    """Create a missing output folder (with its parents, like `mkdir -p`) and check it is writable."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{label} {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{label} {folder}: cannot create it ({e.strerror or e})") from None
+    return check_writable_folder(folder, label)
+
+
 def emit_path(path: Path) -> None:
     """Report a written file on stdout (one per line, for scripts)."""
     typer.echo(str(path))
@@ -182,8 +193,6 @@ def _plan_mel_outputs(
         return [(files[0], check_output_path(output, overwrite))]
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} exists and is not a folder")
-    if out_dir.is_dir():
-        check_writable_folder(out_dir)
     ext = "." + (fmt or MelFormat.npy).value
     pairs, seen = [], {}
     for item in inputs:
@@ -196,6 +205,7 @@ def _plan_mel_outputs(
                 raise UsageError(f"output {dst} already exists; pass -y/--overwrite to replace it")
             seen[dst] = src
             pairs.append((src, dst))
+    prepare_out_dir(out_dir)  # created only once every output is known to be fine
     return pairs
 
 
@@ -391,10 +401,7 @@ def generate(
     if output is not None:
         paths = [check_audio_output(output, overwrite)]
     else:
-        folder = out_dir or Path(".")
-        if not folder.is_dir():
-            raise UsageError(f"--out-dir {folder}: folder does not exist")
-        check_writable_folder(folder)
+        folder = prepare_out_dir(out_dir or Path("."))
         paths = [folder / f"{stem}_{k}.wav" for stem, _ in items for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
@@ -470,10 +477,8 @@ def reconstruct(
     sources = latents + find_audio_files([p for p in inputs if not is_latent_path(p)])
     if output is not None and (out_dir is not None or len(sources) != 1):
         raise UsageError("-o/--output takes exactly one input and no --out-dir; use --out-dir for several")
-    if out_dir is not None and not out_dir.is_dir():
-        raise UsageError(f"--out-dir {out_dir}: folder does not exist")
     if out_dir is not None:
-        check_writable_folder(out_dir)
+        prepare_out_dir(out_dir)
     targets = [_reconstruct_target(src, output, out_dir) for src in sources]
     if output is not None:
         check_audio_output(output, overwrite)
@@ -546,9 +551,7 @@ def encode(
 
     if fmt not in ("safetensors", "npy"):
         raise UsageError(f"--format {fmt!r}: choose safetensors or npy")
-    if not out_dir.is_dir():
-        raise UsageError(f"--out-dir {out_dir}: folder does not exist")
-    check_writable_folder(out_dir)
+    prepare_out_dir(out_dir)
     pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
     check_new_outputs([target for _, target in pairs], overwrite)
     pipe = load_pipeline(model, device)
@@ -873,9 +876,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
     if output is not None:
         paths = [check_audio_output(output, overwrite)]
     else:
-        folder = out_dir or Path(".")
-        if not folder.is_dir():
-            raise UsageError(f"--out-dir {folder}: folder does not exist")
+        folder = prepare_out_dir(out_dir or Path("."))
         paths = [folder / f"{audio_prompt.stem}_variation_{k}.wav" for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)

@@ -414,12 +414,8 @@ MISC = [
     (["reconstruct", "{d}/empty.latent.safetensors", "-o", "{d}/x.wav"], 1, "{d}/empty.latent.safetensors"),
     (["reconstruct", "{d}/a.wav", "-o", "{d}/sub"], 2, "output {d}/sub"),
     (["reconstruct", "{d}/a.wav", "-o", "{d}/x.mp3"], 2, "unknown audio extension '.mp3'"),
-    (
-        ["reconstruct", "{d}/a.wav", "--out-dir", "{d}/missing"],
-        2,
-        "--out-dir {d}/missing: folder does not exist",
-    ),
-    (["encode", "{d}/a.wav", "-o", "{d}/a.wav"], 2, "--out-dir {d}/a.wav: folder does not exist"),
+    (["reconstruct", "{d}/a.wav", "--out-dir", "{d}/a.wav"], 2, "--out-dir {d}/a.wav exists and is not a folder"),
+    (["encode", "{d}/a.wav", "-o", "{d}/a.wav"], 2, "--out-dir {d}/a.wav exists and is not a folder"),
     (["mel", "{d}/a.wav", "-o", "{d}/x.png"], 2, "extension must be .npy or .safetensors"),
     (["mel", "{d}/a.wav", "--preset", "nope", "-o", "{d}/x.npy"], 2, "unknown mel preset 'nope'"),
     (

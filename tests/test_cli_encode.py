@@ -92,7 +92,7 @@ def test_bad_file_is_reported_and_others_written(enc_model, corpus):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["{tmp}/in/a.wav", "-o", "{tmp}/missing"], "--out-dir {tmp}/missing: folder does not exist"),
+        (["{tmp}/in/a.wav", "-o", "{tmp}/in/a.wav"], "--out-dir {tmp}/in/a.wav exists and is not a folder"),
         (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--format", "pt"], "--format 'pt': choose safetensors or npy"),
         (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--batch-size", "0"], "--batch-size"),
     ],
@@ -102,6 +102,14 @@ def test_usage_errors(enc_model, corpus, args, message):
     assert result.exit_code == 2, result.output
     assert message.format(tmp=corpus) in result.stderr
     assert list((corpus / "out").iterdir()) == []
+
+
+def test_missing_out_dir_is_created(enc_model, corpus):
+    target = corpus / "new" / "latents"
+    result = run(enc_model, corpus / "in" / "a.wav", "-o", target)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [str(target / "a.latent.safetensors")]
+    assert (target / "a.latent.safetensors").is_file()
 
 
 def test_existing_latent_needs_overwrite(enc_model, corpus):

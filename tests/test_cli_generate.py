@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -120,7 +122,6 @@ def test_existing_output_needs_overwrite(tiny_model, tmp_path):
         ),
         (["x", "y", "-o", "{tmp}/a.wav"], 2, "use --out-dir"),
         (["x", "-o", "{tmp}/a.mp4"], 2, "output {tmp}/a.mp4: unknown audio extension '.mp4'"),
-        (["x", "--out-dir", "{tmp}/missing"], 2, "--out-dir {tmp}/missing: folder does not exist"),
         (["--out-dir", "{tmp}"], 2, "no prompt given"),
         (["--prompts-file", "{tmp}/nope.txt"], 2, "--prompts-file {tmp}/nope.txt: file not found"),
     ],
@@ -130,6 +131,14 @@ def test_bad_inputs(tiny_model, tmp_path, args, code, message):
     assert result.exit_code == code, result.output
     assert message.format(tmp=tmp_path) in result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_missing_out_dir_is_created(tiny_model, tmp_path):
+    target = tmp_path / "new" / "sounds"
+    result = run(tiny_model, "a dog", "--out-dir", target)
+    assert result.exit_code == 0, result.output
+    written = [Path(line) for line in result.stdout.split()]
+    assert written and all(p.parent == target and p.is_file() for p in written)
 
 
 def test_missing_model_folder_is_named(tmp_path):

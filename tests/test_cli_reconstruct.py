@@ -122,11 +122,20 @@ def test_bad_file_is_reported_and_the_rest_still_written(recon_model, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["good_recon.wav"]
 
 
+def test_missing_out_dir_is_created(recon_model, tmp_path):
+    sf.write(tmp_path / "a.wav", tone(440, 16000, 1000), 16000)
+    target = tmp_path / "new" / "recons"
+    result = run(recon_model, tmp_path / "a.wav", "--out-dir", target)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [str(target / "a_recon.wav")]
+    assert sf.info(target / "a_recon.wav").frames == 1000
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["{tmp}/a.wav", "{tmp}/a.wav", "-o", "{tmp}/o.wav"], "-o/--output takes exactly one input"),
-        (["{tmp}/a.wav", "--out-dir", "{tmp}/missing"], "folder does not exist"),
+        (["{tmp}/a.wav", "--out-dir", "{tmp}/a.wav"], "exists and is not a folder"),
         (["{tmp}/a.wav", "-o", "{tmp}/a.wav"], "already exists; pass -y/--overwrite"),
     ],
 )

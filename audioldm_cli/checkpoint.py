@@ -217,6 +217,17 @@ def config_hash(config: Mapping) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def weights_hash(module: torch.nn.Module) -> str:
+    """A short hash of a module's weights (names, shapes and float32 values): two trainings of one config
+    differ here even where their `config_hash` agrees."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        data = tensor.detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}:{tuple(data.shape)};".encode())
+        digest.update(data.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

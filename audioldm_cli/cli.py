@@ -541,7 +541,7 @@ def encode(
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Encode audio into VAE latents with their metadata (sample rate, length, scale factor, VAE hash)."""
+    """Encode audio into VAE latents with their metadata (sample rate, length, scale factor, VAE config and weights hashes)."""
     import torch
 
     from .audio import read_audio

@@ -64,6 +64,7 @@ class AudioLDM:
         self.vae, self.vocoder, self.unet = vae, vocoder, unet
         self._text_encoder = None
         self._compiled_unets: dict[str, tuple] = {}  # torch.compile backend -> (UNet, its compiled form)
+        self._vae_hash: tuple[int, str] | None = None  # (id of the VAE, its weights hash)
         self.model_dir: Path | None = None
         self.check_components()
         for module in (self.vae, self.vocoder, self.unet):
@@ -324,15 +325,30 @@ class AudioLDM:
             "n_samples": int(n_samples),
             "scale_factor": self.scale_factor,
             "vae_config_hash": ckpt.config_hash(self.vae.config),
+            "vae_weights_hash": self.vae_weights_hash(),
             "preset": self.preset,
         }
 
+    def vae_weights_hash(self) -> str:
+        """`checkpoint.weights_hash` of the VAE, computed once per VAE object (the VAE is frozen here)."""
+        if self._vae_hash is None or self._vae_hash[0] != id(self.vae):
+            self._vae_hash = (id(self.vae), ckpt.weights_hash(self.vae))
+        return self._vae_hash[1]
+
     def check_latent_metadata(self, meta: dict, source: str) -> None:
-        """Refuse a latent file written by another VAE or at another sample rate."""
+        """Refuse a latent file written by another VAE or at another sample rate.
+
+        Files carrying `vae_weights_hash` must match the weights too; older files only the config."""
         ours = ckpt.config_hash(self.vae.config)
         if meta["vae_config_hash"] != ours:
             raise ModelError(
                 f"{source} was encoded by another VAE (config hash {meta['vae_config_hash']}, this model's is {ours})"
+            )
+        theirs = meta.get("vae_weights_hash")
+        if theirs and theirs != self.vae_weights_hash():
+            raise ModelError(
+                f"{source} was encoded by another VAE with the same config but other weights "
+                f"(weights hash {theirs}, this model's is {self.vae_weights_hash()}); re-encode it with this model"
             )
         if meta["sample_rate"] != self.sample_rate:
             raise ModelError(f"{source} is at {meta['sample_rate']} Hz, this model at {self.sample_rate} Hz")

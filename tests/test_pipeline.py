@@ -104,6 +104,24 @@ def test_latent_from_another_vae_is_refused(recon):
         recon.check_latent_metadata({**meta, "vae_config_hash": "0" * 16}, "x.latent.safetensors")
 
 
+def test_latent_from_same_config_other_weights_is_refused(recon, tmp_path):
+    from audioldm_cli.checkpoint import load_latent, save_latent
+
+    latent, meta = recon.encode(_signal(1000))
+    save_latent(tmp_path / "a.latent.safetensors", latent[0], meta)
+    _, read_back = load_latent(tmp_path / "a.latent.safetensors")
+    recon.check_latent_metadata(read_back, "a.latent.safetensors")  # its own latents pass
+    old_hash = recon.vae_weights_hash()
+    with torch.no_grad():
+        next(recon.vae.parameters()).add_(1e-3)  # the same config, retrained
+    recon._vae_hash = None  # the cache is per VAE object; this test changed the weights in place
+    assert recon.vae_weights_hash() != old_hash
+    with pytest.raises(ModelError, match="same config but other weights"):
+        recon.check_latent_metadata(read_back, "a.latent.safetensors")
+    legacy = {k: v for k, v in read_back.items() if k != "vae_weights_hash"}  # files from before the hash
+    recon.check_latent_metadata(legacy, "a.latent.safetensors")
+
+
 def test_empty_waveform_is_refused(recon):
     with pytest.raises(UsageError, match="empty waveform"):
         recon.reconstruct(torch.zeros(0))

@@ -117,6 +117,37 @@ def test_ldm_on_precomputed_latents(manifest, tiny_model, tmp_path):
         train("vae", latents, tmp_path / "vae_run", config=vae_cfg)
 
 
+def test_ldm_skips_latents_of_another_vae(manifest, tiny_model, tmp_path, caplog):
+    """Latents from a VAE with the same config but other weights are skipped, named, never trained on."""
+    from audioldm_cli.audio import read_audio
+    from audioldm_cli.checkpoint import save_latent
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    lines = []
+    weight = next(pipe.vae.parameters())
+    original = weight.detach().clone()
+    for i, row in enumerate(rows):
+        with torch.no_grad():  # row 1 comes from a retrained VAE (same config, other weights)
+            weight.copy_(original + 1e-3 if i == 1 else original)
+        pipe._vae_hash = None
+        wav, _ = read_audio(manifest.parent / row["wav"], pipe.sample_rate)
+        latent, meta = pipe.encode(wav)
+        name = Path(row["wav"]).stem + ".latent.safetensors"
+        save_latent(tmp_path / name, latent[0], meta)
+        lines.append(json.dumps({"wav": name, "caption": row["caption"]}))
+    latents = tmp_path / "latents.jsonl"
+    latents.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING"):
+        train("ldm", latents, tmp_path / "run", config=ldm_config(tmp_path, max_steps=2, save_every=0),
+              init_from=str(tiny_model))
+    bad = Path(rows[1]["wav"]).stem
+    skipped = [r.getMessage() for r in caplog.records if "same config but other weights" in r.getMessage()]
+    assert skipped and all(bad in m for m in skipped), caplog.text
+    assert (tmp_path / "run" / "export" / "pipeline.json").is_file()
+
+
 def test_ldm_checks_the_unet_against_the_model(manifest, tiny_model, tmp_path):
     cfg = tmp_path / "bad.json"
     unet = json.loads((tiny_model / "unet" / "config.json").read_text())["config"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 from vocoder.config import MelConfig, mel_preset
 
 from ..data import Row, SegmentDataset, read_manifest, sample_generator
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,11 @@ def resolve_frontend(spec: str | dict | None, default: str = "audioldm-16k") -> 
         raise UsageError(f"config 'frontend': {e}") from None
 
 
-def audio_reader(sample_rate: int):
-    """path -> mono waveform [N] at `sample_rate`; latent files -> their (scaled) latent [C, T', F']."""
+def audio_reader(sample_rate: int, check_latent: Callable[[dict, str], None] | None = None):
+    """path -> mono waveform [N] at `sample_rate`; latent files -> their (scaled) latent [C, T', F'].
+
+    `check_latent(metadata, path)` raises when a latent file does not belong to the model being trained
+    (e.g. `AudioLDM.check_latent_metadata`: another VAE); the dataset then skips the row with a warning."""
 
     def read(path: Path) -> torch.Tensor:
         if path.name.endswith(".latent.safetensors"):
@@ -37,6 +41,11 @@ def audio_reader(sample_rate: int):
             latent, meta = load_latent(path)
             if int(meta["sample_rate"]) != sample_rate:
                 raise ValueError(f"latent at {meta['sample_rate']} Hz, training at {sample_rate} Hz")
+            if check_latent is not None:
+                try:
+                    check_latent(meta, str(path))
+                except ModelError as e:
+                    raise ValueError(str(e)) from None
             return latent
         from ..audio import read_audio
 
@@ -55,10 +64,11 @@ def make_datasets(
     caption_dropout: float = 0.0,
     val_data: str | Path | None = None,
     latent_segment: int | None = None,
+    check_latent: Callable[[dict, str], None] | None = None,
 ) -> tuple[SegmentDataset, SegmentDataset]:
     """(training set, validation set); validation uses `val_data` or the first rows of `data`."""
     rows = read_manifest(data, require_captions=require_captions)
-    reader = audio_reader(sample_rate)
+    reader = audio_reader(sample_rate, check_latent)
     train = SegmentDataset(
         rows, reader, segment, latent_segment=latent_segment, seed=cfg.seed, caption_dropout=caption_dropout
     )

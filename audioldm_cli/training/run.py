@@ -106,6 +106,7 @@ def train(
         caption_dropout=built.caption_dropout,
         val_data=val_data,
         latent_segment=built.latent_segment,
+        check_latent=getattr(getattr(built.stage, "pipe", None), "check_latent_metadata", None),
     )
     trainer = Trainer(
         built.stage, train_set, cfg, out, val_data=val_set, resume=resume, accelerator=accelerator

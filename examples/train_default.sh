@@ -22,14 +22,15 @@
 # (SIGINT: the engine finishes the step, saves and exports). See checkpoints/default/training.json for
 # the committed default's wall times, steps and losses. On a GPU pass DEVICE=cuda and more steps.
 #
-# Environment: VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu), DEST (checkpoints/default),
+# Environment: CORPUS (examples/corpus/work), VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu),
+# DEST (checkpoints/default),
 # AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 WORK="$(mkdir -p "${1:-$ROOT/runs/default}" && cd "${1:-$ROOT/runs/default}" && pwd)"
-CORPUS="$HERE/corpus/work"
+CORPUS="${CORPUS:-$HERE/corpus/work}"
 DEST="${DEST:-$ROOT/checkpoints/default}"
 VAE_STEPS="${VAE_STEPS:-7000}"
 LDM_STEPS="${LDM_STEPS:-6000}"

@@ -1,7 +1,7 @@
 """Quality report of the embedded default model (checkpoints/default) on the corpus's held-out val split.
 
     python benchmarks/default_model.py [--model checkpoints/default] [--corpus examples/corpus/work]
-                                       [--recon-per-category 3] [--train-per-category 0] [--steps 25]
+                                       [--recon-per-category 3] [--train-per-category 0] [--steps 25] [--guidance 3 5]
                                        [--json benchmarks/default_model.json]
 
 1. Reconstruction: vocoder-only vs VAE+vocoder round trips of val clips (`AudioLDM.reconstruct`):
@@ -171,6 +171,41 @@ def confusion(cats: list[str], truth, pred) -> dict[str, dict[str, int]]:
     return table
 
 
+def adherence(
+    pipe, clf, frontend, cats: list[str], prompts: list[tuple[str, str]], guidance: float, args
+) -> dict:
+    """Generate one clip per (category, prompt) and classify it: top-1, per-category and confusion."""
+    waves = pipe.generate(
+        [p for _, p in prompts],
+        duration=args.duration,
+        steps=args.steps,
+        guidance_scale=guidance,
+        seed=args.seed,
+    )
+    pred = clf.predict(np.stack([features(frontend, w) for w in waves]))
+    rows = [
+        {"category": cat, "prompt": p, "predicted": cats[int(k)], "rms": float(w.pow(2).mean().sqrt())}
+        for (cat, p), k, w in zip(prompts, pred, waves)
+    ]
+    hits = [r["category"] == r["predicted"] for r in rows]
+    per_cat = defaultdict(list)
+    for r, h in zip(rows, hits):
+        per_cat[r["category"]].append(h)
+    out = {
+        "top1": float(np.mean(hits)),
+        "prompts": len(rows),
+        "per_category": {c: float(np.mean(v)) for c, v in sorted(per_cat.items())},
+        "categories": len(per_cat),
+        "confusion": confusion(cats, [cats.index(r["category"]) for r in rows], pred),
+        "steps": args.steps,
+        "guidance": guidance,
+        "duration": args.duration,
+        "items": rows,
+    }
+    logger.info("adherence at guidance %g: top-1 %.3f over %d prompts", guidance, out["top1"], len(rows))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "default")
@@ -179,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-per-category", type=int, default=0, help="clips per category to fit on (0: all)")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--duration", type=float, default=5.0)
-    ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--guidance", type=float, nargs="+", default=[3.0], help="one adherence run per value")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--classifier-only", action="store_true", help="fit and score the classifier, no model")
@@ -267,41 +302,17 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("reconstruction: %s", result["reconstruction"])
 
     # 3. adherence: generate from held-out phrasings, classify
-    t = time.time()
     captions = {r["caption"].strip().lower() for r in train_rows + val_rows}
     reused = [p for ps in HELD_OUT_PROMPTS.values() for p in ps if p.lower() in captions]
     if reused:
         raise SystemExit(f"held-out prompts occur in the corpus: {reused}")
     prompts = [(cat, p) for cat in sorted(HELD_OUT_PROMPTS) if cat in cats for p in HELD_OUT_PROMPTS[cat]]
-    waves = pipe.generate(
-        [p for _, p in prompts],
-        duration=args.duration,
-        steps=args.steps,
-        guidance_scale=args.guidance,
-        seed=args.seed,
-    )
-    pred = clf.predict(np.stack([features(frontend, w) for w in waves]))
-    rows = []
-    for (cat, p), k, w in zip(prompts, pred, waves):
-        rows.append(
-            {"category": cat, "prompt": p, "predicted": cats[int(k)], "rms": float(w.pow(2).mean().sqrt())}
-        )
-    hits = [r["category"] == r["predicted"] for r in rows]
-    per_cat = defaultdict(list)
-    for r, h in zip(rows, hits):
-        per_cat[r["category"]].append(h)
-    result["adherence"] = {
-        "top1": float(np.mean(hits)),
-        "prompts": len(rows),
-        "per_category": {c: float(np.mean(v)) for c, v in sorted(per_cat.items())},
-        "categories": len({c for c, _ in prompts}),
-        "steps": args.steps,
-        "guidance": args.guidance,
-        "duration": args.duration,
-        "items": rows,
-        "seconds": round(time.time() - t, 1),
-    }
-    logger.info("adherence: top-1 %.3f over %d prompts", result["adherence"]["top1"], len(rows))
+    result["adherence_by_guidance"] = []
+    for guidance in args.guidance:
+        t = time.time()
+        result["adherence_by_guidance"].append(adherence(pipe, clf, frontend, cats, prompts, guidance, args))
+        result["adherence_by_guidance"][-1]["seconds"] = round(time.time() - t, 1)
+    result["adherence"] = result["adherence_by_guidance"][0]
 
     rc = result["reconstruction"]
     print("| measure | value |\n|---|---|")
@@ -319,10 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"| mel L1 added by the VAE (target <= 0.10) | {rc['vae_added_mel_l1']:.3f} |")
     print(f"| classifier accuracy on VAE round trips | {rc['classifier_accuracy_on_vae_roundtrips']:.3f} |")
-    print(
-        f"| adherence top-1, {len(rows)} held-out prompts, {result['adherence']['categories']} categories "
-        f"(target >= 0.60) | {result['adherence']['top1']:.3f} |"
-    )
+    for a in result["adherence_by_guidance"]:
+        print(
+            f"| adherence top-1, {a['prompts']} held-out prompts, {a['categories']} categories, guidance "
+            f"{a['guidance']:g} (target >= 0.60) | {a['top1']:.3f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -1,4 +1,4 @@
-"""Samplers: the reference DDIM stub fixture bit for bit, and diffusers' schedulers as an oracle."""
+"""Samplers: the reference DDIM stub fixture to float32 rounding, and diffusers' schedulers as an oracle."""
 
 import pytest
 import torch
@@ -22,6 +22,13 @@ def stub_eps(x, t, c):
     return 0.8 * x + 0.2 * torch.tanh(3 * x) + 0.1 * m + 0.05 * (t.float().reshape(-1, 1, 1, 1) / 1000)
 
 
+def assert_float32_equal(out: torch.Tensor, ref: torch.Tensor) -> None:
+    """Equal up to a few float32 ulps: torch's vectorised tanh rounds differently on AVX2 and AVX-512
+    CPUs (the fixture's and CI's may differ), and 10 to 20 sampler steps carry that last-bit difference
+    along (1.1e-6 on outputs of magnitude 3.6 seen on an Intel Xeon against the AMD-made fixture)."""
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def stub(oracle):
     return oracle("ddim_sampler_stub")[1]
@@ -30,7 +37,7 @@ def stub(oracle):
 def test_ddim_stub_no_guidance_exact(stub):
     c = stub["__input__.c"]
     out = sample_ddim(lambda x, t: stub_eps(x, t, c), stub["__input__.x_T"], ddim_timesteps(10), ACP)
-    assert torch.equal(out, stub["__output__.sample_noguidance"])
+    assert_float32_equal(out, stub["__output__.sample_noguidance"])
 
 
 def test_ddim_stub_guidance_exact(stub):
@@ -42,7 +49,7 @@ def test_ddim_stub_guidance_exact(stub):
         return stub_eps(x, t, torch.cat([uc, c]))  # unconditional half first
 
     out = sample_ddim(classifier_free_guidance(model_2b, 2.5), stub["__input__.x_T"], ddim_timesteps(10), ACP)
-    assert torch.equal(out, stub["__output__.sample_cfg"])
+    assert_float32_equal(out, stub["__output__.sample_cfg"])
     assert calls == [4] * 10  # one batched call (cond + uncond) per step
 
 
@@ -56,7 +63,7 @@ def test_ddim_style_transfer_exact(stub):
     assert torch.equal(z, stub["__output__.transfer.z_enc"])
     guided = classifier_free_guidance(lambda x, t: stub_eps(x, t, torch.cat([uc, c])), 2.5)
     out = sample_ddim(guided, z, ts[:t_enc], ACP)
-    assert torch.equal(out, stub["__output__.transfer.decoded_latent"])
+    assert_float32_equal(out, stub["__output__.transfer.decoded_latent"])
 
 
 def toy_model(x, t):

@@ -136,9 +136,11 @@ def features(frontend, wav: torch.Tensor) -> np.ndarray:
     return torch.cat([mel.mean(0), mel.std(0), q[0], q[1], diff.std(0), summary, modulation]).float().numpy()
 
 
-def fit_classifier(x: np.ndarray, y: np.ndarray, groups: list[str], seed: int) -> tuple:
+def fit_classifier(
+    x: np.ndarray, y: np.ndarray, groups: list[str], seed: int
+) -> tuple[object, dict[str, float], str]:
     """The candidate with the best 5-fold cross-validated accuracy on the train split (folds grouped by
-    source file, as the val split is), refitted on all of it. Returns (classifier, {name: cv accuracy})."""
+    source file, as the val split is), refitted on all of it: (classifier, {name: cv accuracy}, chosen name)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, cross_val_score
     from sklearn.neural_network import MLPClassifier

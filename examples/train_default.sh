@@ -24,8 +24,7 @@
 # and losses are in checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu),
-# DEST (checkpoints/default),
-# AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -34,13 +34,13 @@ def stub(oracle):
     return oracle("ddim_sampler_stub")[1]
 
 
-def test_ddim_stub_no_guidance_exact(stub):
+def test_ddim_stub_no_guidance_matches_fixture(stub):
     c = stub["__input__.c"]
     out = sample_ddim(lambda x, t: stub_eps(x, t, c), stub["__input__.x_T"], ddim_timesteps(10), ACP)
     assert_float32_equal(out, stub["__output__.sample_noguidance"])
 
 
-def test_ddim_stub_guidance_exact(stub):
+def test_ddim_stub_guidance_matches_fixture(stub):
     c, uc = stub["__input__.c"], stub["__input__.uc"]
     calls = []
 
@@ -53,7 +53,7 @@ def test_ddim_stub_guidance_exact(stub):
     assert calls == [4] * 10  # one batched call (cond + uncond) per step
 
 
-def test_ddim_style_transfer_exact(stub):
+def test_ddim_style_transfer_matches_fixture(stub):
     c, uc = stub["__input__.c"], stub["__input__.uc"]
     ts = ddim_timesteps(20)
     t_enc = int(0.5 * 20)

@@ -68,19 +68,32 @@ def component_class(class_name: str) -> type:
     )
 
 
+# How the text reaches the UNet, and the UNet config keys that must equal the text encoder width:
+#   crossattn       token states + mask into every SpatialTransformer (AudioLDM 2 style, our default)
+#   film            one vector (CLAP, or the masked mean of the token states) through film_emb (AudioLDM v1)
+#   crossattn+film  both: the tokens for detail, the pooled sentence vector as a global condition
+CONDITIONINGS = {
+    "crossattn": ("context_dim",),
+    "film": ("extra_film_condition_dim",),
+    "crossattn+film": ("context_dim", "extra_film_condition_dim"),
+}
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The content of pipeline.json (everything but the weights)."""
 
     frontend: dict  # MelConfig fields: the mel the VAE and the vocoder use
     components: dict  # kind -> sub-folder name, or {"pretrained": source} for the vocoder
-    conditioning: str = "crossattn"  # "crossattn" (text tokens) | "film" (one pooled text vector)
+    conditioning: str = "crossattn"  # one of CONDITIONINGS
     text_encoder: dict | None = None  # {"name": ..., "max_length": ...}; None for reconstruct-only models
     schedule: dict = field(default_factory=dict)  # ScheduleConfig fields; {} = the AudioLDM defaults
 
     def __post_init__(self) -> None:
-        if self.conditioning not in ("crossattn", "film"):
-            raise ModelError(f"conditioning {self.conditioning!r} is not one of 'crossattn', 'film'")
+        if self.conditioning not in CONDITIONINGS:
+            raise ModelError(
+                f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"
+            )
         for kind in ("vae", "vocoder"):
             if kind not in self.components:
                 raise ModelError(f"pipeline components {sorted(self.components)} lack the required {kind!r}")

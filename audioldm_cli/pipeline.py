@@ -189,10 +189,12 @@ class AudioLDM:
     def _check_text_width(self, dim: int) -> None:
         if self.unet is None:
             return
+        from .checkpoint import CONDITIONINGS
+
         ucfg = self.unet.config
-        key = "context_dim" if self.config.conditioning == "crossattn" else "extra_film_condition_dim"
-        if ucfg.get(key) != dim:
-            raise ModelError(f"UNet {key} {ucfg.get(key)} differs from the text encoder width {dim}")
+        for key in CONDITIONINGS[self.config.conditioning]:
+            if ucfg.get(key) != dim:
+                raise ModelError(f"UNet {key} {ucfg.get(key)} differs from the text encoder width {dim}")
 
     def describe(self) -> dict:
         """A JSON-able description of the model: what `audioldm info` prints."""
@@ -541,15 +543,18 @@ class AudioLDM:
         autocast_dtype(dtype, self.device)
 
     def _condition(self, texts: list[str]) -> dict:
-        """UNet keyword arguments for `texts`: token states + mask (crossattn) or a pooled vector (film)."""
-        if self.config.conditioning == "film" and hasattr(self.text_encoder, "embed"):
+        """UNet keyword arguments for `texts`: token states + mask (crossattn), a pooled vector (film),
+        or both (crossattn+film). The pooled vector of a token encoder is the masked mean of its states."""
+        mode = self.config.conditioning
+        if mode == "film" and hasattr(self.text_encoder, "embed"):
             return {"y": self.text_encoder.embed(texts).to(self.device)}  # CLAP: one unit vector per prompt
         states, mask = self.text_encoder(texts)
         states, mask = states.to(self.device), mask.to(self.device)
-        if self.config.conditioning == "film":
+        cond = {"context": states, "context_mask": mask} if mode != "film" else {}
+        if mode != "crossattn":
             m = mask.unsqueeze(-1).to(states.dtype)
-            return {"y": (states * m).sum(1) / m.sum(1).clamp_min(1.0)}
-        return {"context": states, "context_mask": mask}
+            cond["y"] = (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return cond
 
     def denoiser(self, cond: dict, *, dtype: str = "fp32", compile: bool | str = False):
         """The UNet as the samplers' `model_fn(x, t) -> prediction` (fp32), closing over `cond`.

@@ -154,3 +154,44 @@ def test_ldm_checks_the_unet_against_the_model(manifest, tiny_model, tmp_path):
     cfg.write_text(json.dumps({"model": {**unet, "context_dim": 16}, "train": {"cpu": True}}))
     with pytest.raises(UsageError, match="context_dim 16: must equal the text encoder width 384"):
         train("ldm", manifest, tmp_path / "r", config=cfg, init_from=str(tiny_model))
+
+
+def test_ldm_crossattn_plus_film_trains_exports_and_generates(manifest, tiny_model, tmp_path):
+    """conditioning "crossattn+film": token states to cross-attention and their masked mean to film_emb."""
+    unet = json.loads((tiny_model / "unet" / "config.json").read_text())["config"]
+    cfg = tmp_path / "both.json"
+    doc = json.loads(ldm_config(tmp_path).read_text())
+    doc["conditioning"] = "crossattn+film"
+    doc["model"] = {**unet, "extra_film_condition_dim": 384, "extra_film_use_concat": True}
+    cfg.write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    train("ldm", manifest, run, config=cfg, init_from=str(tiny_model))
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(run / "export")
+    assert pipe.config.conditioning == "crossattn+film"
+    cond = pipe._condition(["a dog barks", ""])
+    states, mask = pipe.text_encoder(["a dog barks", ""])
+    assert set(cond) == {"context", "context_mask", "y"}
+    torch.testing.assert_close(cond["context"], states)
+    for i in range(2):  # y is the mean over the real tokens only
+        torch.testing.assert_close(cond["y"][i], states[i, mask[i]].mean(0))
+    # the global vector reaches the output: zeroing film_emb changes the prediction
+    frames = pipe.frames_for(pipe.sample_rate // 2, pipe.time_factor * pipe.unet_factor)
+    shape = (1, pipe.latent_channels, frames // pipe.time_factor, pipe.mel_config.n_mels // pipe.freq_factor)
+    x, t = torch.randn(shape), torch.tensor([500])
+    with torch.no_grad():
+        out = pipe.unet(x, t, **{k: v[:1] for k, v in cond.items()})
+        pipe.unet.film_emb.weight.zero_()
+        pipe.unet.film_emb.bias.zero_()
+        assert not torch.allclose(pipe.unet(x, t, **{k: v[:1] for k, v in cond.items()}), out)
+    wave = AudioLDM.from_pretrained(run / "export").generate(["sound number 0"], duration=0.3, steps=2, seed=0)
+    assert wave.shape == (1, 4800) and torch.isfinite(wave).all()
+
+
+def test_ldm_crossattn_plus_film_checks_both_widths(manifest, tiny_model, tmp_path):
+    unet = json.loads((tiny_model / "unet" / "config.json").read_text())["config"]
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"conditioning": "crossattn+film", "model": unet, "train": {"cpu": True}}))
+    with pytest.raises(UsageError, match="extra_film_condition_dim None: must equal the text encoder width 384"):
+        train("ldm", manifest, tmp_path / "r", config=cfg, init_from=str(tiny_model))

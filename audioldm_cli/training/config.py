@@ -7,7 +7,7 @@ File layout (every section optional; unknown keys are an error naming the known 
      "loss":     {stage-specific loss weights, see each stage's LossConfig},
      "train":    {TrainConfig fields},
      ldm only:   "text_encoder": {"name", "max_length"}, "schedule": {ScheduleConfig fields},
-                 "conditioning": "crossattn" | "film"}
+                 "conditioning": "crossattn" | "film" | "crossattn+film"}
 """
 
 from __future__ import annotations

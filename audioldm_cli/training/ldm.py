@@ -233,13 +233,15 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
 
 def _check_unet(pipe, unet: nn.Module) -> None:
     """The UNet must fit the VAE latents and the text encoder width (before any step is taken)."""
+    from ..checkpoint import CONDITIONINGS
+
     ucfg = unet.config
     if ucfg["in_channels"] != pipe.latent_channels or ucfg["out_channels"] != pipe.latent_channels:
         raise UsageError(
             f"UNet in/out channels {ucfg['in_channels']}/{ucfg['out_channels']}: must equal the "
             f"VAE latent channels {pipe.latent_channels}"
         )
-    key = "context_dim" if pipe.config.conditioning == "crossattn" else "extra_film_condition_dim"
     width = pipe.text_encoder.dim
-    if ucfg.get(key) != width:
-        raise UsageError(f"UNet {key} {ucfg.get(key)}: must equal the text encoder width {width}")
+    for key in CONDITIONINGS[pipe.config.conditioning]:
+        if ucfg.get(key) != width:
+            raise UsageError(f"UNet {key} {ucfg.get(key)}: must equal the text encoder width {width}")

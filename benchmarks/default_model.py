@@ -1,7 +1,8 @@
 """Quality report of the embedded default model (checkpoints/default) on the corpus's held-out val split.
 
     python benchmarks/default_model.py [--model checkpoints/default] [--corpus examples/corpus/work]
-                                       [--recon-per-category 3] [--train-per-category 0] [--steps 25] [--guidance 3 5]
+                                       [--recon-per-category 3] [--train-per-category 0] [--steps 25]
+                                       [--guidance 3 5] [--seen-per-category 3]
                                        [--json benchmarks/default_model.json]
 
 1. Reconstruction: vocoder-only vs VAE+vocoder round trips of val clips (`AudioLDM.reconstruct`):
@@ -9,8 +10,11 @@
 2. Prompt adherence: a classifier over the corpus categories on level-normalised log-mel statistics
    (`features`), chosen among logistic regressions and a small MLP by 5-fold cross-validation on the
    train split (folds grouped by source file) and fitted on all of it; its accuracy on the real val
-   clips, on their VAE+vocoder round trips, and its top-1 accuracy on clips generated from caption
-   phrasings that never occur in the corpus (HELD_OUT_PROMPTS, 3 per category), with confusion tables.
+   clips, on their vocoder-only and VAE+vocoder round trips (what each stage costs the classifier),
+   and its top-1 accuracy on clips generated from caption phrasings that never occur in the corpus
+   (HELD_OUT_PROMPTS, 3 per category), with confusion tables. --seen-per-category N adds, as a
+   diagnostic, the same on N train captions per category (phrasings the UNet was trained on): the gap
+   between the two is the cost of new wording, the rest is the generator's.
 Prints a Markdown table; --json writes every number.
 """
 
@@ -218,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--guidance", type=float, nargs="+", default=[3.0], help="one adherence run per value")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seen-per-category", type=int, default=0, help="also generate from N train captions per category"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--classifier-only", action="store_true", help="fit and score the classifier, no model")
     args = ap.parse_args(argv)
@@ -282,24 +289,24 @@ def main(argv: list[str] | None = None) -> int:
     t = time.time()
     recon_rows = per_category(val_ok, args.recon_per_category, args.seed)
     rec = {"vocoder": defaultdict(list), "vae": defaultdict(list)}
-    vae_feats, vae_labels = [], []
+    rt_feats = {"vocoder": [], "vae": []}
     for r in recon_rows:
         wav = load(r)
         for kind in ("vocoder", "vae"):
             out = pipe.reconstruct(wav, vocoder_only=kind == "vocoder")
             rec[kind]["mel_l1"].append(reconstruction_report(wav, out, pipe.mel_config)["mel_l1"])
             rec[kind]["lsd_8k_db"].append(lsd_8k(wav, out, sr))
-            if kind == "vae":
-                vae_feats.append(features(frontend, out))
-                vae_labels.append(cats.index(r["category"]))
+            rt_feats[kind].append(features(frontend, out))
     result["reconstruction"] = {kind: {k: float(np.mean(v)) for k, v in m.items()} for kind, m in rec.items()}
     result["reconstruction"]["clips"] = len(recon_rows)
     result["reconstruction"]["vae_added_mel_l1"] = (
         result["reconstruction"]["vae"]["mel_l1"] - result["reconstruction"]["vocoder"]["mel_l1"]
     )
-    result["reconstruction"]["classifier_accuracy_on_vae_roundtrips"] = float(
-        (clf.predict(np.stack(vae_feats)) == np.array(vae_labels)).mean()
-    )
+    labels = np.array([cats.index(r["category"]) for r in recon_rows])
+    for kind, feats_rt in rt_feats.items():
+        result["reconstruction"][f"classifier_accuracy_on_{kind}_roundtrips"] = float(
+            (clf.predict(np.stack(feats_rt)) == labels).mean()
+        )
     result["reconstruction"]["seconds"] = round(time.time() - t, 1)
     logger.info("reconstruction: %s", result["reconstruction"])
 
@@ -315,6 +322,17 @@ def main(argv: list[str] | None = None) -> int:
         result["adherence_by_guidance"].append(adherence(pipe, clf, frontend, cats, prompts, guidance, args))
         result["adherence_by_guidance"][-1]["seconds"] = round(time.time() - t, 1)
     result["adherence"] = result["adherence_by_guidance"][0]
+    if args.seen_per_category:  # diagnostic: phrasings the UNet saw in training, same sampling
+        rng, seen = random.Random(args.seed), []
+        for cat in cats:
+            pool = sorted({r["caption"] for r in train_rows if r["category"] == cat})
+            seen += [(cat, p) for p in rng.sample(pool, min(args.seen_per_category, len(pool)))]
+        result["adherence_seen_captions"] = []
+        for guidance in args.guidance:
+            t = time.time()
+            runs = result["adherence_seen_captions"]
+            runs.append(adherence(pipe, clf, frontend, cats, seen, guidance, args))
+            runs[-1]["seconds"] = round(time.time() - t, 1)
 
     rc = result["reconstruction"]
     print("| measure | value |\n|---|---|")
@@ -331,11 +349,19 @@ def main(argv: list[str] | None = None) -> int:
         f"| VAE+vocoder mel L1 / LSD 0-8 kHz | {rc['vae']['mel_l1']:.3f} / {rc['vae']['lsd_8k_db']:.2f} dB |"
     )
     print(f"| mel L1 added by the VAE (target <= 0.10) | {rc['vae_added_mel_l1']:.3f} |")
-    print(f"| classifier accuracy on VAE round trips | {rc['classifier_accuracy_on_vae_roundtrips']:.3f} |")
+    for kind in ("vocoder", "vae"):
+        acc = rc[f"classifier_accuracy_on_{kind}_roundtrips"]
+        name = "VAE+vocoder" if kind == "vae" else "vocoder-only"
+        print(f"| classifier accuracy on {name} round trips | {acc:.3f} |")
     for a in result["adherence_by_guidance"]:
         print(
             f"| adherence top-1, {a['prompts']} held-out prompts, {a['categories']} categories, guidance "
             f"{a['guidance']:g} (target >= 0.60) | {a['top1']:.3f} |"
+        )
+    for a in result.get("adherence_seen_captions", []):
+        print(
+            f"| diagnostic: the same on {a['prompts']} train captions, guidance {a['guidance']:g} | "
+            f"{a['top1']:.3f} |"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

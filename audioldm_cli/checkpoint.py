@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -73,6 +74,11 @@ def component_class(class_name: str) -> type:
 #   film            one vector (CLAP, or the masked mean of the token states) through film_emb (AudioLDM v1)
 #   crossattn+film  both: the tokens for detail, the pooled sentence vector as a global condition
 #                   (checkpoints/default)
+# pipeline.json "sampling": settings a model recommends for `generate`, used where the caller gives none
+#   guidance_scale  classifier-free guidance (the library default, DEFAULT_GUIDANCE_SCALE, is 3)
+SAMPLING_KEYS = ("guidance_scale",)
+DEFAULT_GUIDANCE_SCALE = 3.0
+
 CONDITIONINGS = {
     "crossattn": ("context_dim",),
     "film": ("extra_film_condition_dim",),
@@ -89,8 +95,17 @@ class PipelineConfig:
     conditioning: str = "crossattn"  # one of CONDITIONINGS
     text_encoder: dict | None = None  # {"name": ..., "max_length": ...}; None for reconstruct-only models
     schedule: dict = field(default_factory=dict)  # ScheduleConfig fields; {} = the AudioLDM defaults
+    sampling: dict = field(default_factory=dict)  # recommended `generate` settings (SAMPLING_KEYS)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sampling, Mapping):
+            raise ModelError(f"pipeline sampling {self.sampling!r}: must be a JSON object")
+        unknown = sorted(set(self.sampling) - set(SAMPLING_KEYS))
+        if unknown:
+            raise ModelError(f"pipeline sampling has unknown keys {unknown}; known: {sorted(SAMPLING_KEYS)}")
+        g = self.sampling.get("guidance_scale", 1.0)
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+            raise ModelError(f"pipeline sampling.guidance_scale {g!r} must be a finite number >= 0")
         if self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"
@@ -139,11 +154,14 @@ class PipelineConfig:
     def to_dict(self) -> dict:
         from . import __version__
 
+        data = asdict(self)
+        if not data["sampling"]:  # omitted when empty, so that earlier releases still read the file
+            del data["sampling"]
         return {
             "_class_name": PIPELINE_CLASS,
             "format_version": FORMAT_VERSION,
             "audioldm_cli_version": __version__,
-            **asdict(self),
+            **data,
         }
 
 

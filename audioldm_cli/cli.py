@@ -284,7 +284,8 @@ DtypeOpt = Annotated[
     typer.Option(
         "--dtype",
         help="auto | fp32 | fp16 | bf16: precision of the UNet (autocast; the VAE and vocoder stay fp32). "
-        "auto = bf16 on CUDA GPUs that have it, fp16 on older ones, fp32 on CPU and MPS.",
+        "auto = bf16 on CUDA GPUs that have it, fp16 on older ones, fp32 on CPU and MPS. On CPUs with "
+        "AMX or AVX-512 BF16, bf16 samples about 1.7x faster.",
         rich_help_panel="Speed",
     ),
 ]
@@ -364,7 +365,7 @@ def generate(
     duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
     steps: Annotated[int, typer.Option("--steps", help="Denoising steps.", rich_help_panel="Sampling")] = 50,
     sampler: Annotated[str, typer.Option("--sampler", help="ddim | dpmpp-2m.", rich_help_panel="Sampling")] = "ddim",
-    guidance_scale: Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off).", rich_help_panel="Sampling")] = 3.0,
+    guidance_scale: Annotated[Optional[float], typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation (`audioldm info` shows it), else 3.", rich_help_panel="Sampling")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option("--negative-prompt", help="Text to steer away from.", rich_help_panel="Sampling")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", help="Outputs per prompt.", rich_help_panel="Sampling")] = 1,
@@ -405,6 +406,7 @@ def generate(
         paths = [folder / f"{stem}_{k}.wav" for stem, _ in items for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
+    guidance_scale = pipe.default_guidance_scale if guidance_scale is None else guidance_scale
     prompts = [prompt for _, prompt in items]
     pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
     ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, without CLAP
@@ -609,6 +611,7 @@ def info(
         f"frequency /{lat['freq_downsampling']}, scale_factor {lat['scale_factor']:g}"
     )
     typer.echo(f"schedule: {description['schedule']}")
+    typer.echo(f"generate: guidance scale {description['sampling']['guidance_scale']:g} unless --guidance-scale is given")
     for kind, part in description["components"].items():
         typer.echo(f"{kind}: {part['class']} from {part['source']}, {part['parameters']:,} parameters")
         typer.echo(f"  config: {json.dumps(part['config'])}")
@@ -880,6 +883,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
         paths = [folder / f"{audio_prompt.stem}_variation_{k}.wav" for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
+    guidance_scale = pipe.default_guidance_scale if guidance_scale is None else guidance_scale
     wav, _ = read_audio(audio_prompt, pipe.sample_rate)
     with progress_bar("generating", total=None) as progress:
         wavs = generate_from_audio(pipe, wav, duration=duration, steps=steps, sampler=sampler,

@@ -196,6 +196,11 @@ class AudioLDM:
             if ucfg.get(key) != dim:
                 raise ModelError(f"UNet {key} {ucfg.get(key)} differs from the text encoder width {dim}")
 
+    @property
+    def default_guidance_scale(self) -> float:
+        """The guidance `generate` uses when given none: the model's `sampling.guidance_scale`, else 3."""
+        return float(self.config.sampling.get("guidance_scale", ckpt.DEFAULT_GUIDANCE_SCALE))
+
     def describe(self) -> dict:
         """A JSON-able description of the model: what `audioldm info` prints."""
         parts = {}
@@ -215,6 +220,7 @@ class AudioLDM:
             "conditioning": self.config.conditioning,
             "text_encoder": self.config.text_encoder,
             "schedule": self.schedule.to_dict(),
+            "sampling": {"guidance_scale": self.default_guidance_scale},
             "latent": {
                 "channels": self.latent_channels,
                 "time_downsampling": self.time_factor,
@@ -417,7 +423,7 @@ class AudioLDM:
         duration: float = 5.0,
         steps: int = 50,
         sampler: str = "ddim",
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         negative_prompt: str | None = None,
         seed: int | None = None,
         num_samples: int = 1,
@@ -430,7 +436,8 @@ class AudioLDM:
 
         Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
         it equals a lone run with `seed + i`. Guidance > 1 pushes towards the prompt and away from
-        `negative_prompt` (default: the empty prompt); 1 disables guidance.
+        `negative_prompt` (default: the empty prompt); 1 disables guidance; None takes the model's
+        recommendation (`default_guidance_scale`).
         `dtype` ("fp32", "fp16", "bf16", "auto") and `compile` (True or a torch.compile backend name)
         speed up the UNet; see `denoiser`.
         """
@@ -455,7 +462,7 @@ class AudioLDM:
         duration: float = 5.0,
         steps: int = 50,
         sampler: str = "ddim",
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         negative_prompt: str | None = None,
         seed: int | None = None,
         num_samples: int = 1,
@@ -466,6 +473,7 @@ class AudioLDM:
     ) -> Iterator[tuple[int, Tensor]]:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         self.check_generate_inputs(
             prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size, dtype=dtype
         )
@@ -507,13 +515,16 @@ class AudioLDM:
         duration: float,
         steps: int,
         sampler: str,
-        guidance_scale: float,
+        guidance_scale: float | None,
         num_samples: int = 1,
         batch_size: int = 1,
         *,
         dtype: str = "fp32",
     ) -> None:
-        """Validate generation arguments, each error naming the value and the rule."""
+        """Validate generation arguments, each error naming the value and the rule.
+
+        `guidance_scale` None stands for the model's `default_guidance_scale`.
+        """
         from .precision import autocast_dtype
         from .samplers import SAMPLERS
 
@@ -534,6 +545,7 @@ class AudioLDM:
             raise UsageError(f"--steps {steps}: must be between 1 and {self.schedule.timesteps}")
         if sampler not in SAMPLERS:
             raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
             raise UsageError(f"--guidance-scale {guidance_scale}: must be a finite number >= 0")
         if num_samples < 1:

@@ -2,7 +2,7 @@
 
     python benchmarks/default_model.py [--model checkpoints/default] [--corpus examples/corpus/work]
                                        [--recon-per-category 3] [--train-per-category 0] [--steps 25]
-                                       [--guidance 3 5] [--seen-per-category 3]
+                                       [--guidance 3 5] [--seen-per-category 3] [--seen-guidance 3]
                                        [--json benchmarks/default_model.json]
 
 1. Reconstruction: vocoder-only vs VAE+vocoder round trips of val clips (`AudioLDM.reconstruct`):
@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--seen-per-category", type=int, default=0, help="also generate from N train captions per category"
     )
+    ap.add_argument(
+        "--seen-guidance", type=float, nargs="+", default=None, help="its guidance values (default: --guidance)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--classifier-only", action="store_true", help="fit and score the classifier, no model")
     args = ap.parse_args(argv)
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             pool = sorted({r["caption"] for r in train_rows if r["category"] == cat})
             seen += [(cat, p) for p in rng.sample(pool, min(args.seen_per_category, len(pool)))]
         result["adherence_seen_captions"] = []
-        for guidance in args.guidance:
+        for guidance in args.seen_guidance or args.guidance:
             t = time.time()
             runs = result["adherence_seen_captions"]
             runs.append(adherence(pipe, clf, frontend, cats, seen, guidance, args))

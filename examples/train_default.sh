@@ -16,7 +16,9 @@
 #               vector), --init-from the VAE export, on random 3 s crops of the latents, categories
 #               re-balanced (rare ones repeated up to 3x). Caption embeddings are cached by the engine.
 #   4. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied),
-#               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage)
+#               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage);
+#               pipeline.json recommends GUIDANCE as `generate`'s guidance scale (chosen by measuring
+#               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...)
 #
 # VAE_STEPS / LDM_STEPS are the step targets (seed 0; the VAE's cosine learning-rate schedule spans its
 # configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step,
@@ -25,7 +27,7 @@
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu),
-# DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# GUIDANCE (10), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,6 +39,7 @@ VAE_STEPS="${VAE_STEPS:-7000}"
 LDM_STEPS="${LDM_STEPS:-6000}"
 STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
+GUIDANCE="${GUIDANCE:-10}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
 read -r -a NICE <<< "${NICE:-nice -n 10}"
@@ -126,8 +129,8 @@ PY
 train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export"
 
 # 3. assemble checkpoints/default (fp16) + the training record
-"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" <<'PY'
-import json, shutil, sys, time
+"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" <<'PY'
+import dataclasses, json, shutil, sys, time
 from pathlib import Path
 
 import torch
@@ -137,6 +140,7 @@ from audioldm_cli.pipeline import AudioLDM
 work, dest = Path(sys.argv[1]), Path(sys.argv[2])
 t0, t1 = (int(x) for x in sys.argv[3:5])
 pipe = AudioLDM.from_pretrained(work / "ldm" / "export")
+pipe.config = dataclasses.replace(pipe.config, sampling={"guidance_scale": float(sys.argv[6])})
 tmp = dest.with_name(dest.name + ".new")
 shutil.rmtree(tmp, ignore_errors=True)
 pipe.save_pretrained(tmp, dtype=torch.float16)

@@ -179,6 +179,77 @@ def test_model_without_unet_cannot_generate(tmp_path):
     assert not (tmp_path / "a.wav").exists()
 
 
+def with_sampling(tiny_model, folder: Path, sampling) -> Path:
+    """A copy of the tiny model whose pipeline.json recommends `sampling`."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "pipeline.json").read_text())
+    config["sampling"] = sampling
+    (folder / "pipeline.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_model_recommended_guidance_is_the_default(tiny_model, tmp_path):
+    """pipeline.json sampling.guidance_scale replaces 3 when --guidance-scale is not given; the flag wins."""
+    from audioldm_cli import AudioLDM
+
+    model = with_sampling(tiny_model, tmp_path / "m", {"guidance_scale": 6.5})
+    common = ["a dog barking", "--duration", "0.2", "--seed", "3"]
+    outs = {}
+    flags = {"default": [], "g6.5": ["--guidance-scale", "6.5"], "g3": ["--guidance-scale", "3"]}
+    for name, extra in flags.items():
+        result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
+        assert result.exit_code == 0, result.output
+        outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
+    np.testing.assert_allclose(outs["default"], outs["g6.5"], atol=1e-6)
+    assert np.abs(outs["default"] - outs["g3"]).max() > 1e-3  # guidance changes the audio
+
+    assert AudioLDM.from_pretrained(model).default_guidance_scale == 6.5
+    assert AudioLDM.from_pretrained(tiny_model).default_guidance_scale == 3.0  # no recommendation
+    info = runner.invoke(app, ["info", str(model)])
+    assert info.exit_code == 0, info.output
+    assert "generate: guidance scale 6.5 unless --guidance-scale is given" in info.stdout
+
+
+def test_library_generate_takes_the_model_guidance_when_none(tiny_model, tmp_path):
+    from audioldm_cli import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(with_sampling(tiny_model, tmp_path / "m", {"guidance_scale": 6.5}))
+    kwargs = {"duration": 0.2, "steps": 2, "seed": 1}
+    default = pipe.generate("rain", **kwargs)
+    assert np.abs(default - pipe.generate("rain", guidance_scale=6.5, **kwargs)).max() < 1e-6
+    assert np.abs(default - pipe.generate("rain", guidance_scale=3.0, **kwargs)).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "sampling, message",
+    [
+        ({"guidance_scale": -1}, "sampling.guidance_scale -1 must be a finite number >= 0"),
+        ({"guidance_scale": "high"}, "sampling.guidance_scale 'high' must be a finite number >= 0"),
+        ({"steps": 20}, "pipeline sampling has unknown keys ['steps']"),
+        ([5], "pipeline sampling [5]: must be a JSON object"),
+    ],
+)
+def test_bad_sampling_in_pipeline_json_is_one_clear_error(tiny_model, tmp_path, sampling, message):
+    model = with_sampling(tiny_model, tmp_path / "m", sampling)
+    result = run(model, "x", "-o", tmp_path / "a.wav", "--duration", "0.05")
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "a.wav").exists()
+
+
+def test_pipeline_json_keeps_sampling_and_omits_it_when_empty():
+    from audioldm_cli.checkpoint import PipelineConfig
+
+    base = {"frontend": {}, "components": {"vae": "vae", "vocoder": "vocoder"}}
+    assert "sampling" not in PipelineConfig.from_dict(base).to_dict()  # so earlier releases read it
+    data = PipelineConfig.from_dict({**base, "sampling": {"guidance_scale": 5}}).to_dict()
+    assert data["sampling"] == {"guidance_scale": 5}
+    assert PipelineConfig.from_dict(data).sampling == {"guidance_scale": 5}
+
+
 # ---------------------------------------------------------------------------------------------- naming helpers
 
 

@@ -100,7 +100,11 @@ fixtures to 1e-4 (tests/test_vae.py). The time goes to the 3x3 convolutions (abo
 profile), which oneDNN already runs near this CPU's float32 peak; see `## Compare` for the ratio to
 the reference. Channels-last (NHWC) weights and activations, tried on 2026-12-01 (s-full, 1024 frames,
 2 threads, alternating with the default layout in one process, 4 runs): encode 0.99x, decode 1.02x, so
-the default NCHW layout is kept.
+the default NCHW layout is kept. Winograd F(2x2, 3x3) and F(4x4, 3x3) built from torch ops are slower
+than oneDNN's direct 3x3 convolutions at every s-full level (at best 0.74x: `## Winograd`): their
+transforms cost more memory traffic than the multiplications they save. bfloat16 convolutions on this
+AMX CPU ran 3-7x faster at the s-full shapes (measured once: forward + backward, channels-last), but
+bfloat16 moves the output far beyond the 1e-4 tolerance.
 """
 
 

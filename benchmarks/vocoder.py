@@ -269,7 +269,10 @@ the reference (audioldm 0.1.1 `Generator`, weight norm removed, same weights, ou
 that gives 1.10x in CPU time (1 thread, 256 frames) — short of issue 9's 1.3x target: with 98 % of the
 work in convolutions already near the float32 peak, a larger gain needs lower precision (which moves
 the output beyond the 1e-4 tolerance) or a fast-convolution algorithm (Winograd/FFT) that oneDNN does
-not provide for these 1-D shapes."""
+not provide for these 1-D shapes. Winograd built from torch ops (`benchmarks/winograd.py`, `## Winograd`)
+would make the residual-block convolutions at most 1.33x faster at the s-full sizes, with up to 5e-5
+relative error added per layer: about 1.25x against the reference for the whole vocoder, still short of
+1.3x and eating the tolerance, so it is not used."""
 
 
 

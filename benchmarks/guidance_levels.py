@@ -1,0 +1,109 @@
+"""How loud do generations get as guidance grows? Levels of the default model's clips per guidance scale.
+
+    python benchmarks/guidance_levels.py                          # guidance 3 5 7 10, ~5 min on 2 cores
+    python benchmarks/guidance_levels.py --guidance 3 10 --no-write
+
+Generates the first held-out phrasing of each category (`HELD_OUT_PROMPTS` of default_model.py: 12
+prompts, 5 s, DDIM 25 steps, seed 0) at each guidance scale and reports the mean RMS level, the mean
+and largest peak, and the share of samples at or beyond |0.99| (the vocoder's tanh output saturating:
+audible as distortion), beside the same figures for 3 real held-out clips per category of the corpus.
+Writes the `## Guidance levels` section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # before benchmarks/, whose vocoder.py would shadow the `vocoder` package
+
+from _common import write_section  # noqa: E402
+
+SECTION = "## Guidance levels"
+
+
+def held_out_prompts() -> dict[str, list[str]]:
+    """HELD_OUT_PROMPTS of default_model.py, read without importing it (it needs scikit-learn)."""
+    tree = ast.parse((Path(__file__).resolve().parent / "default_model.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "HELD_OUT_PROMPTS":
+            return ast.literal_eval(node.value)
+    raise SystemExit("HELD_OUT_PROMPTS not found in benchmarks/default_model.py")
+
+
+def levels(wavs: list[torch.Tensor]) -> dict:
+    peaks = [float(w.abs().max()) for w in wavs]
+    return {
+        "rms": sum(float(w.pow(2).mean().sqrt()) for w in wavs) / len(wavs),
+        "peak_mean": sum(peaks) / len(peaks),
+        "peak_max": max(peaks),
+        "saturated_mean": sum(float((w.abs() >= 0.99).float().mean()) for w in wavs) / len(wavs),
+        "saturated_max": max(float((w.abs() >= 0.99).float().mean()) for w in wavs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "default")
+    ap.add_argument("--corpus", type=Path, default=ROOT / "examples" / "corpus" / "work")
+    ap.add_argument("--guidance", type=float, nargs="+", default=[3.0, 5.0, 7.0, 10.0])
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = ap.parse_args(argv)
+
+    from audioldm_cli.audio import read_audio
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(args.model)
+    prompts = [ps[0] for _, ps in sorted(held_out_prompts().items())]
+    rows = []
+    manifest = args.corpus / "manifest_val.jsonl"
+    if manifest.is_file():
+        by_cat = defaultdict(list)
+        for line in manifest.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                by_cat[row["category"]].append(row)
+        rng = random.Random(0)
+        real = [r for c in sorted(by_cat) for r in rng.sample(by_cat[c], min(3, len(by_cat[c])))]
+        wavs = [read_audio(args.corpus / r["wav"], pipe.sample_rate)[0].reshape(-1) for r in real]
+        rows.append((f"real val clips ({len(wavs)}, 3 per category)", levels(wavs)))
+    for g in args.guidance:
+        out = pipe.generate(prompts, duration=5, steps=args.steps, guidance_scale=g, seed=0, batch_size=12)
+        rows.append((f"generated, guidance {g:g}", levels(list(out))))
+        print(rows[-1], flush=True)
+
+    lines = [
+        SECTION,
+        "",
+        f"`python benchmarks/guidance_levels.py --guidance {' '.join(f'{g:g}' for g in args.guidance)}`"
+        f" ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}) on `{args.model.name}`: {len(prompts)}"
+        f" held-out prompts (one per category), 5 s, DDIM {args.steps} steps, seed 0.",
+        "",
+        "| clips | mean RMS | mean / largest peak | samples at \\|x\\| >= 0.99: mean / worst clip |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {name} | {r['rms']:.3f} | {r['peak_mean']:.2f} / {r['peak_max']:.2f} |"
+            f" {100 * r['saturated_mean']:.2f} % / {100 * r['saturated_max']:.2f} % |"
+            for name, r in rows
+        ],
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section(Path(__file__).resolve().parent / "RESULTS.md", SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

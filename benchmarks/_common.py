@@ -25,6 +25,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def publish(section: str, text: str, write: bool = True) -> None:
+    """Print a report and, unless `write` is False (--no-write), make it its section of RESULTS.md."""
+    print(text)
+    if write:
+        write_section(Path(__file__).resolve().parent / "RESULTS.md", section, text)
+
+
 def write_section(path: Path, section: str, text: str) -> None:
     """Replace (or append) the `section` heading's part of RESULTS.md, leaving the other sections alone."""
     old = path.read_text() if path.exists() else "# Benchmark results\n"

@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # before benchmarks/, whose vocoder.py would shadow the `vocoder` package
 
-from _common import write_section  # noqa: E402
+from _common import publish  # noqa: E402
 
 SECTION = "## Guidance levels"
 
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section(Path(__file__).resolve().parent / "RESULTS.md", SECTION, text)
+    publish(SECTION, text, write=not args.no_write)
     return 0
 
 

@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # before benchmarks/, whose vocoder.py would shadow the `vocoder` package
 
-from _common import cpu_name, write_section  # noqa: E402
+from _common import cpu_name, publish  # noqa: E402
 
 SECTION = "## VAE width"
 VARIANTS = {  # name -> changes to model.ddconfig of examples/configs/vae_default.json
@@ -153,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_variant(name, args, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
     text = report(args, rows)
-    print(text)
-    if not args.no_write:
-        write_section(Path(__file__).resolve().parent / "RESULTS.md", SECTION, text)
+    publish(SECTION, text, write=not args.no_write)
     return 0
 
 

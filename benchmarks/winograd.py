@@ -29,7 +29,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # before benchmarks/, whose vocoder.py would shadow the `vocoder` package
 
-from _common import cpu_name, write_section  # noqa: E402
+from _common import cpu_name, publish  # noqa: E402
 
 SECTION = "## Winograd"
 POINTS = [0, 1, -1, 2, -2, 0.5, -0.5, 3, -3, 1 / 3, -1 / 3, 4, -4]
@@ -220,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    print(text)
-    if not args.no_write:
-        write_section(Path(__file__).resolve().parent / "RESULTS.md", SECTION, text)
+    publish(SECTION, text, write=not args.no_write)
     return 0
 
 

@@ -406,8 +406,7 @@ def generate(
         paths = [folder / f"{stem}_{k}.wav" for stem, _ in items for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
-    guidance_scale = pipe.default_guidance_scale if guidance_scale is None else guidance_scale
-    prompts = [prompt for _, prompt in items]
+    prompts = [prompt for _, prompt in items]  # guidance_scale None: the model's (see check_generate_inputs)
     pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
     ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, without CLAP
     if seed is None:

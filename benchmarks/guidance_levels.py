@@ -13,12 +13,8 @@ Writes the `## Guidance levels` section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import ast
-import json
-import random
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -27,17 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # before benchmarks/, whose vocoder.py would shadow the `vocoder` package
 
 from _common import publish  # noqa: E402
+from default_model import HELD_OUT_PROMPTS, per_category, read_rows  # noqa: E402
 
 SECTION = "## Guidance levels"
-
-
-def held_out_prompts() -> dict[str, list[str]]:
-    """HELD_OUT_PROMPTS of default_model.py, read without importing it (it needs scikit-learn)."""
-    tree = ast.parse((Path(__file__).resolve().parent / "default_model.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "HELD_OUT_PROMPTS":
-            return ast.literal_eval(node.value)
-    raise SystemExit("HELD_OUT_PROMPTS not found in benchmarks/default_model.py")
 
 
 def levels(wavs: list[torch.Tensor]) -> dict:
@@ -64,17 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from audioldm_cli.pipeline import AudioLDM
 
     pipe = AudioLDM.from_pretrained(args.model)
-    prompts = [ps[0] for _, ps in sorted(held_out_prompts().items())]
+    prompts = [ps[0] for _, ps in sorted(HELD_OUT_PROMPTS.items())]
     rows = []
     manifest = args.corpus / "manifest_val.jsonl"
     if manifest.is_file():
-        by_cat = defaultdict(list)
-        for line in manifest.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                by_cat[row["category"]].append(row)
-        rng = random.Random(0)
-        real = [r for c in sorted(by_cat) for r in rng.sample(by_cat[c], min(3, len(by_cat[c])))]
+        real = per_category(read_rows(manifest), 3, 0)
         wavs = [read_audio(args.corpus / r["wav"], pipe.sample_rate)[0].reshape(-1) for r in real]
         rows.append((f"real val clips ({len(wavs)}, 3 per category)", levels(wavs)))
     for g in args.guidance:

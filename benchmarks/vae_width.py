@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import random
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # before benchmarks/, whose vocoder.py would shadow the `vocoder` package
 
 from _common import cpu_name, publish  # noqa: E402
+from default_model import per_category, read_rows  # noqa: E402
 
 SECTION = "## VAE width"
 VARIANTS = {  # name -> changes to model.ddconfig of examples/configs/vae_default.json
@@ -40,19 +39,12 @@ VARIANTS = {  # name -> changes to model.ddconfig of examples/configs/vae_defaul
 }
 
 
-def val_mel_l1(export: Path, corpus: Path, per_category: int, seed: int = 0) -> float:
+def val_mel_l1(export: Path, corpus: Path, per_category_n: int, seed: int = 0) -> float:
     from audioldm_cli.audio import read_audio
     from audioldm_cli.pipeline import AudioLDM
 
     pipe = AudioLDM.from_pretrained(export, device="cpu")
-    rows = [
-        json.loads(line) for line in (corpus / "manifest_val.jsonl").read_text().splitlines() if line.strip()
-    ]
-    by_cat = defaultdict(list)
-    for r in rows:
-        by_cat[r["category"]].append(r)
-    rng = random.Random(seed)
-    picked = [r for c in sorted(by_cat) for r in rng.sample(by_cat[c], min(per_category, len(by_cat[c])))]
+    picked = per_category(read_rows(corpus / "manifest_val.jsonl"), per_category_n, seed)
     sr, errors = pipe.mel_config.sample_rate, []
     with torch.inference_mode():
         for r in picked:

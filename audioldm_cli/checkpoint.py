@@ -75,8 +75,11 @@ def component_class(class_name: str) -> type:
 #   crossattn+film  both: the tokens for detail, the pooled sentence vector as a global condition
 #                   (checkpoints/default)
 # pipeline.json "sampling": settings a model recommends for `generate`, used where the caller gives none
-#   guidance_scale  classifier-free guidance (the library default, DEFAULT_GUIDANCE_SCALE, is 3)
-SAMPLING_KEYS = ("guidance_scale",)
+#   guidance_scale     classifier-free guidance (the library default, DEFAULT_GUIDANCE_SCALE, is 3)
+#   frame_level_limit  a ceiling on the level of each decoded mel frame (`frontend.limit_frame_level`,
+#                      applied before the vocoder), e.g. the loudest frame of the training corpus
+#                      (the library default: none)
+SAMPLING_KEYS = ("guidance_scale", "frame_level_limit")
 DEFAULT_GUIDANCE_SCALE = 3.0
 
 CONDITIONINGS = {
@@ -106,6 +109,9 @@ class PipelineConfig:
         g = self.sampling.get("guidance_scale", 1.0)
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise ModelError(f"pipeline sampling.guidance_scale {g!r} must be a finite number >= 0")
+        limit = self.sampling.get("frame_level_limit", 0.0)
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
+            raise ModelError(f"pipeline sampling.frame_level_limit {limit!r} must be a finite number")
         if self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"

@@ -367,6 +367,7 @@ def generate(
     sampler: Annotated[str, typer.Option("--sampler", help="ddim | dpmpp-2m.", rich_help_panel="Sampling")] = "ddim",
     guidance_scale: Annotated[Optional[float], typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation (`audioldm info` shows it), else 3.", rich_help_panel="Sampling")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option("--negative-prompt", help="Text to steer away from.", rich_help_panel="Sampling")] = None,
+    frame_level_limit: Annotated[Optional[float], typer.Option("--frame-level-limit", help="Turn generated mel frames louder than this log level down to it before the vocoder (a limiter against the loud, distorted output of strong guidance). Default: the model's (`audioldm info` shows it), else none; inf turns it off.", rich_help_panel="Sampling")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", help="Outputs per prompt.", rich_help_panel="Sampling")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Outputs generated together.", rich_help_panel="Sampling")] = 4,
@@ -389,7 +390,7 @@ def generate(
     if audio_prompt is not None:  # see the "CLAP extras" section
         return _generate_from_audio(audio_prompt, text, prompts_file, output, out_dir, duration, steps, sampler,
                                     guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
-                                    dtype=dtype, compile_=compile_)
+                                    dtype=dtype, compile_=compile_, frame_level_limit=frame_level_limit)
     items = _generation_items(list(text or []), prompts_file)
     from .samplers import SAMPLERS
 
@@ -407,7 +408,8 @@ def generate(
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
     prompts = [prompt for _, prompt in items]  # guidance_scale None: the model's (see check_generate_inputs)
-    pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size)
+    pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size,
+                               frame_level_limit=frame_level_limit)
     ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, without CLAP
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
@@ -417,7 +419,8 @@ def generate(
         for index, wav in _best_of(pipe.generate_iter(
             prompts, duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
             negative_prompt=negative_prompt, seed=seed, num_samples=num_samples * num_candidates,
-            batch_size=batch_size, dtype=dtype, compile=compile_, progress=progress,
+            batch_size=batch_size, dtype=dtype, compile=compile_, frame_level_limit=frame_level_limit,
+            progress=progress,
         ), prompts, num_samples, num_candidates, ranker):
             try:
                 with claim_output(paths[index], overwrite) as path:
@@ -610,7 +613,10 @@ def info(
         f"frequency /{lat['freq_downsampling']}, scale_factor {lat['scale_factor']:g}"
     )
     typer.echo(f"schedule: {description['schedule']}")
-    typer.echo(f"generate: guidance scale {description['sampling']['guidance_scale']:g} unless --guidance-scale is given")
+    sampling = description["sampling"]
+    typer.echo(f"generate: guidance scale {sampling['guidance_scale']:g} unless --guidance-scale is given")
+    if sampling["frame_level_limit"] is not None:
+        typer.echo(f"generate: mel frames limited to level {sampling['frame_level_limit']:g} unless --frame-level-limit is given")
     for kind, part in description["components"].items():
         typer.echo(f"{kind}: {part['class']} from {part['source']}, {part['parameters']:,} parameters")
         typer.echo(f"  config: {json.dumps(part['config'])}")
@@ -860,7 +866,7 @@ def _best_of(items, prompts: list[str], num_samples: int, num_candidates: int, r
 
 def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir, duration, steps, sampler,
                          guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
-                         dtype: str = "auto", compile_: bool = False) -> None:
+                         dtype: str = "auto", compile_: bool = False, frame_level_limit: float | None = None) -> None:
     """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
     from .audio import read_audio, write_audio
     from .batch import check_new_outputs, claim_output
@@ -887,7 +893,8 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
     with progress_bar("generating", total=None) as progress:
         wavs = generate_from_audio(pipe, wav, duration=duration, steps=steps, sampler=sampler,
                                    guidance_scale=guidance_scale, seed=0 if seed is None else seed,
-                                   num_samples=num_samples, dtype=dtype, compile=compile_, progress=progress)
+                                   num_samples=num_samples, dtype=dtype, compile=compile_,
+                                   frame_level_limit=frame_level_limit, progress=progress)
     for path, out in zip(paths, wavs):
         with claim_output(path, overwrite) as tmp:
             write_audio(tmp, out, pipe.sample_rate)

@@ -3,6 +3,8 @@
 - `MelFrontend(cfg)` / `MelFrontend.from_preset(name)`: wav [B, N] -> log-mel [B, T, F] (time-major,
   as the VAE sees it); `.config` is the `MelConfig`.
 - `split_subbands` / `merge_subbands`: [B, 1, T, F] <-> [B, S, T, F / S], exact inverses.
+- `frame_level` / `limit_frame_level`: each frame's level (log of its mean mel magnitude) and a limiter
+  that turns louder frames down to a ceiling (what `generate` applies before the vocoder).
 - `normalize_wav`, `pad_wav`, `fit_frames`, `prepare_wav`, `MelFrontend.fbank`, `load_fbank`: the
   official AudioLDM reading path (`read_wav_file` / `wav_to_fbank`) used for training and parity.
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +32,8 @@ __all__ = [
     "MelConfig",
     "MelFrontend",
     "fit_frames",
+    "frame_level",
+    "limit_frame_level",
     "load_fbank",
     "load_mel",
     "merge_subbands",
@@ -151,6 +156,22 @@ class MelFrontend(nn.Module):
 
 # ----------------------------------------------------------------------------------------------
 # subbands
+
+
+def frame_level(mel: torch.Tensor) -> torch.Tensor:
+    """Log-mel [..., T, F] -> each frame's level [..., T, 1]: the log of its mean mel magnitude."""
+    return torch.logsumexp(mel, -1, keepdim=True) - math.log(mel.shape[-1])
+
+
+def limit_frame_level(mel: torch.Tensor, limit: float) -> torch.Tensor:
+    """Turn each frame of log-mel [..., T, F] whose `frame_level` exceeds `limit` down to exactly `limit`.
+
+    A limiter in the mel domain: a frame keeps its spectral shape (one offset for all its bins), quieter
+    frames are untouched, and `limit` inf leaves the mel as it is.
+    """
+    if limit == math.inf:
+        return mel
+    return mel - (frame_level(mel) - limit).clamp(min=0)
 
 
 def _check_subbands(n: int) -> None:

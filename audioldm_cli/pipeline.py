@@ -28,6 +28,7 @@ from vocoder.config import MelConfig, preset_name
 from . import checkpoint as ckpt
 from .chunking import overlap_add
 from .errors import AudioLDMError, ModelError, UsageError
+from .frontend import limit_frame_level
 from .runtime import ProgressFn, make_generator, resolve_device
 from .samplers import randn_like
 
@@ -201,6 +202,12 @@ class AudioLDM:
         """The guidance `generate` uses when given none: the model's `sampling.guidance_scale`, else 3."""
         return float(self.config.sampling.get("guidance_scale", ckpt.DEFAULT_GUIDANCE_SCALE))
 
+    @property
+    def default_frame_level_limit(self) -> float:
+        """The ceiling `generate` puts on decoded mel frames when given none: the model's
+        `sampling.frame_level_limit` (see `frontend.limit_frame_level`), else inf (no limit)."""
+        return float(self.config.sampling.get("frame_level_limit", math.inf))
+
     def describe(self) -> dict:
         """A JSON-able description of the model: what `audioldm info` prints."""
         parts = {}
@@ -220,7 +227,10 @@ class AudioLDM:
             "conditioning": self.config.conditioning,
             "text_encoder": self.config.text_encoder,
             "schedule": self.schedule.to_dict(),
-            "sampling": {"guidance_scale": self.default_guidance_scale},
+            "sampling": {
+                "guidance_scale": self.default_guidance_scale,
+                "frame_level_limit": self.config.sampling.get("frame_level_limit"),  # None: no limit
+            },
             "latent": {
                 "channels": self.latent_channels,
                 "time_downsampling": self.time_factor,
@@ -264,12 +274,14 @@ class AudioLDM:
         *,
         chunk_frames: int = CHUNK_FRAMES,
         overlap_frames: int = CHUNK_OVERLAP,
+        frame_level_limit: float = math.inf,
         progress: ProgressFn | None = None,
     ) -> Tensor:
         """latent [B, C, T', F'] (scaled) -> waveform [B, n_samples] (default: all decoded frames).
 
         Long latents are decoded and vocoded in overlapping chunks of `chunk_frames` mel frames
-        (see `chunking.overlap_add`).
+        (see `chunking.overlap_add`). Decoded mel frames louder than `frame_level_limit` are turned
+        down to it before the vocoder (`frontend.limit_frame_level`; inf: left as they are).
         """
         if latent.dim() == 3:
             latent = latent[None]
@@ -289,7 +301,7 @@ class AudioLDM:
         def render(lo: int, hi: int) -> Tensor:
             with torch.inference_mode():
                 mel = self.vae.decode(latent[:, :, lo // tf : hi // tf].to(self.device))
-                return self.vocode(mel, (hi - lo) * hop)
+                return self.vocode(limit_frame_level(mel, frame_level_limit), (hi - lo) * hop)
 
         wav = overlap_add(
             render,
@@ -430,6 +442,7 @@ class AudioLDM:
         batch_size: int = 4,
         dtype: str = "fp32",
         compile: bool | str = False,
+        frame_level_limit: float | None = None,
         progress: ProgressFn | None = None,
     ) -> Tensor:
         """Text -> waveforms [len(prompts) * num_samples, round(duration * sample_rate)], prompt-major.
@@ -437,7 +450,8 @@ class AudioLDM:
         Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
         it equals a lone run with `seed + i`. Guidance > 1 pushes towards the prompt and away from
         `negative_prompt` (default: the empty prompt); 1 disables guidance; None takes the model's
-        recommendation (`default_guidance_scale`).
+        recommendation (`default_guidance_scale`). Decoded mel frames louder than `frame_level_limit`
+        (None: the model's `default_frame_level_limit`; inf: no limit) are turned down to it.
         `dtype` ("fp32", "fp16", "bf16", "auto") and `compile` (True or a torch.compile backend name)
         speed up the UNet; see `denoiser`.
         """
@@ -452,6 +466,7 @@ class AudioLDM:
             "batch_size": batch_size,
             "dtype": dtype,
             "compile": compile,
+            "frame_level_limit": frame_level_limit,
         }
         return torch.stack([wav for _, wav in self.generate_iter(prompts, progress=progress, **kwargs)])
 
@@ -469,13 +484,24 @@ class AudioLDM:
         batch_size: int = 4,
         dtype: str = "fp32",
         compile: bool | str = False,
+        frame_level_limit: float | None = None,
         progress: ProgressFn | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
+        if frame_level_limit is None:
+            frame_level_limit = self.default_frame_level_limit
         self.check_generate_inputs(
-            prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size, dtype=dtype
+            prompts,
+            duration,
+            steps,
+            sampler,
+            guidance_scale,
+            num_samples,
+            batch_size,
+            dtype=dtype,
+            frame_level_limit=frame_level_limit,
         )
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
@@ -507,7 +533,8 @@ class AudioLDM:
                 dtype=dtype,
                 compile=compile,
             )
-            yield from zip(range(lo, hi), self.decode_latent(latent, n_samples))
+            wavs = self.decode_latent(latent, n_samples, frame_level_limit=frame_level_limit)
+            yield from zip(range(lo, hi), wavs)
 
     def check_generate_inputs(
         self,
@@ -520,10 +547,12 @@ class AudioLDM:
         batch_size: int = 1,
         *,
         dtype: str = "fp32",
+        frame_level_limit: float | None = None,
     ) -> None:
         """Validate generation arguments, each error naming the value and the rule.
 
-        `guidance_scale` None stands for the model's `default_guidance_scale`.
+        `guidance_scale` None stands for the model's `default_guidance_scale`, `frame_level_limit` None
+        for its `default_frame_level_limit`.
         """
         from .precision import autocast_dtype
         from .samplers import SAMPLERS
@@ -548,6 +577,9 @@ class AudioLDM:
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
             raise UsageError(f"--guidance-scale {guidance_scale}: must be a finite number >= 0")
+        limit = frame_level_limit
+        if limit is not None and (math.isnan(limit) or limit == -math.inf):
+            raise UsageError(f"--frame-level-limit {frame_level_limit}: must be a number (inf: no limit)")
         if num_samples < 1:
             raise UsageError(f"--num-samples {num_samples}: must be >= 1")
         if batch_size < 1:

@@ -46,18 +46,25 @@ def generate_from_audio(
     num_samples: int = 1,
     dtype: str = "fp32",
     compile: bool | str = False,
+    frame_level_limit: float | None = None,
     progress: ProgressFn | None = None,
 ) -> Tensor:
     """Variations of `wav` [N] (at pipe.sample_rate): waveforms [num_samples, round(duration * rate)].
 
-    Sample i starts from noise seeded `seed + i`. `dtype` and `compile` as in `AudioLDM.denoiser`.
+    Sample i starts from noise seeded `seed + i`. `dtype` and `compile` as in `AudioLDM.denoiser`,
+    `frame_level_limit` as in `AudioLDM.generate`.
     """
     from . import samplers
     from .clap import load_audio_embedder
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    pipe.check_generate_inputs(["audio"], duration, steps, sampler, guidance_scale, num_samples, dtype=dtype)
+    if frame_level_limit is None:
+        frame_level_limit = pipe.default_frame_level_limit
+    limit = frame_level_limit
+    pipe.check_generate_inputs(
+        ["audio"], duration, steps, sampler, guidance_scale, num_samples, dtype=dtype, frame_level_limit=limit
+    )
     if pipe.config.conditioning != "film":
         raise ModelError(
             "--audio-prompt needs a FiLM (CLAP-conditioned) model such as a converted AudioLDM checkpoint"
@@ -90,7 +97,7 @@ def generate_from_audio(
         )
     check_finite_latent(latent, dtype)
     # 3. decode and vocode
-    return pipe.decode_latent(latent.cpu(), n_samples)
+    return pipe.decode_latent(latent.cpu(), n_samples, frame_level_limit=frame_level_limit)
 
 
 __all__ = ["generate_from_audio", "rank_candidates"]

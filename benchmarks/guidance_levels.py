@@ -7,12 +7,15 @@ Generates the first held-out phrasing of each category (`HELD_OUT_PROMPTS` of de
 prompts, 5 s, DDIM 25 steps, seed 0) at each guidance scale and reports the mean RMS level, the mean
 and largest peak, and the share of samples at or beyond |0.99| (the vocoder's tanh output saturating:
 audible as distortion), beside the same figures for 3 real held-out clips per category of the corpus.
+When the model's pipeline.json sets a `frame_level_limit` (a ceiling on each decoded mel frame's level,
+applied before the vocoder), each guidance scale is measured without it and with it.
 Writes the `## Guidance levels` section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -59,10 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         real = per_category(read_rows(manifest), 3, 0)
         wavs = [read_audio(args.corpus / r["wav"], pipe.sample_rate)[0].reshape(-1) for r in real]
         rows.append((f"real val clips ({len(wavs)}, 3 per category)", levels(wavs)))
+    limit = pipe.default_frame_level_limit
+    limits = [("", math.inf)] + ([(f", frame level limit {limit:g}", limit)] if limit < math.inf else [])
     for g in args.guidance:
-        out = pipe.generate(prompts, duration=5, steps=args.steps, guidance_scale=g, seed=0, batch_size=12)
-        rows.append((f"generated, guidance {g:g}", levels(list(out))))
-        print(rows[-1], flush=True)
+        for label, value in limits:
+            out = pipe.generate(
+                prompts, duration=5, steps=args.steps, guidance_scale=g, seed=0, batch_size=12,
+                frame_level_limit=value,
+            )
+            rows.append((f"generated, guidance {g:g}{label}", levels(list(out))))
+            print(rows[-1], flush=True)
 
     lines = [
         SECTION,

@@ -18,7 +18,10 @@
 #   4. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied),
 #               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage);
 #               pipeline.json recommends GUIDANCE as `generate`'s guidance scale (chosen by measuring
-#               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...)
+#               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...) and a
+#               frame_level_limit: LEVEL_LIMIT "corpus" (the default) measures the loudest mel frame of
+#               the train split (~2 min), so that strong guidance cannot push generated frames beyond
+#               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out
 #
 # VAE_STEPS / LDM_STEPS are the step targets (seed 0; the VAE's cosine learning-rate schedule spans its
 # configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step,
@@ -27,7 +30,7 @@
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu),
-# GUIDANCE (10), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# GUIDANCE (10), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +43,7 @@ LDM_STEPS="${LDM_STEPS:-6000}"
 STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
 GUIDANCE="${GUIDANCE:-10}"
+LEVEL_LIMIT="${LEVEL_LIMIT:-corpus}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
 read -r -a NICE <<< "${NICE:-nice -n 10}"
@@ -129,18 +133,32 @@ PY
 train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export"
 
 # 3. assemble checkpoints/default (fp16) + the training record
-"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" <<'PY'
-import dataclasses, json, shutil, sys, time
+"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" <<'PY'
+import dataclasses, json, math, shutil, sys, time
 from pathlib import Path
 
 import torch
 
+from audioldm_cli.audio import read_audio
+from audioldm_cli.frontend import frame_level
 from audioldm_cli.pipeline import AudioLDM
 
-work, dest = Path(sys.argv[1]), Path(sys.argv[2])
+work, dest, corpus = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[5])
 t0, t1 = (int(x) for x in sys.argv[3:5])
 pipe = AudioLDM.from_pretrained(work / "ldm" / "export")
-pipe.config = dataclasses.replace(pipe.config, sampling={"guidance_scale": float(sys.argv[6])})
+sampling = {"guidance_scale": float(sys.argv[6])}
+if sys.argv[7] == "corpus":  # the loudest frame of the train split, in the model's own mel
+    loudest = -math.inf
+    with torch.inference_mode():
+        for line in (corpus / "manifest_train.jsonl").read_text().splitlines():
+            if line.strip():
+                wav = read_audio(corpus / json.loads(line)["wav"], pipe.sample_rate)[0].reshape(1, -1)
+                loudest = max(loudest, float(frame_level(pipe.frontend(wav)).max()))
+    sampling["frame_level_limit"] = round(loudest, 3)
+    print(f"train_default: frame_level_limit {loudest:.3f} (the loudest frame of the train split)", file=sys.stderr)
+elif sys.argv[7] != "none":
+    sampling["frame_level_limit"] = float(sys.argv[7])
+pipe.config = dataclasses.replace(pipe.config, sampling=sampling)
 tmp = dest.with_name(dest.name + ".new")
 shutil.rmtree(tmp, ignore_errors=True)
 pipe.save_pretrained(tmp, dtype=torch.float16)

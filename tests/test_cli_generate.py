@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from audioldm_cli.cli import app
+from audioldm_cli.frontend import frame_level
 
 runner = CliRunner()
 FAST = ["--steps", "2", "--device", "cpu"]
@@ -223,11 +225,71 @@ def test_library_generate_takes_the_model_guidance_when_none(tiny_model, tmp_pat
     assert np.abs(default - pipe.generate("rain", guidance_scale=3.0, **kwargs)).max() > 1e-3
 
 
+def test_model_frame_level_limit_is_the_default_and_the_flag_overrides_it(tiny_model, tmp_path):
+    """pipeline.json sampling.frame_level_limit limits generated frames unless --frame-level-limit is given."""
+    from audioldm_cli import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    assert pipe.default_frame_level_limit == math.inf  # no recommendation: no limit
+    # a limit that bites: the median level of the frames the tiny model decodes for this prompt and seed
+    mels = []
+    decode = pipe.vae.decode
+    pipe.vae.decode = lambda z: mels.append(decode(z)) or mels[-1]
+    pipe.generate("a dog barking", duration=0.2, steps=2, seed=3, guidance_scale=3)
+    limit = round(float(frame_level(mels[0]).median()), 3)
+
+    model = with_sampling(tiny_model, tmp_path / "m", {"frame_level_limit": limit})
+    common = ["a dog barking", "--duration", "0.2", "--seed", "3", "--guidance-scale", "3"]
+    outs = {}
+    flags = {"default": [], "same": ["--frame-level-limit", str(limit)], "off": ["--frame-level-limit", "inf"]}
+    for name, extra in flags.items():
+        result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
+        assert result.exit_code == 0, result.output
+        outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
+    np.testing.assert_allclose(outs["default"], outs["same"], atol=1e-6)
+    assert np.abs(outs["default"] - outs["off"]).max() > 1e-3  # the limit changes the audio
+    info = runner.invoke(app, ["info", str(model)])
+    assert info.exit_code == 0, info.output
+    assert f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given" in info.stdout
+    assert "frame-level-limit" not in runner.invoke(app, ["info", str(tiny_model)]).stdout
+
+
+def test_decode_latent_limits_the_decoded_mel_before_the_vocoder(tiny_model):
+    """decode_latent(frame_level_limit=L) vocodes exactly limit_frame_level(VAE decode, L)."""
+    import torch
+
+    from audioldm_cli import AudioLDM
+    from audioldm_cli.frontend import limit_frame_level
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    latent = torch.randn(1, pipe.latent_channels, 8, pipe.mel_config.n_mels // pipe.freq_factor)
+    with torch.inference_mode():
+        mel = pipe.vae.decode(latent / pipe.scale_factor)
+    level = frame_level(mel)
+    limit = float(level.median())
+    assert bool((level > limit).any())
+    n = 8 * pipe.time_factor * pipe.hop_length
+    expected = pipe.vocode(limit_frame_level(mel, limit), n)
+    torch.testing.assert_close(pipe.decode_latent(latent, frame_level_limit=limit), expected, atol=1e-6, rtol=0)
+    unlimited = pipe.decode_latent(latent)
+    torch.testing.assert_close(unlimited, pipe.vocode(mel, n), atol=1e-6, rtol=0)
+    assert (unlimited - expected).abs().max() > 1e-4
+
+
+def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
+    result = run(tiny_model, "x", "-o", tmp_path / "a.wav", "--duration", "0.05", "--frame-level-limit", "nan")
+    assert result.exit_code == 2
+    assert "--frame-level-limit nan: must be a number (inf: no limit)" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "a.wav").exists()
+
+
 @pytest.mark.parametrize(
     "sampling, message",
     [
         ({"guidance_scale": -1}, "sampling.guidance_scale -1 must be a finite number >= 0"),
         ({"guidance_scale": "high"}, "sampling.guidance_scale 'high' must be a finite number >= 0"),
+        ({"frame_level_limit": "loud"}, "sampling.frame_level_limit 'loud' must be a finite number"),
+        ({"frame_level_limit": True}, "sampling.frame_level_limit True must be a finite number"),
         ({"steps": 20}, "pipeline sampling has unknown keys ['steps']"),
         ([5], "pipeline sampling [5]: must be a JSON object"),
     ],
@@ -245,9 +307,10 @@ def test_pipeline_json_keeps_sampling_and_omits_it_when_empty():
 
     base = {"frontend": {}, "components": {"vae": "vae", "vocoder": "vocoder"}}
     assert "sampling" not in PipelineConfig.from_dict(base).to_dict()  # so earlier releases read it
-    data = PipelineConfig.from_dict({**base, "sampling": {"guidance_scale": 5}}).to_dict()
-    assert data["sampling"] == {"guidance_scale": 5}
-    assert PipelineConfig.from_dict(data).sampling == {"guidance_scale": 5}
+    sampling = {"guidance_scale": 5, "frame_level_limit": -0.69}
+    data = PipelineConfig.from_dict({**base, "sampling": sampling}).to_dict()
+    assert data["sampling"] == sampling
+    assert PipelineConfig.from_dict(data).sampling == sampling
 
 
 # ---------------------------------------------------------------------------------------------- naming helpers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import librosa
 import numpy as np
@@ -324,3 +325,22 @@ def test_outputs_are_contiguous_in_both_layouts(fe16):
     time_major, vocoder_layout = fe16(wav), fe16.log_mel(wav)
     assert time_major.is_contiguous() and vocoder_layout.is_contiguous()
     assert torch.equal(time_major, vocoder_layout.transpose(1, 2))
+
+
+def test_limit_frame_level_turns_only_loud_frames_down_to_the_limit():
+    from audioldm_cli.frontend import frame_level, limit_frame_level
+
+    g = torch.Generator().manual_seed(0)
+    mel = torch.randn(2, 1, 40, 16, generator=g) * 3 - 2
+    level = frame_level(mel)
+    limit = float(level.median())  # about half the frames are louder
+    out = limit_frame_level(mel, limit)
+    loud = (level > limit).squeeze(-1)
+    assert 0 < int(loud.sum()) < loud.numel()
+    assert torch.equal(out[~loud], mel[~loud])  # quieter frames untouched
+    torch.testing.assert_close(frame_level(out)[loud], torch.full_like(level[loud], limit), atol=1e-5, rtol=0)
+    shift = (mel - out)[loud]  # one offset for every bin of a frame: its spectral shape is kept
+    torch.testing.assert_close(shift, shift[:, :1].expand_as(shift), atol=1e-5, rtol=0)
+    assert limit_frame_level(mel, math.inf) is mel
+    # the level is that of the mean linear magnitude: a flat frame at log-magnitude v has level v
+    torch.testing.assert_close(frame_level(torch.full((3, 8), 0.7)), torch.full((3, 1), 0.7))

@@ -1,6 +1,6 @@
 """How loud do generations get as guidance grows? Levels of the default model's clips per guidance scale.
 
-    python benchmarks/guidance_levels.py                          # guidance 3 5 7 10, ~5 min on 2 cores
+    python benchmarks/guidance_levels.py                          # guidance 3 5 7 10, ~9 min on 2 cores
     python benchmarks/guidance_levels.py --guidance 3 10 --no-write
 
 Generates the first held-out phrasing of each category (`HELD_OUT_PROMPTS` of default_model.py: 12

@@ -587,13 +587,15 @@ def encode(
 @app.command()
 @cli_command
 def info(
-    model: Annotated[Path, typer.Argument(help="A model folder.")],
+    model: Annotated[Optional[Path], typer.Argument(help="A model folder (default: the embedded default model).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
 ) -> None:
-    """Describe a model folder: components, configs, parameter counts and the frontend preset."""
+    """Describe a model folder: components, configs, parameter counts, the frontend preset and the
+    sampling settings `generate` takes from it."""
     import json
 
     pipe = load_pipeline(model, "cpu")
+    model = model if model is not None else default_model_dir()
     description = pipe.describe()
     if as_json:
         typer.echo(json.dumps(description, indent=2))

@@ -87,3 +87,16 @@ def test_cli_generate_without_model_flag(tmp_path, monkeypatch):
     audio, sr = sf.read(out)
     assert sr == 22050 and audio.shape[0] == round(0.5 * 22050)
     assert abs(audio).max() > 1e-3
+
+
+def test_info_without_a_folder_describes_the_default_and_its_sampling_settings():
+    from typer.testing import CliRunner
+
+    sampling = json.loads((DEFAULT / "pipeline.json").read_text())["sampling"]
+    result = CliRunner().invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"model: {default_model_dir()} ")
+    assert f"generate: guidance scale {sampling['guidance_scale']:g} unless" in result.stdout
+    limit = sampling["frame_level_limit"]
+    assert f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given" in result.stdout
+    assert -5 < limit < 2  # a log level where real mel frames lie (log-mel floor: log 1e-5 = -11.5)

@@ -226,7 +226,7 @@ def test_library_generate_takes_the_model_guidance_when_none(tiny_model, tmp_pat
 
 
 def test_model_frame_level_limit_is_the_default_and_the_flag_overrides_it(tiny_model, tmp_path):
-    """pipeline.json sampling.frame_level_limit limits generated frames unless --frame-level-limit is given."""
+    """pipeline.json sampling.frame_level_limit limits generated frames; --frame-level-limit overrides it."""
     from audioldm_cli import AudioLDM
 
     pipe = AudioLDM.from_pretrained(tiny_model)
@@ -241,7 +241,8 @@ def test_model_frame_level_limit_is_the_default_and_the_flag_overrides_it(tiny_m
     model = with_sampling(tiny_model, tmp_path / "m", {"frame_level_limit": limit})
     common = ["a dog barking", "--duration", "0.2", "--seed", "3", "--guidance-scale", "3"]
     outs = {}
-    flags = {"default": [], "same": ["--frame-level-limit", str(limit)], "off": ["--frame-level-limit", "inf"]}
+    flag = "--frame-level-limit"
+    flags = {"default": [], "same": [flag, str(limit)], "off": [flag, "inf"]}
     for name, extra in flags.items():
         result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
         assert result.exit_code == 0, result.output
@@ -250,7 +251,7 @@ def test_model_frame_level_limit_is_the_default_and_the_flag_overrides_it(tiny_m
     assert np.abs(outs["default"] - outs["off"]).max() > 1e-3  # the limit changes the audio
     info = runner.invoke(app, ["info", str(model)])
     assert info.exit_code == 0, info.output
-    assert f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given" in info.stdout
+    assert f"generate: mel frames limited to level {limit:g} unless {flag} is given" in info.stdout
     assert "frame-level-limit" not in runner.invoke(app, ["info", str(tiny_model)]).stdout
 
 
@@ -270,17 +271,19 @@ def test_decode_latent_limits_the_decoded_mel_before_the_vocoder(tiny_model):
     assert bool((level > limit).any())
     n = 8 * pipe.time_factor * pipe.hop_length
     expected = pipe.vocode(limit_frame_level(mel, limit), n)
-    torch.testing.assert_close(pipe.decode_latent(latent, frame_level_limit=limit), expected, atol=1e-6, rtol=0)
+    limited = pipe.decode_latent(latent, frame_level_limit=limit)
+    torch.testing.assert_close(limited, expected, atol=1e-6, rtol=0)
     unlimited = pipe.decode_latent(latent)
     torch.testing.assert_close(unlimited, pipe.vocode(mel, n), atol=1e-6, rtol=0)
     assert (unlimited - expected).abs().max() > 1e-4
 
 
 def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
-    result = run(tiny_model, "x", "-o", tmp_path / "a.wav", "--duration", "0.05", "--frame-level-limit", "nan")
+    out = tmp_path / "a.wav"
+    result = run(tiny_model, "x", "-o", out, "--duration", "0.05", "--frame-level-limit", "nan")
     assert result.exit_code == 2
     assert "--frame-level-limit nan: must be a number (inf: no limit)" in result.stderr
-    assert "Traceback" not in result.output and not (tmp_path / "a.wav").exists()
+    assert "Traceback" not in result.output and not out.exists()
 
 
 @pytest.mark.parametrize(

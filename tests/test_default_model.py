@@ -98,5 +98,6 @@ def test_info_without_a_folder_describes_the_default_and_its_sampling_settings()
     assert result.stdout.startswith(f"model: {default_model_dir()} ")
     assert f"generate: guidance scale {sampling['guidance_scale']:g} unless" in result.stdout
     limit = sampling["frame_level_limit"]
-    assert f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given" in result.stdout
+    line = f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given"
+    assert line in result.stdout
     assert -5 < limit < 2  # a log level where real mel frames lie (log-mel floor: log 1e-5 = -11.5)

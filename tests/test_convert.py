@@ -473,6 +473,11 @@ def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path):
     assert result.stdout.splitlines() == [str(p) for p in outs]
     a, b = (sf.read(p)[0] for p in outs)
     assert a.shape == b.shape == (8000,) and not np.allclose(a, b)
+    # --frame-level-limit reaches the variations' decoder too: a limit below every frame changes sample 0
+    out = tmp_path / "l.wav"
+    limited = _gen(converted, "--audio-prompt", src, "-o", out, "--seed", "3", "--frame-level-limit", "-30")
+    assert limited.exit_code == 0, limited.output
+    assert np.abs(sf.read(out)[0] - a).max() > 1e-4
     both = _gen(converted, "rain", "--audio-prompt", src, "-o", tmp_path / "x.wav")
     assert both.exit_code == 2 and "--audio-prompt" in both.output
     none = _gen(tiny_model, "--audio-prompt", src, "-o", tmp_path / "y.wav")

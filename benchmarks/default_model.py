@@ -2,6 +2,7 @@
 
     python benchmarks/default_model.py [--model checkpoints/default] [--corpus examples/corpus/work]
                                        [--recon-per-category 3] [--train-per-category 0] [--steps 25]
+                                       [--sampler ddim]
                                        [--guidance 3 5] [--seen-per-category 3] [--seen-guidance 3]
                                        [--json benchmarks/default_model.json]
 
@@ -185,6 +186,7 @@ def adherence(
         [p for _, p in prompts],
         duration=args.duration,
         steps=args.steps,
+        sampler=args.sampler,
         guidance_scale=guidance,
         seed=args.seed,
     )
@@ -204,6 +206,7 @@ def adherence(
         "categories": len(per_cat),
         "confusion": confusion(cats, [cats.index(r["category"]) for r in rows], pred),
         "steps": args.steps,
+        "sampler": args.sampler,
         "guidance": guidance,
         "duration": args.duration,
         "items": rows,
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recon-per-category", type=int, default=3)
     ap.add_argument("--train-per-category", type=int, default=0, help="clips per category to fit on (0: all)")
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--sampler", default="ddim", help="ddim | dpmpp-2m")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--guidance", type=float, nargs="+", default=[3.0], help="one adherence run per value")
     ap.add_argument("--seed", type=int, default=0)

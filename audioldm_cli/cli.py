@@ -595,12 +595,11 @@ def info(
     import json
 
     pipe = load_pipeline(model, "cpu")
-    model = model if model is not None else default_model_dir()
     description = pipe.describe()
     if as_json:
         typer.echo(json.dumps(description, indent=2))
         return
-    typer.echo(f"model: {model} (format_version {description['format_version']})")
+    typer.echo(f"model: {pipe.model_dir or model} (format_version {description['format_version']})")
     fe = description["frontend"]
     typer.echo(
         f"frontend: {description['preset']} ({fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}, "

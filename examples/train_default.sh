@@ -20,7 +20,7 @@
 #               pipeline.json recommends GUIDANCE as `generate`'s guidance scale (chosen by measuring
 #               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...) and a
 #               frame_level_limit: LEVEL_LIMIT "corpus" (the default) measures the loudest mel frame of
-#               the train split (~2 min), so that strong guidance cannot push generated frames beyond
+#               the train split (~20 s), so that strong guidance cannot push generated frames beyond
 #               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out
 #
 # VAE_STEPS / LDM_STEPS are the step targets (seed 0; the VAE's cosine learning-rate schedule spans its

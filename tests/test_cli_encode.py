@@ -128,6 +128,7 @@ def test_info_describes_the_model(tiny_model):
     result = runner.invoke(app, ["info", str(tiny_model)])
     assert result.exit_code == 0, result.output
     text = result.stdout
+    assert text.startswith(f"model: {tiny_model} (format_version 1)")
     assert "frontend: audioldm-16k (16000 Hz, n_fft 1024, hop 160, 64 mels" in text
     for kind, cls in (("vae", "AutoencoderKL"), ("unet", "UNetModel"), ("vocoder", "HifiGanGenerator")):
         assert f"{kind}: {cls} from {kind}," in text

@@ -145,7 +145,8 @@ def fit_classifier(
     x: np.ndarray, y: np.ndarray, groups: list[str], seed: int
 ) -> tuple[object, dict[str, float], str]:
     """The candidate with the best 5-fold cross-validated accuracy on the train split (folds grouped by
-    source file, as the val split is), refitted on all of it: (classifier, {name: cv accuracy}, chosen name)."""
+    source file, as the val split is), refitted on all of it:
+    (classifier, {name: cv accuracy}, chosen name)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, cross_val_score
     from sklearn.neural_network import MLPClassifier
@@ -230,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         "--seen-per-category", type=int, default=0, help="also generate from N train captions per category"
     )
     ap.add_argument(
-        "--seen-guidance", type=float, nargs="+", default=None, help="its guidance values (default: --guidance)"
+        "--seen-guidance",
+        type=float,
+        nargs="+",
+        default=None,
+        help="its guidance values (default: --guidance)",
     )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--classifier-only", action="store_true", help="fit and score the classifier, no model")
@@ -250,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     frontend = MelFrontend(mel_config)
     train_rows = read_rows(args.corpus / "manifest_train.jsonl")
     val_rows = read_rows(args.corpus / "manifest_val.jsonl")
-    load = lambda r: read_audio(args.corpus / r["wav"], sr)[0]
+
+    def load(r: dict) -> torch.Tensor:
+        return read_audio(args.corpus / r["wav"], sr)[0]
+
     result: dict = {"model": str(args.model), "val_clips": len(val_rows), "train_clips": len(train_rows)}
 
     # 1. classifier on the train split, accuracy on real val clips
@@ -309,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     result["reconstruction"]["vae_added_mel_l1"] = (
         result["reconstruction"]["vae"]["mel_l1"] - result["reconstruction"]["vocoder"]["mel_l1"]
     )
+    added = np.array(rec["vae"]["mel_l1"]) - np.array(rec["vocoder"]["mel_l1"])  # where the VAE's error is
+    result["reconstruction"]["vae_added_mel_l1_by_category"] = {
+        cat: float(np.mean([a for a, r in zip(added, recon_rows) if r["category"] == cat]))
+        for cat in cats
+        if any(r["category"] == cat for r in recon_rows)
+    }
     labels = np.array([cats.index(r["category"]) for r in recon_rows])
     for kind, feats_rt in rt_feats.items():
         result["reconstruction"][f"classifier_accuracy_on_{kind}_roundtrips"] = float(
@@ -356,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| VAE+vocoder mel L1 / LSD 0-8 kHz | {rc['vae']['mel_l1']:.3f} / {rc['vae']['lsd_8k_db']:.2f} dB |"
     )
     print(f"| mel L1 added by the VAE (target <= 0.10) | {rc['vae_added_mel_l1']:.3f} |")
+    by_cat = rc["vae_added_mel_l1_by_category"]
+    print(f"| ... by category | {', '.join(f'{c} {v:.3f}' for c, v in sorted(by_cat.items()))} |")
     for kind in ("vocoder", "vae"):
         acc = rc[f"classifier_accuracy_on_{kind}_roundtrips"]
         name = "VAE+vocoder" if kind == "vae" else "vocoder-only"

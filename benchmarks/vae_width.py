@@ -32,7 +32,8 @@ from _common import cpu_name, publish  # noqa: E402
 from default_model import per_category, read_rows  # noqa: E402
 
 SECTION = "## VAE width"
-MODEL_KEYS = ("embed_dim", "subband")  # variant keys that change `model`; the others change `model.ddconfig`
+MODEL_KEYS = ("embed_dim", "subband")  # variant keys that change `model`
+TRAIN_KEYS = ("segment_seconds", "batch_size", "lr")  # keys that change `train`; the others `model.ddconfig`
 VARIANTS = {  # name -> changes to the model of examples/configs/vae_default.json
     "base": {},
     "z16": {"z_channels": 16, "embed_dim": 16},  # half the latent channels: the default until 2026-12-01
@@ -40,6 +41,8 @@ VARIANTS = {  # name -> changes to the model of examples/configs/vae_default.jso
     "m124": {"ch_mult": [1, 2, 4]},  # 128 channels in the lowest level instead of 64
     "m144": {"ch_mult": [1, 4, 4]},
     "nrb2": {"num_res_blocks": 2},
+    "s5b2": {"segment_seconds": 5.0, "batch_size": 2},  # whole 5 s clips, as the VAE is used on them
+    "cnorm": {"norm": "channel"},  # per-position normalisation: the same on 1 s crops as on whole clips
 }
 
 
@@ -65,7 +68,10 @@ def run_variant(name: str, args: argparse.Namespace, work: Path) -> dict:
     cfg = json.loads((ROOT / "examples" / "configs" / "vae_default.json").read_text())
     cfg = copy.deepcopy(cfg)
     for key, value in VARIANTS[name].items():
-        (cfg["model"] if key in MODEL_KEYS else cfg["model"]["ddconfig"])[key] = value
+        part = cfg["model"]["ddconfig"]
+        if key in TRAIN_KEYS or key in MODEL_KEYS:
+            part = cfg["train"] if key in TRAIN_KEYS else cfg["model"]
+        part[key] = value
     cfg["train"].update(max_steps=args.steps, save_every=0)
     config = work / f"{name}.json"
     config.write_text(json.dumps(cfg))

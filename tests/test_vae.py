@@ -139,6 +139,55 @@ def test_bad_configs_are_rejected_with_the_rule(change, match):
         AutoencoderKL.from_config("huge")
 
 
+def tiny_with(**ddconfig) -> dict:
+    return {**VAE_PRESETS["tiny"], "ddconfig": {**VAE_PRESETS["tiny"]["ddconfig"], **ddconfig}}
+
+
+def test_channel_norm_keeps_the_checkpoint_keys_and_normalises_each_position():
+    from audioldm_cli.checkpoint import config_hash
+    from audioldm_cli.vae import ChannelNorm
+
+    torch.manual_seed(0)
+    group = AutoencoderKL.from_config("tiny")
+    channel = AutoencoderKL.from_config(tiny_with(norm="channel"))
+    assert "norm" not in group.config["ddconfig"]  # AudioLDM's GroupNorm stays implicit: same config hash
+    assert config_hash(AutoencoderKL.from_config(tiny_with(norm="group")).config) == config_hash(group.config)
+    assert channel.config["ddconfig"]["norm"] == "channel"
+    assert AutoencoderKL.from_config(json.loads(json.dumps(channel.config))).config == channel.config
+    assert {k: v.shape for k, v in channel.state_dict().items()} == {
+        k: v.shape for k, v in group.state_dict().items()
+    }
+    assert isinstance(channel.decoder.mid.block_1.norm1, ChannelNorm)
+    norm = ChannelNorm(6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.normal_()
+    x = torch.randn(2, 6, 5, 4) * 3 + 1
+    var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+    scale, shift = norm.weight.view(1, -1, 1, 1), norm.bias.view(1, -1, 1, 1)
+    expected = (x - mean) / torch.sqrt(var + 1e-6) * scale + shift
+    torch.testing.assert_close(norm(x), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ModelError, match="norm 'batch': must be one of group, channel"):
+        AutoencoderKL.from_config(tiny_with(norm="batch"))
+
+
+@pytest.mark.parametrize("norm, local", [("channel", True), ("group", False)])
+def test_channel_norm_makes_the_convolutions_local_in_time(norm, local):
+    """Without the mid-block attention, a channel-norm encoder gives a chunk's inner frames exactly as
+    on the whole input (its output depends only on nearby frames); GroupNorm's whole-input statistics
+    make them differ, which is why a GroupNorm VAE trained on 1 s crops is worse on 5 s clips."""
+    torch.manual_seed(0)
+    model = AutoencoderKL.from_config(tiny_with(norm=norm)).eval()
+    model.encoder.mid.attn_1 = torch.nn.Identity()
+    mel = torch.randn(1, 1, 256, 16)
+    mel[..., 128:, :] = mel[..., 128:, :] * 4 - 3  # louder second half: different statistics
+    with torch.inference_mode():
+        whole = model.encode(mel).mean
+        chunk = model.encode(mel[..., :96, :]).mean  # latent frames 0..24
+    inner = slice(0, 12)  # beyond the receptive field (~40 mel frames) of the chunk's right border
+    assert torch.allclose(chunk[..., inner, :], whole[..., inner, :], atol=1e-5) == local
+
+
 def test_inputs_off_the_grid_are_refused():
     tiny = AutoencoderKL.from_config("tiny").eval()
     with pytest.raises(

@@ -2,6 +2,7 @@
 
     python benchmarks/vae_width.py                       # base, ch_mult [1, 2, 4]: 1,500 steps each, ~20 min
     python benchmarks/vae_width.py --steps 300 --variants base nrb2 --no-write
+    python benchmarks/vae_width.py --score checkpoints/default   # whole clips against 1 s / 2 s pieces
 
 Each variant is examples/configs/vae_default.json with one change to its model (see VARIANTS: wider
 levels, more blocks, fewer latent channels), trained from scratch with `audioldm train vae` on the
@@ -46,7 +47,11 @@ VARIANTS = {  # name -> changes to the model of examples/configs/vae_default.jso
 }
 
 
-def val_mel_l1(export: Path, corpus: Path, per_category_n: int, seed: int = 0) -> float:
+def val_mel_l1(
+    export: Path, corpus: Path, per_category_n: int, seed: int = 0, piece_frames: int = 0
+) -> float:
+    """Mean |log-mel - VAE round trip| over the first 5 s of val clips; with `piece_frames`, the mel is cut
+    into pieces of that many frames, each encoded and decoded on its own (a training crop's length)."""
     from audioldm_cli.audio import read_audio
     from audioldm_cli.pipeline import AudioLDM
 
@@ -57,9 +62,21 @@ def val_mel_l1(export: Path, corpus: Path, per_category_n: int, seed: int = 0) -
         for r in picked:
             wav = read_audio(corpus / r["wav"], sr)[0][..., : 5 * sr].reshape(1, -1)
             mel = pipe.mel(wav, pipe.frames_for(wav.shape[-1]))
-            rec = pipe.vae.decode(pipe.vae.encode(mel).mode())
+            pieces = mel.split(piece_frames or mel.shape[-2], dim=-2)
+            rec = torch.cat([pipe.vae.decode(pipe.vae.encode(p).mode()) for p in pieces], dim=-2)
             errors.append((rec - mel).abs().mean().item())
     return sum(errors) / len(errors)
+
+
+def score_pieces(args: argparse.Namespace) -> None:
+    """Whole clips against pieces: does the VAE do better on inputs as long as its training crops?"""
+    print("| model | whole 5 s | " + " | ".join(f"pieces of {n} frames" for n in args.piece_frames) + " |")
+    print("|---|---:|" + "---:|" * len(args.piece_frames))
+    for model in args.score:
+        cells = [
+            val_mel_l1(model, args.corpus, args.per_category, piece_frames=n) for n in [0, *args.piece_frames]
+        ]
+        print(f"| {model} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
 
 
 def run_variant(name: str, args: argparse.Namespace, work: Path) -> dict:
@@ -147,7 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", default=["base", "m124"], choices=list(VARIANTS))
     ap.add_argument("--per-category", type=int, default=8)
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument(
+        "--score",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="only score these model folders"
+        " (no training): val mel L1 on whole clips and on pieces of --piece-frames frames; prints a table",
+    )
+    ap.add_argument("--piece-frames", nargs="+", type=int, default=[88, 176], help="88 frames: ~1 s")
     args = ap.parse_args(argv)
+    if args.score:
+        score_pieces(args)
+        return 0
     if args.variants[0] != "base":
         args.variants.insert(0, "base")
     rows = []

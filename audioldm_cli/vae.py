@@ -112,7 +112,7 @@ def Normalize(channels: int, norm: str = "group") -> nn.Module:
 
 
 class ResnetBlock(nn.Module):
-    """GroupNorm -> SiLU -> conv3x3, twice, plus a (1x1-projected when widths differ) shortcut."""
+    """Norm (GroupNorm or ChannelNorm) -> SiLU -> conv3x3, twice, plus a (1x1-projected) shortcut."""
 
     def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, norm: str = "group"):
         super().__init__()

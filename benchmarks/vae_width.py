@@ -35,7 +35,7 @@ from default_model import per_category, read_rows  # noqa: E402
 SECTION = "## VAE width"
 MODEL_KEYS = ("embed_dim", "subband")  # variant keys that change `model`
 TRAIN_KEYS = ("segment_seconds", "batch_size", "lr")  # keys that change `train`; the others `model.ddconfig`
-VARIANTS = {  # name -> changes to the model of examples/configs/vae_default.json
+VARIANTS = {  # name -> changes to examples/configs/vae_default.json (its model, or its training)
     "base": {},
     "z16": {"z_channels": 16, "embed_dim": 16},  # half the latent channels: the default until 2026-12-01
     "z64": {"z_channels": 64, "embed_dim": 64},  # twice the latent channels: as many values as the mel
@@ -85,10 +85,12 @@ def run_variant(name: str, args: argparse.Namespace, work: Path) -> dict:
     cfg = json.loads((ROOT / "examples" / "configs" / "vae_default.json").read_text())
     cfg = copy.deepcopy(cfg)
     for key, value in VARIANTS[name].items():
-        part = cfg["model"]["ddconfig"]
-        if key in TRAIN_KEYS or key in MODEL_KEYS:
-            part = cfg["train"] if key in TRAIN_KEYS else cfg["model"]
-        part[key] = value
+        if key in TRAIN_KEYS:
+            cfg["train"][key] = value
+        elif key in MODEL_KEYS:
+            cfg["model"][key] = value
+        else:
+            cfg["model"]["ddconfig"][key] = value
     cfg["train"].update(max_steps=args.steps, save_every=0)
     config = work / f"{name}.json"
     config.write_text(json.dumps(cfg))

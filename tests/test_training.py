@@ -4,6 +4,7 @@ accumulation == one big batch, SIGINT saves, a killed save leaves the previous c
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -121,6 +122,25 @@ def test_vae_loss_decreases_and_run_folder_layout(manifest, tmp_path):
     trained = {k[len("vae.") :]: v for k, v in weights(ckpt, "vae").items()}
     assert_same_weights(vae.state_dict(), trained)
     assert vae.scale_factor != 1.0
+
+
+def test_vae_with_channel_norm_trains_and_exports_it(manifest, tmp_path):
+    """`"norm": "channel"` in a training config reaches the model, its checkpoints and its export."""
+    from audioldm_cli.checkpoint import load_component
+    from audioldm_cli.vae import ChannelNorm
+
+    doc = json.loads(vae_config(tmp_path).read_text())
+    doc["model"] = {**doc["model"], "ddconfig": {**doc["model"]["ddconfig"], "norm": "channel"}}
+    config = tmp_path / "vae_channel.json"
+    config.write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    state = train("vae", manifest, run, config=config, overrides={"max_steps": 3, "save_every": 0})
+    assert state.step == 3 and all(math.isfinite(m["loss/rec"]) for m in metrics(run) if "loss/rec" in m)
+    assert json.loads((run / "config.json").read_text())["model"]["ddconfig"]["norm"] == "channel"
+    vae = load_component(run / "export" / "vae", "vae")
+    assert vae.config["ddconfig"]["norm"] == "channel" and isinstance(vae.encoder.norm_out, ChannelNorm)
+    trained = {k[len("vae.") :]: v for k, v in weights(run / "checkpoints" / "step_00000003", "vae").items()}
+    assert_same_weights(vae.state_dict(), trained)
 
 
 def test_resume_equals_uninterrupted_with_discriminator(manifest, tmp_path):

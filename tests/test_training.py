@@ -125,17 +125,28 @@ def test_vae_loss_decreases_and_run_folder_layout(manifest, tmp_path):
 
 
 def test_vae_with_channel_norm_trains_and_exports_it(manifest, tmp_path):
-    """`"norm": "channel"` in a training config reaches the model, its checkpoints and its export."""
+    """`"norm": "channel"` in a `train vae --config` file reaches the model, its checkpoints and its export;
+    an unknown norm is a one-line error."""
     from audioldm_cli.checkpoint import load_component
     from audioldm_cli.vae import ChannelNorm
 
-    doc = json.loads(vae_config(tmp_path).read_text())
-    doc["model"] = {**doc["model"], "ddconfig": {**doc["model"]["ddconfig"], "norm": "channel"}}
-    config = tmp_path / "vae_channel.json"
-    config.write_text(json.dumps(doc))
+    def config_with(norm: str) -> str:
+        doc = json.loads(vae_config(tmp_path).read_text())
+        doc["model"] = {**doc["model"], "ddconfig": {**doc["model"]["ddconfig"], "norm": norm}}
+        path = tmp_path / f"vae_{norm}.json"
+        path.write_text(json.dumps(doc))
+        return str(path)
+
     run = tmp_path / "run"
-    state = train("vae", manifest, run, config=config, overrides={"max_steps": 3, "save_every": 0})
-    assert state.step == 3 and all(math.isfinite(m["loss/rec"]) for m in metrics(run) if "loss/rec" in m)
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--max-steps", "3"]
+    result = CliRunner().invoke(app, [*args, "--config", config_with("batch")])
+    # a bad model config is a model error (exit 1), as an unknown ddconfig key is
+    assert result.exit_code == 1 and "norm 'batch': must be one of group, channel" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(app, [*args, "--config", config_with("channel")])
+    assert result.exit_code == 0, result.output
+    steps = [m for m in metrics(run) if "loss/rec" in m]
+    assert steps[-1]["step"] == 3 and all(math.isfinite(m["loss/rec"]) for m in steps)
     assert json.loads((run / "config.json").read_text())["model"]["ddconfig"]["norm"] == "channel"
     vae = load_component(run / "export" / "vae", "vae")
     assert vae.config["ddconfig"]["norm"] == "channel" and isinstance(vae.encoder.norm_out, ChannelNorm)

@@ -420,6 +420,28 @@ def test_vae_init_from_model_exports_a_model_that_reconstructs(manifest, tiny_mo
     assert {m["steps_per_s"] > 0 for m in metrics(run)} == {True}
 
 
+def test_vae_freeze_encoder_trains_the_decoder_side_only(manifest, tiny_model, tmp_path):
+    cfg = vae_config(tmp_path)
+    doc = json.loads(cfg.read_text())
+    doc["loss"]["freeze_encoder"] = True
+    cfg.write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="freeze_encoder: needs --init-from MODEL"):
+        train("vae", manifest, tmp_path / "scratch", config=cfg)
+    run = tmp_path / "run"
+    train("vae", manifest, run, config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
+    from audioldm_cli.pipeline import AudioLDM
+
+    base, tuned = AudioLDM.from_pretrained(tiny_model).vae, AudioLDM.from_pretrained(run / "export").vae
+    assert tuned.scale_factor == base.scale_factor  # the latents a UNet was trained on keep their scale
+    before, after = base.state_dict(), tuned.state_dict()
+    kept = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    trained = [k for k in before if k.startswith(("decoder.", "post_quant_conv."))]
+    assert kept and trained and len(kept) + len(trained) == len(before)
+    assert_same_weights({k: before[k] for k in kept}, {k: after[k] for k in kept}, atol=0)
+    changed = [k for k in trained if k.endswith("weight") and not torch.equal(before[k], after[k])]
+    assert len(changed) == len([k for k in trained if k.endswith("weight")])
+
+
 def test_vocoder_init_from_model_folder_replaces_its_vocoder(manifest, tiny_model, tmp_path):
     cfg = tmp_path / "voc.json"
     cfg.write_text(

@@ -5,6 +5,10 @@ Loss (per micro-batch, means over the batch so that multi-process runs match sin
     kl   = kl_weight * KL(q(z|mel) || N(0, I))          (AudioLDM's per-element mean)
     adv  = disc_weight * hinge generator loss            (after disc_start steps; 0 before)
     disc = hinge discriminator loss                      (its own optimiser "disc")
+
+`freeze_encoder` (with --init-from) trains the decoder side only (post_quant_conv + decoder): the
+encoder, its latents and the scale factor stay as they are, so a UNet trained on them keeps working
+(Stable Diffusion's fine-tuned "ft-MSE" decoder was made this way).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class VAELossConfig:
     disc_weight: float = 0.5
     disc_channels: int = 32
     disc_layers: int = 3
+    freeze_encoder: bool = False  # train post_quant_conv + decoder only; keep the encoder and scale factor
 
     @classmethod
     def from_dict(cls, d: dict) -> VAELossConfig:
@@ -102,6 +107,9 @@ class VAEStage(Stage):
         self.mel_config, self.loss, self.seed = mel, loss, seed
         self.frontend = MelFrontend(mel)
         self.vocoder_entry, self.vocoder = vocoder_entry, vocoder
+        if loss.freeze_encoder:
+            vae.encoder.requires_grad_(False)
+            vae.quant_conv.requires_grad_(False)
         self.modules = {"vae": VAETrainer(vae)}
         self.optimizers = {"vae": ("vae",)}
         if loss.disc_start >= 0:
@@ -188,7 +196,7 @@ class VAEStage(Stage):
     def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:
         """A reconstruct/encode-only model folder (VAE + vocoder) or, without a vocoder, the VAE component."""
         vae = copy.deepcopy(modules["vae"].vae).float().cpu().eval()
-        if self.scale_batch is not None:
+        if self.scale_batch is not None and not self.loss.freeze_encoder:
             with torch.no_grad():
                 z = vae.encode(self.mel(self.scale_batch.float())).mode()
             std = float(z.flatten().std())
@@ -203,6 +211,8 @@ def build_vae_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     from .run import Built
 
     loss = VAELossConfig.from_dict(doc.get("loss", {}))
+    if loss.freeze_encoder and not init_from:
+        raise UsageError("loss.freeze_encoder: needs --init-from MODEL (the trained encoder to keep)")
     if init_from:
         mel, pcfg, folder = read_init_model(init_from)
         vae = load_component(folder / pcfg["components"]["vae"], "vae")

@@ -442,6 +442,21 @@ def test_vae_freeze_encoder_trains_the_decoder_side_only(manifest, tiny_model, t
     assert len(changed) == len([k for k in trained if k.endswith("weight")])
 
 
+def test_discriminator_init_is_seeded_when_fine_tuning(tiny_model):
+    from audioldm_cli.training.config import TrainConfig
+    from audioldm_cli.training.vae import build_vae_stage
+
+    doc = {"loss": {"disc_start": 0, "disc_channels": 8, "disc_layers": 2}}
+    discs = []
+    for noise in (0, 1):
+        torch.manual_seed(noise)  # whatever ran before: --init-from seeds no model init of its own
+        built = build_vae_stage(doc, TrainConfig(seed=3, segment_seconds=0.08), init_from=str(tiny_model))
+        discs.append(built.stage.modules["disc"].state_dict())
+    assert_same_weights(discs[0], discs[1], atol=0)
+    other = build_vae_stage(doc, TrainConfig(seed=4, segment_seconds=0.08), init_from=str(tiny_model))
+    assert not torch.equal(other.stage.modules["disc"].state_dict()["net.0.weight"], discs[0]["net.0.weight"])
+
+
 def test_vocoder_init_from_model_folder_replaces_its_vocoder(manifest, tiny_model, tmp_path):
     cfg = tmp_path / "voc.json"
     cfg.write_text(

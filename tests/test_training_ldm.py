@@ -207,3 +207,75 @@ def test_ldm_crossattn_plus_film_checks_both_widths(manifest, tiny_model, tmp_pa
     cfg.write_text(json.dumps({"conditioning": "crossattn+film", "model": unet, "train": {"cpu": True}}))
     with pytest.raises(UsageError, match="extra_film_condition_dim None: must equal the text encoder width 384"):
         train("ldm", manifest, tmp_path / "r", config=cfg, init_from=str(tiny_model))
+
+
+def test_min_snr_weights_match_the_formula():
+    """Min-SNR-gamma: min(SNR, g) / SNR for eps, min(SNR, g) / (SNR + 1) for v, SNR = a / (1 - a)."""
+    from audioldm_cli.schedule import ScheduleConfig, alphas_cumprod
+    from audioldm_cli.training.ldm import min_snr_weights
+
+    acp = alphas_cumprod(ScheduleConfig())
+    t = torch.arange(0, 1000, 37)
+    a = acp[t].double().numpy()
+    snr = a / (1 - a)
+    for kind, expected in (("eps", np.minimum(snr, 5.0) / snr), ("v", np.minimum(snr, 5.0) / (snr + 1))):
+        got = min_snr_weights(t, acp, 5.0, kind).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    eps = min_snr_weights(t, acp, 5.0, "eps").numpy()
+    # nearly clean steps (SNR > 5) are down-weighted, noisy ones keep weight 1
+    assert eps[snr > 5].max() < 1 and np.all(eps[snr <= 5] == 1) and (snr > 5).any() and (snr <= 5).any()
+
+
+def _stage_and_batch(tiny_model, gamma):
+    from audioldm_cli.pipeline import AudioLDM
+    from audioldm_cli.training.ldm import LDMLossConfig, LDMStage
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    pipe.unet.requires_grad_(True)  # as the trainer does (loaded models are frozen)
+    stage = LDMStage(pipe, pipe.unet, LDMLossConfig(min_snr_gamma=gamma), seed=3)
+    samples = stage.segment_frames(0.3) * pipe.hop_length
+    gen = torch.Generator().manual_seed(0)
+    batch = {"audio": 0.1 * torch.randn(4, samples, generator=gen), "caption": ["a dog barks", "rain", "", "a bell"],
+             "positions": [0, 1, 2, 3]}
+    return stage, batch
+
+
+def test_min_snr_training_loss_weights_each_sample(tiny_model):
+    """The weighted loss is the mean of weight x per-sample MSE; a gamma above every SNR is plain MSE."""
+    from audioldm_cli.schedule import add_noise
+    from audioldm_cli.training.common import batch_noise, batch_uniform_ints
+    from audioldm_cli.training.ldm import min_snr_weights
+
+    torch.manual_seed(0)
+    plain_stage, batch = _stage_and_batch(tiny_model, None)
+    plain, _ = plain_stage.train_step(batch, step=5)
+    huge_stage, _ = _stage_and_batch(tiny_model, 1e9)
+    huge, logs = huge_stage.train_step(batch, step=5)
+    torch.testing.assert_close(huge["unet"], plain["unet"])
+    torch.testing.assert_close(logs["loss/diffusion"], plain["unet"].detach())
+
+    stage, _ = _stage_and_batch(tiny_model, 5.0)
+    losses, logs = stage.train_step(batch, step=5)
+    # the same draw of t and noise, redone by hand
+    z = stage.latents(batch, 5)
+    t = batch_uniform_ints(1000, 3, 5, batch["positions"], salt=29)
+    noise = batch_noise(tuple(z.shape[1:]), 3, 5, batch["positions"], salt=31)
+    with torch.no_grad():
+        pred = stage.modules["unet"](add_noise(z, noise, t, stage.acp), t, **stage.condition(batch["caption"]))
+    per_sample = (pred - noise).pow(2).flatten(1).mean(1)
+    expected = (min_snr_weights(t, stage.acp, 5.0, "eps") * per_sample).mean()
+    torch.testing.assert_close(losses["unet"].detach(), expected)
+    torch.testing.assert_close(logs["loss/diffusion"], per_sample.mean())
+    losses["unet"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in stage.modules["unet"].parameters())
+
+
+@pytest.mark.parametrize("gamma", [0, -1, "5", True])
+def test_min_snr_gamma_must_be_positive(manifest, tiny_model, tmp_path, gamma):
+    cfg = json.loads(ldm_config(tmp_path).read_text())
+    cfg["loss"]["min_snr_gamma"] = gamma
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(UsageError, match="min_snr_gamma"):
+        train("ldm", manifest, tmp_path / "run", config=path, init_from=str(tiny_model))
+    assert not (tmp_path / "run" / "checkpoints").exists()

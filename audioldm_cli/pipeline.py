@@ -39,6 +39,12 @@ CHUNK_FRAMES = 1024  # reconstruct: mel frames per chunk (10.24 s at 16 kHz)
 CHUNK_OVERLAP = 32  # frames of context on each side of a chunk; the middle half is cross-faded
 
 
+def _masked_mean(states: Tensor, mask: Tensor) -> Tensor:
+    """Mean over the valid tokens: states [B, L, D], mask [B, L] -> [B, D]."""
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
 class AudioLDM:
     """A loaded model folder: frontend, VAE, vocoder, and (for generation) UNet and text encoder."""
 
@@ -49,6 +55,7 @@ class AudioLDM:
         vae: nn.Module,
         vocoder: nn.Module,
         unet: nn.Module | None = None,
+        ranker: nn.Module | None = None,
         device: str | torch.device = "cpu",
     ):
         from .frontend import MelFrontend
@@ -62,13 +69,13 @@ class AudioLDM:
             raise ModelError(f"pipeline.json: {e}") from None
         self.device = resolve_device(device)
         self.frontend = MelFrontend(self.mel_config).to(self.device)
-        self.vae, self.vocoder, self.unet = vae, vocoder, unet
+        self.vae, self.vocoder, self.unet, self.ranker = vae, vocoder, unet, ranker
         self._text_encoder = None
         self._compiled_unets: dict[str, tuple] = {}  # torch.compile backend -> (UNet, its compiled form)
         self._vae_hash: tuple[int, str] | None = None  # (id of the VAE, its weights hash)
         self.model_dir: Path | None = None
         self.check_components()
-        for module in (self.vae, self.vocoder, self.unet):
+        for module in (self.vae, self.vocoder, self.unet, self.ranker):
             if module is not None:
                 module.eval().requires_grad_(False).to(self.device)
 
@@ -99,14 +106,15 @@ class AudioLDM:
         vae = ckpt.load_component(folder / parts["vae"], "vae")
         vocoder = ckpt.load_vocoder_entry(folder, parts["vocoder"])
         unet = ckpt.load_component(folder / parts["unet"], "unet") if "unet" in parts else None
+        ranker = ckpt.load_component(folder / parts["ranker"], "ranker") if "ranker" in parts else None
         logger.info("loaded %s on %s", folder, device)
-        pipe = cls(config, vae=vae, vocoder=vocoder, unet=unet, device=device)
+        pipe = cls(config, vae=vae, vocoder=vocoder, unet=unet, ranker=ranker, device=device)
         pipe.model_dir = folder  # text encoders stored inside the folder (CLAP) are found from it
         return pipe
 
     def save_pretrained(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write this pipeline as a model folder (`dtype=torch.float16` halves the files)."""
-        modules = {"vae": self.vae, "vocoder": self.vocoder, "unet": self.unet}
+        modules = {"vae": self.vae, "vocoder": self.vocoder, "unet": self.unet, "ranker": self.ranker}
         return ckpt.save_model_folder(
             folder, self.config, {k: v for k, v in modules.items() if v is not None}, dtype=dtype
         )
@@ -186,8 +194,12 @@ class AudioLDM:
                     f"UNet in/out channels {ucfg['in_channels']}/{ucfg['out_channels']} differ from the VAE "
                     f"latent channels {self.latent_channels}"
                 )
+        if self.ranker is not None and self.ranker.config["n_mels"] != n_mels:
+            raise ModelError(f"ranker n_mels {self.ranker.config['n_mels']} differs from the frontend n_mels {n_mels}")
 
     def _check_text_width(self, dim: int) -> None:
+        if self.ranker is not None and self.ranker.config["text_dim"] != dim:
+            raise ModelError(f"ranker text_dim {self.ranker.config['text_dim']} differs from the text encoder width {dim}")
         if self.unet is None:
             return
         from .checkpoint import CONDITIONINGS
@@ -208,10 +220,17 @@ class AudioLDM:
         `sampling.frame_level_limit` (see `frontend.limit_frame_level`), else inf (no limit)."""
         return float(self.config.sampling.get("frame_level_limit", math.inf))
 
+    @property
+    def default_num_candidates(self) -> int:
+        """Candidates per output `generate --num-candidates` makes when given none: the model's
+        `sampling.num_candidates` where it can rank them, else 1."""
+        return int(self.config.sampling.get("num_candidates", 1)) if self.can_rank else 1
+
     def describe(self) -> dict:
         """A JSON-able description of the model: what `audioldm info` prints."""
         parts = {}
-        for kind, module in (("vae", self.vae), ("unet", self.unet), ("vocoder", self.vocoder)):
+        modules = (("vae", self.vae), ("unet", self.unet), ("vocoder", self.vocoder), ("ranker", self.ranker))
+        for kind, module in modules:
             if module is not None:
                 entry = self.config.components[kind]
                 parts[kind] = {
@@ -230,6 +249,7 @@ class AudioLDM:
             "sampling": {
                 "guidance_scale": self.default_guidance_scale,
                 "frame_level_limit": self.config.sampling.get("frame_level_limit"),  # None: no limit
+                "num_candidates": self.default_num_candidates,
             },
             "latent": {
                 "channels": self.latent_channels,
@@ -596,9 +616,36 @@ class AudioLDM:
         states, mask = states.to(self.device), mask.to(self.device)
         cond = {"context": states, "context_mask": mask} if mode != "film" else {}
         if mode != "crossattn":
-            m = mask.unsqueeze(-1).to(states.dtype)
-            cond["y"] = (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+            cond["y"] = _masked_mean(states, mask)
         return cond
+
+    def pooled_text(self, texts: list[str]) -> Tensor:
+        """One vector [B, E] per text: the masked mean of the token states (a CLAP encoder's own vector)."""
+        if hasattr(self.text_encoder, "embed"):
+            return self.text_encoder.embed(texts).to(self.device)
+        states, mask = self.text_encoder(texts)
+        return _masked_mean(states.to(self.device), mask.to(self.device))
+
+    @property
+    def can_rank(self) -> bool:
+        """Whether `rank` works: the model has a ranker, or a CLAP text encoder (whose audio branch ranks)."""
+        return self.ranker is not None or self._text_is_clap
+
+    @property
+    def _text_is_clap(self) -> bool:
+        return (self.config.text_encoder or {}).get("type") == "clap"
+
+    def rank(self, prompt: str, wavs: Tensor) -> Tensor:
+        """Scores [K] of candidate waveforms [K, N] (at `sample_rate`) for `prompt`, higher = closer.
+
+        The model's ranker (`audioldm train ranker`) when it has one, else CLAP's text-audio similarity."""
+        if self.ranker is None:
+            from .variations import rank_candidates
+
+            return rank_candidates(self, prompt, wavs)
+        with torch.inference_mode():
+            mel = self.frontend(wavs.reshape(-1, wavs.shape[-1]).float().to(self.device))
+            return self.ranker(mel, self.pooled_text([prompt]))[:, 0].float().cpu()
 
     def denoiser(self, cond: dict, *, dtype: str = "fp32", compile: bool | str = False):
         """The UNet as the samplers' `model_fn(x, t) -> prediction` (fp32), closing over `cond`.

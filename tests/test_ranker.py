@@ -248,3 +248,16 @@ def test_train_ranker_cli_without_a_config_uses_the_defaults(tiny_model, tmp_pat
     )
     assert gen.exit_code == 0, gen.output
     assert sf.info(str(tmp_path / "r.wav")).frames == 8000
+
+
+def test_a_clap_model_needs_no_ranker(tiny_model, tmp_path):
+    import shutil
+
+    model = tmp_path / "clap_model"
+    shutil.copytree(tiny_model, model)
+    doc = json.loads((model / "pipeline.json").read_text())
+    doc["text_encoder"] = {"type": "clap", "name": "clap_text", "audio": "clap_audio"}
+    (model / "pipeline.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="its own CLAP model"):
+        train("ranker", _two_kinds_manifest(tmp_path / "data", n=2), tmp_path / "run", init_from=str(model))
+    assert not (tmp_path / "run").exists()

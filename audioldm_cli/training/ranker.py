@@ -129,6 +129,11 @@ def build_ranker_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = N
         raise UsageError("train ranker keeps the vocoder of --init-from; drop --vocoder")
     loss = RankerLossConfig.from_dict(doc.get("loss", {}))
     pipe = AudioLDM.from_pretrained(init_from)
+    if pipe._text_is_clap:
+        raise UsageError(
+            f"{init_from} ranks its candidates with its own CLAP model (`generate --num-candidates`); "
+            "it needs no ranker"
+        )
     pcfg = pipe.config.to_dict()
     if doc.get("text_encoder"):
         if pipe.unet is not None and pcfg.get("text_encoder") not in (None, dict(doc["text_encoder"])):

@@ -261,3 +261,11 @@ def test_a_clap_model_needs_no_ranker(tiny_model, tmp_path):
     with pytest.raises(UsageError, match="its own CLAP model"):
         train("ranker", _two_kinds_manifest(tmp_path / "data", n=2), tmp_path / "run", init_from=str(model))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_ranker_must_use_the_unet_s_text_encoder(tiny_model, tmp_path):
+    spec = json.loads((tiny_model / "pipeline.json").read_text())["text_encoder"]
+    cfg = tmp_path / "te.json"
+    cfg.write_text(json.dumps({"text_encoder": {**spec, "max_length": spec.get("max_length", 64) - 1}}))
+    with pytest.raises(UsageError, match="differs from the --init-from model's"):
+        train("ranker", _two_kinds_manifest(tmp_path / "data", n=2), tmp_path / "run", config=cfg, init_from=str(tiny_model))

@@ -167,6 +167,16 @@ def load_vocoder_source(source: str, mel: MelConfig) -> tuple[dict | None, nn.Mo
     return referenced, module.eval().requires_grad_(False)
 
 
+def text_encoder_spec(doc: dict, pcfg: dict) -> dict:
+    """The pipeline.json "text_encoder" entry a text-conditioned stage trains with: the config's
+    "text_encoder" section, else the --init-from model's, else MiniLM (max_length 64)."""
+    from ..text import DEFAULT_TEXT_ENCODER
+
+    if doc.get("text_encoder"):
+        return dict(doc["text_encoder"])
+    return pcfg.get("text_encoder") or {"name": DEFAULT_TEXT_ENCODER, "max_length": 64}
+
+
 def read_init_model(init_from: str) -> tuple[MelConfig, dict, Path]:
     """(frontend, pipeline config dict, folder) of a model folder given as --init-from."""
     from ..checkpoint import read_pipeline_config

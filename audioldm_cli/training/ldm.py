@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..schedule import ScheduleConfig, add_noise, alphas_cumprod, training_target
-from .common import batch_noise, batch_uniform_ints
+from .common import batch_noise, batch_uniform_ints, text_encoder_spec
 from .config import TrainConfig, check_keys
 from .loop import Stage
 
@@ -208,12 +208,7 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     loss = LDMLossConfig.from_dict(doc.get("loss", {}))
     pipe = AudioLDM.from_pretrained(init_from)
     pcfg = pipe.config.to_dict()
-    if doc.get("text_encoder"):
-        pcfg["text_encoder"] = dict(doc["text_encoder"])
-    elif pcfg.get("text_encoder") is None:
-        from ..text import DEFAULT_TEXT_ENCODER
-
-        pcfg["text_encoder"] = {"name": DEFAULT_TEXT_ENCODER, "max_length": 64}
+    pcfg["text_encoder"] = text_encoder_spec(doc, pcfg)
     pcfg["schedule"] = {**pcfg.get("schedule", {}), **doc.get("schedule", {})}
     pcfg["conditioning"] = doc.get("conditioning", pcfg["conditioning"])
     try:

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..ranker import AudioTextRanker, RankerConfig, contrastive_loss
+from .common import text_encoder_spec
 from .config import TrainConfig, check_keys
 from .loop import Stage
 
@@ -135,17 +136,13 @@ def build_ranker_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = N
             "it needs no ranker"
         )
     pcfg = pipe.config.to_dict()
-    if doc.get("text_encoder"):
-        if pipe.unet is not None and pcfg.get("text_encoder") not in (None, dict(doc["text_encoder"])):
-            raise UsageError(
-                "config 'text_encoder' differs from the --init-from model's, whose UNet was trained with it: "
-                "drop it (the ranker must score prompts in the UNet's text space)"
-            )
-        pcfg["text_encoder"] = dict(doc["text_encoder"])
-    elif pcfg.get("text_encoder") is None:
-        from ..text import DEFAULT_TEXT_ENCODER
-
-        pcfg["text_encoder"] = {"name": DEFAULT_TEXT_ENCODER, "max_length": 64}
+    spec = text_encoder_spec(doc, pcfg)
+    if pipe.unet is not None and pcfg.get("text_encoder") not in (None, spec):
+        raise UsageError(
+            "config 'text_encoder' differs from the --init-from model's, whose UNet was trained with it: "
+            "drop it (the ranker must score prompts in the UNet's text space)"
+        )
+    pcfg["text_encoder"] = spec
     pipe.config = PipelineConfig.from_dict(pcfg)
     pipe._text_encoder = None
     text_dim = pipe.text_encoder.dim

@@ -111,12 +111,12 @@ class AudioTextRanker(nn.Module):
         return self.embed_audio(mel) @ self.embed_text(pooled).T
 
 
-def contrastive_loss(audio: Tensor, text: Tensor, logit_scale: Tensor, same: Tensor) -> Tensor:
-    """Symmetric InfoNCE over a batch of unit vectors audio [B, D] and text [B, D].
+def contrastive_loss(sims: Tensor, logit_scale: Tensor, same: Tensor) -> Tensor:
+    """Symmetric InfoNCE over cosine similarities sims [B, B] of B clips (rows) and their B captions.
 
     `same` [B, B] (bool) marks pairs with the same caption: each row's target spreads evenly over
     them, so a repeated caption is not pushed away from its own clips."""
-    logits = logit_scale.clamp(max=math.log(100.0)).exp() * audio @ text.T
+    logits = logit_scale.clamp(max=math.log(100.0)).exp() * sims
     target = same.float() / same.float().sum(1, keepdim=True)  # symmetric: `same` is
     return -0.5 * ((target * logits.log_softmax(1)).sum(1).mean() + (target * logits.log_softmax(0)).sum(0).mean())
 

@@ -69,7 +69,7 @@ def test_contrastive_loss_is_clip_cross_entropy_and_spreads_repeated_captions():
     expected = 0.5 * (
         torch.nn.functional.cross_entropy(logits, labels) + torch.nn.functional.cross_entropy(logits.T, labels)
     )
-    torch.testing.assert_close(contrastive_loss(a, t, scale, torch.eye(4, dtype=torch.bool)), expected)
+    torch.testing.assert_close(contrastive_loss(a @ t.T, scale, torch.eye(4, dtype=torch.bool)), expected)
     # clips 0 and 1 share a caption: each one's target is half on either text, in both directions
     same = torch.eye(4, dtype=torch.bool)
     same[0, 1] = same[1, 0] = True
@@ -77,7 +77,7 @@ def test_contrastive_loss_is_clip_cross_entropy_and_spreads_repeated_captions():
     by_hand = 0.5 * (
         -(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.log_softmax(0)).sum(0).mean()
     )
-    torch.testing.assert_close(contrastive_loss(a, t, scale, same), by_hand)
+    torch.testing.assert_close(contrastive_loss(a @ t.T, scale, same), by_hand)
     assert not torch.allclose(by_hand, expected)
 
 

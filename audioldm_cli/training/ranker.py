@@ -4,6 +4,9 @@
     loss = symmetric InfoNCE over the batch, logit_scale trained (CLIP); clips sharing a caption are
            each other's positives, not negatives
 
+The negatives are the other clips of the same micro-batch: under several processes (or --grad-accum)
+each process contrasts its own share only, so keep the per-process micro-batch large (the default's 64).
+
 The frozen text encoder is the --init-from model's (its pooled sentence vector: the mean of its token
 states), so the ranker scores prompts in the model's own text space. The export is the --init-from
 model folder with the ranker added (pipeline.json "components": {"ranker": "ranker"}); `generate
@@ -76,28 +79,26 @@ class RankerStage(Stage):
             cache.popitem(last=False)
         return out
 
-    def _loss(self, ranker, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """(contrastive loss, audio-to-text top-1 accuracy) of a batch."""
+    def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(contrastive loss, audio-to-text top-1 accuracy, temperature) of a batch."""
         captions = list(batch["caption"])
         with torch.no_grad():
             mel = self.pipe.frontend(batch["audio"].float())
-        module = ranker.module if hasattr(ranker, "module") else ranker
-        audio = module.embed_audio(mel)
-        text = module.embed_text(self.pooled(captions))
-        same = torch.tensor([[a == b for b in captions] for a in captions], device=audio.device)
-        loss = contrastive_loss(audio, text, module.logit_scale, same)
-        hit = same[torch.arange(len(captions)), (audio @ text.T).argmax(1)].float().mean()
-        return loss, hit
+        ranker = self.modules["ranker"]
+        sims = ranker(mel, self.pooled(captions))  # through the wrapper: DDP syncs the gradients
+        scale = (ranker.module if hasattr(ranker, "module") else ranker).logit_scale
+        same = torch.tensor([[a == b for b in captions] for a in captions], device=sims.device)
+        loss = contrastive_loss(sims, scale, same)
+        hit = same[torch.arange(len(captions)), sims.argmax(1)].float().mean()
+        return loss, hit, scale.detach().exp()
 
     def train_step(self, batch: dict, step: int):
-        loss, hit = self._loss(self.modules["ranker"], batch)
-        module = self.modules["ranker"]
-        scale = (module.module if hasattr(module, "module") else module).logit_scale.detach().exp()
+        loss, hit, scale = self._loss(batch)
         return {"ranker": loss}, {"loss/contrastive": loss, "acc/audio_to_text": hit, "logit_scale": scale}
 
     @torch.no_grad()
     def validate(self, batch: dict):
-        loss, hit = self._loss(self.modules["ranker"], batch)
+        loss, hit, _ = self._loss(batch)
         return {"contrastive": float(loss), "audio_to_text": float(hit)}, {}
 
     def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:

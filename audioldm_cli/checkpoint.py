@@ -86,12 +86,14 @@ def component_class(class_name: str) -> type:
 #                   (checkpoints/default)
 # pipeline.json "sampling": settings a model recommends for `generate`, used where the caller gives none
 #   guidance_scale     classifier-free guidance (the library default, DEFAULT_GUIDANCE_SCALE, is 3)
+#   guidance_rescale   phi in [0, 1]: the guided clean-latent estimate rescaled towards the conditional
+#                      one's spread (`samplers.classifier_free_guidance`; the library default: 0, off)
 #   frame_level_limit  a ceiling on the level of each decoded mel frame (`frontend.limit_frame_level`,
 #                      applied before the vocoder), e.g. the loudest frame of the training corpus
 #                      (the library default: none)
 #   num_candidates     make K per output and keep the best by the model's ranker (`generate
 #                      --num-candidates`; needs a ranker or CLAP; the library default is 1)
-SAMPLING_KEYS = ("guidance_scale", "frame_level_limit", "num_candidates")
+SAMPLING_KEYS = ("guidance_scale", "guidance_rescale", "frame_level_limit", "num_candidates")
 DEFAULT_GUIDANCE_SCALE = 3.0
 
 CONDITIONINGS = {
@@ -121,6 +123,9 @@ class PipelineConfig:
         g = self.sampling.get("guidance_scale", 1.0)
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise ModelError(f"pipeline sampling.guidance_scale {g!r} must be a finite number >= 0")
+        phi = self.sampling.get("guidance_rescale", 0.0)
+        if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not 0 <= phi <= 1:
+            raise ModelError(f"pipeline sampling.guidance_rescale {phi!r} must be a number in [0, 1]")
         limit = self.sampling.get("frame_level_limit", 0.0)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
             raise ModelError(f"pipeline sampling.frame_level_limit {limit!r} must be a finite number")

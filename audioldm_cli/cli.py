@@ -366,6 +366,7 @@ def generate(
     steps: Annotated[int, typer.Option("--steps", help="Denoising steps.", rich_help_panel="Sampling")] = 50,
     sampler: Annotated[str, typer.Option("--sampler", help="ddim | dpmpp-2m.", rich_help_panel="Sampling")] = "ddim",
     guidance_scale: Annotated[Optional[float], typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation (`audioldm info` shows it), else 3.", rich_help_panel="Sampling")] = None,
+    guidance_rescale: Annotated[Optional[float], typer.Option("--guidance-rescale", help="0-1: rescale the guided estimate of the clean latent towards the spread of the conditional one (against the over-saturated, tonal output of strong guidance); 0 = plain guidance. Default: the model's (`audioldm info` shows it), else 0.", rich_help_panel="Sampling")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option("--negative-prompt", help="Text to steer away from.", rich_help_panel="Sampling")] = None,
     frame_level_limit: Annotated[Optional[float], typer.Option("--frame-level-limit", help="Turn generated mel frames louder than this log level down to it before the vocoder (a limiter against the loud, distorted output of strong guidance). Default: the model's (`audioldm info` shows it), else none; inf turns it off.", rich_help_panel="Sampling")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
@@ -390,7 +391,8 @@ def generate(
     if audio_prompt is not None:  # see the "CLAP extras" section
         return _generate_from_audio(audio_prompt, text, prompts_file, output, out_dir, duration, steps, sampler,
                                     guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
-                                    dtype=dtype, compile_=compile_, frame_level_limit=frame_level_limit)
+                                    dtype=dtype, compile_=compile_, frame_level_limit=frame_level_limit,
+                                    guidance_rescale=guidance_rescale)
     items = _generation_items(list(text or []), prompts_file)
     from .samplers import SAMPLERS
 
@@ -409,7 +411,7 @@ def generate(
     pipe = load_pipeline(model, device)
     prompts = [prompt for _, prompt in items]  # guidance_scale None: the model's (see check_generate_inputs)
     pipe.check_generate_inputs(prompts, duration, steps, sampler, guidance_scale, num_samples, batch_size,
-                               frame_level_limit=frame_level_limit)
+                               frame_level_limit=frame_level_limit, guidance_rescale=guidance_rescale)
     if num_candidates is None:
         num_candidates = pipe.default_num_candidates
     ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, if nothing can rank
@@ -420,7 +422,7 @@ def generate(
     with progress_bar("generating", total=None) as progress:
         for index, wav in _best_of(pipe.generate_iter(
             prompts, duration=duration, steps=steps, sampler=sampler, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt, seed=seed, num_samples=num_samples * num_candidates,
+            guidance_rescale=guidance_rescale, negative_prompt=negative_prompt, seed=seed, num_samples=num_samples * num_candidates,
             batch_size=batch_size, dtype=dtype, compile=compile_, frame_level_limit=frame_level_limit,
             progress=progress,
         ), prompts, num_samples, num_candidates, ranker):
@@ -618,6 +620,8 @@ def info(
     typer.echo(f"schedule: {description['schedule']}")
     sampling = description["sampling"]
     typer.echo(f"generate: guidance scale {sampling['guidance_scale']:g} unless --guidance-scale is given")
+    if sampling["guidance_rescale"]:
+        typer.echo(f"generate: guidance rescale {sampling['guidance_rescale']:g} unless --guidance-rescale is given")
     if sampling["frame_level_limit"] is not None:
         typer.echo(f"generate: mel frames limited to level {sampling['frame_level_limit']:g} unless --frame-level-limit is given")
     if sampling["num_candidates"] > 1:
@@ -894,7 +898,8 @@ def _best_of(items, prompts: list[str], num_samples: int, num_candidates: int, r
 
 def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir, duration, steps, sampler,
                          guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
-                         dtype: str = "auto", compile_: bool = False, frame_level_limit: float | None = None) -> None:
+                         dtype: str = "auto", compile_: bool = False, frame_level_limit: float | None = None,
+                         guidance_rescale: float | None = None) -> None:
     """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
     from .audio import read_audio, write_audio
     from .batch import check_new_outputs, claim_output
@@ -922,7 +927,8 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
         wavs = generate_from_audio(pipe, wav, duration=duration, steps=steps, sampler=sampler,
                                    guidance_scale=guidance_scale, seed=0 if seed is None else seed,
                                    num_samples=num_samples, dtype=dtype, compile=compile_,
-                                   frame_level_limit=frame_level_limit, progress=progress)
+                                   frame_level_limit=frame_level_limit, guidance_rescale=guidance_rescale,
+                                   progress=progress)
     for path, out in zip(paths, wavs):
         with claim_output(path, overwrite) as tmp:
             write_audio(tmp, out, pipe.sample_rate)

@@ -195,11 +195,15 @@ class AudioLDM:
                     f"latent channels {self.latent_channels}"
                 )
         if self.ranker is not None and self.ranker.config["n_mels"] != n_mels:
-            raise ModelError(f"ranker n_mels {self.ranker.config['n_mels']} differs from the frontend n_mels {n_mels}")
+            raise ModelError(
+                f"ranker n_mels {self.ranker.config['n_mels']} differs from the frontend n_mels {n_mels}"
+            )
 
     def _check_text_width(self, dim: int) -> None:
         if self.ranker is not None and self.ranker.config["text_dim"] != dim:
-            raise ModelError(f"ranker text_dim {self.ranker.config['text_dim']} differs from the text encoder width {dim}")
+            raise ModelError(
+                f"ranker text_dim {self.ranker.config['text_dim']} differs from the text encoder width {dim}"
+            )
         if self.unet is None:
             return
         from .checkpoint import CONDITIONINGS
@@ -213,6 +217,12 @@ class AudioLDM:
     def default_guidance_scale(self) -> float:
         """The guidance `generate` uses when given none: the model's `sampling.guidance_scale`, else 3."""
         return float(self.config.sampling.get("guidance_scale", ckpt.DEFAULT_GUIDANCE_SCALE))
+
+    @property
+    def default_guidance_rescale(self) -> float:
+        """The guidance rescale (phi, see `samplers.classifier_free_guidance`) `generate` uses when given
+        none: the model's `sampling.guidance_rescale`, else 0 (plain guidance)."""
+        return float(self.config.sampling.get("guidance_rescale", 0.0))
 
     @property
     def default_frame_level_limit(self) -> float:
@@ -248,6 +258,7 @@ class AudioLDM:
             "schedule": self.schedule.to_dict(),
             "sampling": {
                 "guidance_scale": self.default_guidance_scale,
+                "guidance_rescale": self.default_guidance_rescale,
                 "frame_level_limit": self.config.sampling.get("frame_level_limit"),  # None: no limit
                 "num_candidates": self.default_num_candidates,
             },
@@ -456,6 +467,7 @@ class AudioLDM:
         steps: int = 50,
         sampler: str = "ddim",
         guidance_scale: float | None = None,
+        guidance_rescale: float | None = None,
         negative_prompt: str | None = None,
         seed: int | None = None,
         num_samples: int = 1,
@@ -470,7 +482,8 @@ class AudioLDM:
         Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
         it equals a lone run with `seed + i`. Guidance > 1 pushes towards the prompt and away from
         `negative_prompt` (default: the empty prompt); 1 disables guidance; None takes the model's
-        recommendation (`default_guidance_scale`). Decoded mel frames louder than `frame_level_limit`
+        recommendation (`default_guidance_scale`); `guidance_rescale` (phi in [0, 1], None: the model's
+        `default_guidance_rescale`) reins in the over-saturation of strong guidance. Decoded mel frames louder than `frame_level_limit`
         (None: the model's `default_frame_level_limit`; inf: no limit) are turned down to it.
         `dtype` ("fp32", "fp16", "bf16", "auto") and `compile` (True or a torch.compile backend name)
         speed up the UNet; see `denoiser`.
@@ -480,6 +493,7 @@ class AudioLDM:
             "steps": steps,
             "sampler": sampler,
             "guidance_scale": guidance_scale,
+            "guidance_rescale": guidance_rescale,
             "negative_prompt": negative_prompt,
             "seed": seed,
             "num_samples": num_samples,
@@ -498,6 +512,7 @@ class AudioLDM:
         steps: int = 50,
         sampler: str = "ddim",
         guidance_scale: float | None = None,
+        guidance_rescale: float | None = None,
         negative_prompt: str | None = None,
         seed: int | None = None,
         num_samples: int = 1,
@@ -510,6 +525,8 @@ class AudioLDM:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
+        if guidance_rescale is None:
+            guidance_rescale = self.default_guidance_rescale
         if frame_level_limit is None:
             frame_level_limit = self.default_frame_level_limit
         self.check_generate_inputs(
@@ -522,6 +539,7 @@ class AudioLDM:
             batch_size,
             dtype=dtype,
             frame_level_limit=frame_level_limit,
+            guidance_rescale=guidance_rescale,
         )
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
@@ -552,6 +570,7 @@ class AudioLDM:
                 callback,
                 dtype=dtype,
                 compile=compile,
+                guidance_rescale=guidance_rescale,
             )
             wavs = self.decode_latent(latent, n_samples, frame_level_limit=frame_level_limit)
             yield from zip(range(lo, hi), wavs)
@@ -568,11 +587,12 @@ class AudioLDM:
         *,
         dtype: str = "fp32",
         frame_level_limit: float | None = None,
+        guidance_rescale: float | None = None,
     ) -> None:
         """Validate generation arguments, each error naming the value and the rule.
 
         `guidance_scale` None stands for the model's `default_guidance_scale`, `frame_level_limit` None
-        for its `default_frame_level_limit`.
+        for its `default_frame_level_limit`, `guidance_rescale` None for its `default_guidance_rescale`.
         """
         from .precision import autocast_dtype
         from .samplers import SAMPLERS
@@ -597,6 +617,8 @@ class AudioLDM:
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
             raise UsageError(f"--guidance-scale {guidance_scale}: must be a finite number >= 0")
+        if guidance_rescale is not None and not 0 <= guidance_rescale <= 1:  # also refuses NaN
+            raise UsageError(f"--guidance-rescale {guidance_rescale}: must be between 0 and 1")
         limit = frame_level_limit
         if limit is not None and (math.isnan(limit) or limit == -math.inf):
             raise UsageError(f"--frame-level-limit {frame_level_limit}: must be a number (inf: no limit)")
@@ -697,6 +719,7 @@ class AudioLDM:
         *,
         dtype: str = "fp32",
         compile: bool | str = False,
+        guidance_rescale: float = 0.0,
     ) -> Tensor:
         """Run the sampler for one batch; returns scaled latents [B, C, T', F'] (fp32)."""
         from . import samplers
@@ -711,10 +734,16 @@ class AudioLDM:
             guided = guidance_scale != 1.0
             cond = self._condition([negative] * len(prompts) + prompts if guided else prompts)
             model_fn = self.denoiser(cond, dtype=dtype, compile=compile)
-            if guided:
-                model_fn = samplers.classifier_free_guidance(model_fn, guidance_scale)
-            # 3. denoise
             acp = alphas_cumprod(self.schedule).to(self.device)
+            if guided:
+                model_fn = samplers.classifier_free_guidance(
+                    model_fn,
+                    guidance_scale,
+                    rescale=guidance_rescale,
+                    alphas_cumprod=acp,
+                    prediction_type=self.schedule.prediction_type,
+                )
+            # 3. denoise
             timesteps = ddim_timesteps(steps, self.schedule.timesteps)
             latent = samplers.SAMPLERS[sampler](
                 model_fn,

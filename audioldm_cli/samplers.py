@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .runtime import ProgressFn
-from .schedule import PredictionType, add_noise, ddim_table, pred_to_x0_eps
+from .schedule import PredictionType, add_noise, ddim_table, pred_to_x0_eps, x0_to_pred
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +48,47 @@ def randn_like(x: Tensor, generator: Generators = None) -> Tensor:
     return noise.to(device=x.device, dtype=x.dtype)
 
 
-def classifier_free_guidance(model_fn_2b: ModelFn, scale: float) -> ModelFn:
+def classifier_free_guidance(
+    model_fn_2b: ModelFn,
+    scale: float,
+    *,
+    rescale: float = 0.0,
+    alphas_cumprod: Tensor | None = None,
+    prediction_type: PredictionType = "eps",
+) -> ModelFn:
     """Wrap a 2B-batch model into a guided B-batch `model_fn` (Ho & Salimans 2022).
 
     `model_fn_2b(x [2B], t [2B])` must evaluate the unconditional half first, then the conditional
     half (the pipeline closes over `cat([uncond_context, cond_context])`; a negative prompt simply
     replaces the unconditional context). Output: e_u + scale * (e_c - e_u). At scale 1 call the
     conditional model directly instead: the result is the same for half the work.
+
+    `rescale` = phi in [0, 1] (needs `alphas_cumprod` and the model's `prediction_type`) counters the
+    over-saturation of strong guidance in the clean-latent estimate: the guided x0 = x0_u + scale *
+    (x0_c - x0_u) is rescaled to the standard deviation of the conditional x0_c (per item) and mixed
+    phi : 1 - phi with the plain guided x0, then turned back into the model's output at the same x_t
+    (the rescaling of Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed",
+    applied to x0; diffusers' `guidance_rescale` applies it to the network output instead). At strong
+    guidance the plain x0 drifts to 2-3 times the data's spread, which the decoder renders as peaky,
+    tonal spectra (benchmarks/RESULTS.md, `## Default model`).
     """
+    if not 0.0 <= rescale <= 1.0:
+        raise ValueError(f"guidance rescale {rescale!r}: must be in [0, 1]")
+    if rescale and alphas_cumprod is None:
+        raise ValueError("guidance rescale needs alphas_cumprod")
 
     def guided(x: Tensor, t: Tensor) -> Tensor:
         out_uncond, out_cond = model_fn_2b(torch.cat([x, x]), torch.cat([t, t])).chunk(2)
-        return out_uncond + scale * (out_cond - out_uncond)
+        out = out_uncond + scale * (out_cond - out_uncond)
+        if not rescale:
+            return out
+        a = alphas_cumprod.to(x.device)[t].view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
+        x0, _ = pred_to_x0_eps(out, x, a, prediction_type)
+        x0_cond, _ = pred_to_x0_eps(out_cond, x, a, prediction_type)
+        dims = tuple(range(1, x.dim()))
+        factor = x0_cond.std(dim=dims, keepdim=True) / x0.std(dim=dims, keepdim=True).clamp_min(1e-12)
+        x0 = x0 * (rescale * factor + (1.0 - rescale))
+        return x0_to_pred(x0, x, a, prediction_type)
 
     return guided
 

@@ -154,6 +154,21 @@ def pred_to_x0_eps(
     raise UsageError(f"prediction_type={prediction_type!r}: must be one of {PREDICTION_TYPES}")
 
 
+def x0_to_pred(
+    x0: Tensor, x_t: Tensor, alpha_t: Tensor | float, prediction_type: PredictionType = "eps"
+) -> Tensor:
+    """The network output at x_t (alpha-bar `alpha_t`) whose clean-latent estimate is x0 (inverse of
+    `pred_to_x0_eps`): eps = (x_t - sqrt(a) x0) / sqrt(1 - a), v = sqrt(a) eps - sqrt(1 - a) x0."""
+    alpha_t = torch.as_tensor(alpha_t, dtype=x_t.dtype, device=x_t.device)
+    sqrt_a, sqrt_1ma = alpha_t.sqrt(), (1.0 - alpha_t).sqrt()
+    eps = (x_t - sqrt_a * x0) / sqrt_1ma
+    if prediction_type == "eps":
+        return eps
+    if prediction_type == "v":
+        return sqrt_a * eps - sqrt_1ma * x0
+    raise UsageError(f"prediction_type={prediction_type!r}: must be one of {PREDICTION_TYPES}")
+
+
 __all__ = [
     "PREDICTION_TYPES",
     "PredictionType",
@@ -165,4 +180,5 @@ __all__ = [
     "make_betas",
     "pred_to_x0_eps",
     "training_target",
+    "x0_to_pred",
 ]

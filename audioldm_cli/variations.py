@@ -47,12 +47,13 @@ def generate_from_audio(
     dtype: str = "fp32",
     compile: bool | str = False,
     frame_level_limit: float | None = None,
+    guidance_rescale: float | None = None,
     progress: ProgressFn | None = None,
 ) -> Tensor:
     """Variations of `wav` [N] (at pipe.sample_rate): waveforms [num_samples, round(duration * rate)].
 
     Sample i starts from noise seeded `seed + i`. `dtype` and `compile` as in `AudioLDM.denoiser`,
-    `frame_level_limit` as in `AudioLDM.generate`.
+    `frame_level_limit` and `guidance_rescale` as in `AudioLDM.generate`.
     """
     from . import samplers
     from .clap import load_audio_embedder
@@ -61,9 +62,19 @@ def generate_from_audio(
 
     if frame_level_limit is None:
         frame_level_limit = pipe.default_frame_level_limit
+    if guidance_rescale is None:
+        guidance_rescale = pipe.default_guidance_rescale
     limit = frame_level_limit
     pipe.check_generate_inputs(
-        ["audio"], duration, steps, sampler, guidance_scale, num_samples, dtype=dtype, frame_level_limit=limit
+        ["audio"],
+        duration,
+        steps,
+        sampler,
+        guidance_scale,
+        num_samples,
+        dtype=dtype,
+        frame_level_limit=limit,
+        guidance_rescale=guidance_rescale,
     )
     if pipe.config.conditioning != "film":
         raise ModelError(
@@ -83,14 +94,21 @@ def generate_from_audio(
             y = torch.cat([pipe.text_encoder.embed([""]).to(pipe.device).expand(num_samples, -1), y])
 
         model_fn = pipe.denoiser({"y": y}, dtype=dtype, compile=compile)
+        acp = alphas_cumprod(pipe.schedule).to(pipe.device)
         if guided:
-            model_fn = samplers.classifier_free_guidance(model_fn, guidance_scale)
+            model_fn = samplers.classifier_free_guidance(
+                model_fn,
+                guidance_scale,
+                rescale=guidance_rescale,
+                alphas_cumprod=acp,
+                prediction_type=pipe.schedule.prediction_type,
+            )
         # 2. denoise
         latent = samplers.SAMPLERS[sampler](
             model_fn,
             x,
             ddim_timesteps(steps, pipe.schedule.timesteps),
-            alphas_cumprod(pipe.schedule).to(pipe.device),
+            acp,
             prediction_type=pipe.schedule.prediction_type,
             generator=generators,
             callback=progress,

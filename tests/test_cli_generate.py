@@ -225,6 +225,43 @@ def test_library_generate_takes_the_model_guidance_when_none(tiny_model, tmp_pat
     assert np.abs(default - pipe.generate("rain", guidance_scale=3.0, **kwargs)).max() > 1e-3
 
 
+def test_model_guidance_rescale_is_the_default_and_the_flag_overrides_it(tiny_model, tmp_path):
+    """pipeline.json sampling.guidance_rescale applies when --guidance-rescale is not given; the flag wins."""
+    from audioldm_cli import AudioLDM
+
+    model = with_sampling(tiny_model, tmp_path / "m", {"guidance_scale": 8, "guidance_rescale": 0.7})
+    common = ["a dog barking", "--duration", "0.2", "--seed", "3", "--steps", "3"]
+    outs = {}
+    flags = {"default": [], "same": ["--guidance-rescale", "0.7"], "off": ["--guidance-rescale", "0"]}
+    for name, extra in flags.items():
+        result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
+        assert result.exit_code == 0, result.output
+        outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
+    np.testing.assert_allclose(outs["default"], outs["same"], atol=1e-6)
+    assert np.abs(outs["default"] - outs["off"]).max() > 1e-3  # the rescale changes the audio
+
+    pipe = AudioLDM.from_pretrained(model)
+    assert pipe.default_guidance_rescale == 0.7 and pipe.describe()["sampling"]["guidance_rescale"] == 0.7
+    assert AudioLDM.from_pretrained(tiny_model).default_guidance_rescale == 0.0  # no recommendation: off
+    kwargs = {"duration": 0.2, "steps": 3, "seed": 3}
+    np.testing.assert_allclose(
+        pipe.generate("a dog barking", **kwargs).numpy(), outs["default"][None], atol=1e-4
+    )  # the library takes the same default
+    info = runner.invoke(app, ["info", str(model)])
+    assert info.exit_code == 0, info.output
+    assert "generate: guidance rescale 0.7 unless --guidance-rescale is given" in info.stdout
+    assert "guidance-rescale" not in runner.invoke(app, ["info", str(tiny_model)]).stdout
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan"])
+def test_bad_guidance_rescale_flag_is_one_clear_error(tiny_model, tmp_path, value):
+    out = tmp_path / "a.wav"
+    result = run(tiny_model, "x", "-o", out, "--duration", "0.05", "--guidance-rescale", value)
+    assert result.exit_code == 2
+    assert f"--guidance-rescale {value}: must be between 0 and 1" in result.stderr
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_model_frame_level_limit_is_the_default_and_the_flag_overrides_it(tiny_model, tmp_path):
     """pipeline.json sampling.frame_level_limit limits generated frames; --frame-level-limit overrides it."""
     from audioldm_cli import AudioLDM
@@ -293,6 +330,8 @@ def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
         ({"guidance_scale": "high"}, "sampling.guidance_scale 'high' must be a finite number >= 0"),
         ({"frame_level_limit": "loud"}, "sampling.frame_level_limit 'loud' must be a finite number"),
         ({"frame_level_limit": True}, "sampling.frame_level_limit True must be a finite number"),
+        ({"guidance_rescale": 2}, "sampling.guidance_rescale 2 must be a number in [0, 1]"),
+        ({"guidance_rescale": "some"}, "sampling.guidance_rescale 'some' must be a number in [0, 1]"),
         ({"steps": 20}, "pipeline sampling has unknown keys ['steps']"),
         ([5], "pipeline sampling [5]: must be a JSON object"),
     ],
@@ -310,7 +349,7 @@ def test_pipeline_json_keeps_sampling_and_omits_it_when_empty():
 
     base = {"frontend": {}, "components": {"vae": "vae", "vocoder": "vocoder"}}
     assert "sampling" not in PipelineConfig.from_dict(base).to_dict()  # so earlier releases read it
-    sampling = {"guidance_scale": 5, "frame_level_limit": -0.69}
+    sampling = {"guidance_scale": 5, "guidance_rescale": 0.7, "frame_level_limit": -0.69}
     data = PipelineConfig.from_dict({**base, "sampling": sampling}).to_dict()
     assert data["sampling"] == sampling
     assert PipelineConfig.from_dict(data).sampling == sampling

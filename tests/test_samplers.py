@@ -11,7 +11,14 @@ from audioldm_cli.samplers import (
     sample_dpmpp_2m,
     stochastic_encode,
 )
-from audioldm_cli.schedule import ScheduleConfig, alphas_cumprod, ddim_timesteps, make_betas
+from audioldm_cli.schedule import (
+    ScheduleConfig,
+    alphas_cumprod,
+    ddim_timesteps,
+    make_betas,
+    pred_to_x0_eps,
+    x0_to_pred,
+)
 
 ACP = alphas_cumprod(ScheduleConfig())
 
@@ -196,6 +203,53 @@ def test_guidance_formula_and_scale_one_equals_conditional():
     x, t = torch.zeros(2, 3), torch.tensor([5, 5])
     torch.testing.assert_close(classifier_free_guidance(model_2b, 2.5)(x, t), torch.full((2, 3), 1 + 2.5 * 2))
     torch.testing.assert_close(classifier_free_guidance(model_2b, 1.0)(x, t), torch.full((2, 3), 3.0))
+
+
+@pytest.mark.parametrize("prediction_type", ["eps", "v"])
+def test_x0_to_pred_inverts_pred_to_x0(prediction_type):
+    g = torch.Generator().manual_seed(0)
+    x, pred = torch.randn(3, 4, 5, generator=g), torch.randn(3, 4, 5, generator=g)
+    a = ACP[torch.tensor([0, 500, 999])].view(-1, 1, 1)
+    x0, _ = pred_to_x0_eps(pred, x, a, prediction_type)
+    torch.testing.assert_close(x0_to_pred(x0, x, a, prediction_type), pred, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("prediction_type", ["eps", "v"])
+def test_guidance_rescale_matches_the_conditional_x0_spread(prediction_type):
+    """rescale 0 is plain guidance; 1 gives each item's guided x0 the std of its conditional x0; phi mixes
+    the two x0 linearly; the output stays a model output at the same x_t."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 4, 5, generator=g)
+    outs = torch.randn(4, 3, 4, 5, generator=g)  # uncond half, cond half
+    t = torch.tensor([900, 40])
+    a = ACP[t].view(-1, 1, 1, 1)
+
+    def model_2b(x2, t2):
+        assert torch.equal(t2, torch.cat([t, t])) and torch.equal(x2, torch.cat([x, x]))
+        return outs
+
+    def x0_of(pred):
+        return pred_to_x0_eps(pred, x, a, prediction_type)[0]
+
+    def guided(scale, phi):
+        fn = classifier_free_guidance(
+            model_2b, scale, rescale=phi, alphas_cumprod=ACP, prediction_type=prediction_type
+        )
+        return fn(x, t)
+
+    plain = outs[:2] + 7.0 * (outs[2:] - outs[:2])
+    torch.testing.assert_close(guided(7.0, 0.0), plain)
+    x0_plain, x0_cond = x0_of(plain), x0_of(outs[2:])
+    full = x0_of(guided(7.0, 1.0))
+    torch.testing.assert_close(full.std(dim=(1, 2, 3)), x0_cond.std(dim=(1, 2, 3)), atol=1e-3, rtol=1e-3)
+    ratio = full / x0_plain  # a per-item rescale of the plain x0, shrinking it (strong guidance spreads it)
+    torch.testing.assert_close(ratio, ratio[:, :1, :1, :1].expand_as(ratio), atol=1e-3, rtol=1e-3)
+    assert bool((ratio[:, 0, 0, 0] < 1).all())
+    torch.testing.assert_close(x0_of(guided(7.0, 0.7)), 0.7 * full + 0.3 * x0_plain, atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        classifier_free_guidance(model_2b, 3.0, rescale=1.5, alphas_cumprod=ACP)
+    with pytest.raises(ValueError, match="needs alphas_cumprod"):
+        classifier_free_guidance(model_2b, 3.0, rescale=0.5)
 
 
 def test_bad_inputs_raise():

@@ -3,7 +3,8 @@
     python benchmarks/default_model.py [--model checkpoints/default] [--corpus examples/corpus/work]
                                        [--recon-per-category 3] [--train-per-category 0] [--steps 25]
                                        [--sampler ddim] [--seeds 1] [--candidates 1]
-                                       [--guidance 3 5] [--seen-per-category 3] [--seen-guidance 3]
+                                       [--guidance 3 5] [--guidance-rescale PHI]
+                                       [--seen-per-category 3] [--seen-guidance 3]
                                        [--json benchmarks/default_model.json]
 
 1. Reconstruction: vocoder-only vs VAE+vocoder round trips of val clips (`AudioLDM.reconstruct`):
@@ -17,6 +18,7 @@
    a binomial standard error of ~8.3 / sqrt(N) points at 50 %), with confusion tables. --candidates K
    makes each clip the best of K by the model's ranker, as `generate --num-candidates K` does, and
    reports beside it the first candidate's score (a run without ranking) from the same generations.
+   --guidance-rescale PHI overrides the model's `sampling.guidance_rescale` (as `generate` does).
    --seen-per-category N adds, as a diagnostic, the same on N train captions per category (phrasings
    the UNet was trained on): the gap between the two is the cost of new wording, the rest is the
    generator's.
@@ -227,6 +229,7 @@ def adherence(
                 steps=args.steps,
                 sampler=args.sampler,
                 guidance_scale=guidance,
+                guidance_rescale=args.guidance_rescale,
                 seed=seed + 1000 * k,
             )
             for k in range(k_cands)
@@ -264,6 +267,7 @@ def adherence(
         "steps": args.steps,
         "sampler": args.sampler,
         "guidance": guidance,
+        "guidance_rescale": pipe.default_guidance_rescale if args.guidance_rescale is None else args.guidance_rescale,
         "duration": args.duration,
         "items": rows,
     }
@@ -287,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sampler", default="ddim", help="ddim | dpmpp-2m")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--guidance", type=float, nargs="+", default=[3.0], help="one adherence run per value")
+    ap.add_argument(
+        "--guidance-rescale", type=float, default=None, help="guidance rescale phi (default: the model's)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=1, help="generations per prompt (seeds SEED, SEED+1, ...)")
     ap.add_argument(

@@ -25,7 +25,9 @@
 #               encoder referenced, not copied),
 #               the corpus SOURCES.md and training.json (wall time, steps, first/last losses per stage);
 #               pipeline.json recommends GUIDANCE as `generate`'s guidance scale (chosen by measuring
-#               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...) and a
+#               prompt adherence over a sweep: benchmarks/default_model.py --guidance ...), GUIDANCE_RESCALE
+#               as its guidance rescale (`generate --guidance-rescale`: the guided clean-latent estimate
+#               kept to the conditional one's spread; measured the same way) and a
 #               frame_level_limit: LEVEL_LIMIT "corpus" (the default) measures the loudest mel frame of
 #               the train split (~20 s), so that strong guidance cannot push generated frames beyond
 #               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out
@@ -40,7 +42,7 @@
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, STAGE_SECONDS (3300),
-# DEVICE (cpu), GUIDANCE (15), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,6 +56,7 @@ LDM_STEPS="${LDM_STEPS:-6000}"
 STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
 GUIDANCE="${GUIDANCE:-15}"
+GUIDANCE_RESCALE="${GUIDANCE_RESCALE:-1}"
 LEVEL_LIMIT="${LEVEL_LIMIT:-corpus}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
@@ -146,7 +149,7 @@ PY
 train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export"
 
 # 3. assemble checkpoints/default (fp16) + the training record
-"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" <<'PY'
+"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" "$GUIDANCE_RESCALE" <<'PY'
 import dataclasses, json, math, shutil, sys, time
 from pathlib import Path
 
@@ -166,6 +169,8 @@ if decoder.scale_factor != pipe.vae.scale_factor or any(not torch.equal(v, kept[
     sys.exit(f"train_default: {work}/vae_decoder is not from the VAE the UNet was trained on (retrain it)")
 pipe.vae = decoder
 sampling = {"guidance_scale": float(sys.argv[6])}
+if float(sys.argv[8]):  # 0: plain guidance, left out
+    sampling["guidance_rescale"] = float(sys.argv[8])
 if sys.argv[7] == "corpus":  # the loudest frame of the train split, in the model's own mel
     loudest = -math.inf
     with torch.inference_mode():

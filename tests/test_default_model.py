@@ -97,6 +97,8 @@ def test_info_without_a_folder_describes_the_default_and_its_sampling_settings()
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"model: {default_model_dir()} ")
     assert f"generate: guidance scale {sampling['guidance_scale']:g} unless" in result.stdout
+    assert 0 < sampling["guidance_rescale"] <= 1  # measured to help this model (benchmarks/RESULTS.md)
+    assert f"generate: guidance rescale {sampling['guidance_rescale']:g} unless" in result.stdout
     limit = sampling["frame_level_limit"]
     line = f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given"
     assert line in result.stdout

@@ -694,6 +694,20 @@ class AudioLDM:
 
         return model_fn
 
+    def guide(self, model_fn_2b, guidance_scale: float, guidance_rescale: float = 0.0):
+        """`samplers.classifier_free_guidance` of a 2B-batch denoiser (unconditional half first) with this
+        model's schedule, for the guidance rescale's conversions to and from the clean latent."""
+        from . import samplers
+        from .schedule import alphas_cumprod
+
+        return samplers.classifier_free_guidance(
+            model_fn_2b,
+            guidance_scale,
+            rescale=guidance_rescale,
+            alphas_cumprod=alphas_cumprod(self.schedule).to(self.device),
+            prediction_type=self.schedule.prediction_type,
+        )
+
     def compiled_unet(self, backend: str = "inductor") -> nn.Module:
         """The UNet wrapped by torch.compile with `backend`, made on first use and kept."""
         from .precision import compile_module
@@ -734,16 +748,10 @@ class AudioLDM:
             guided = guidance_scale != 1.0
             cond = self._condition([negative] * len(prompts) + prompts if guided else prompts)
             model_fn = self.denoiser(cond, dtype=dtype, compile=compile)
-            acp = alphas_cumprod(self.schedule).to(self.device)
             if guided:
-                model_fn = samplers.classifier_free_guidance(
-                    model_fn,
-                    guidance_scale,
-                    rescale=guidance_rescale,
-                    alphas_cumprod=acp,
-                    prediction_type=self.schedule.prediction_type,
-                )
+                model_fn = self.guide(model_fn, guidance_scale, guidance_rescale)
             # 3. denoise
+            acp = alphas_cumprod(self.schedule).to(self.device)
             timesteps = ddim_timesteps(steps, self.schedule.timesteps)
             latent = samplers.SAMPLERS[sampler](
                 model_fn,

@@ -94,21 +94,14 @@ def generate_from_audio(
             y = torch.cat([pipe.text_encoder.embed([""]).to(pipe.device).expand(num_samples, -1), y])
 
         model_fn = pipe.denoiser({"y": y}, dtype=dtype, compile=compile)
-        acp = alphas_cumprod(pipe.schedule).to(pipe.device)
         if guided:
-            model_fn = samplers.classifier_free_guidance(
-                model_fn,
-                guidance_scale,
-                rescale=guidance_rescale,
-                alphas_cumprod=acp,
-                prediction_type=pipe.schedule.prediction_type,
-            )
+            model_fn = pipe.guide(model_fn, guidance_scale, guidance_rescale)
         # 2. denoise
         latent = samplers.SAMPLERS[sampler](
             model_fn,
             x,
             ddim_timesteps(steps, pipe.schedule.timesteps),
-            acp,
+            alphas_cumprod(pipe.schedule).to(pipe.device),
             prediction_type=pipe.schedule.prediction_type,
             generator=generators,
             callback=progress,

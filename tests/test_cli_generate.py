@@ -193,18 +193,24 @@ def with_sampling(tiny_model, folder: Path, sampling) -> Path:
     return folder
 
 
+def outputs_by_flags(model: Path, common: list, flags: dict, tmp_path: Path) -> dict:
+    """{name: audio} of one `generate` run per entry of flags ({name: extra arguments})."""
+    outs = {}
+    for name, extra in flags.items():
+        result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
+        assert result.exit_code == 0, result.output
+        outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
+    return outs
+
+
 def test_model_recommended_guidance_is_the_default(tiny_model, tmp_path):
     """pipeline.json sampling.guidance_scale replaces 3 when --guidance-scale is not given; the flag wins."""
     from audioldm_cli import AudioLDM
 
     model = with_sampling(tiny_model, tmp_path / "m", {"guidance_scale": 6.5})
     common = ["a dog barking", "--duration", "0.2", "--seed", "3"]
-    outs = {}
     flags = {"default": [], "g6.5": ["--guidance-scale", "6.5"], "g3": ["--guidance-scale", "3"]}
-    for name, extra in flags.items():
-        result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
-        assert result.exit_code == 0, result.output
-        outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
+    outs = outputs_by_flags(model, common, flags, tmp_path)
     np.testing.assert_allclose(outs["default"], outs["g6.5"], atol=1e-6)
     assert np.abs(outs["default"] - outs["g3"]).max() > 1e-3  # guidance changes the audio
 
@@ -231,12 +237,8 @@ def test_model_guidance_rescale_is_the_default_and_the_flag_overrides_it(tiny_mo
 
     model = with_sampling(tiny_model, tmp_path / "m", {"guidance_scale": 8, "guidance_rescale": 0.7})
     common = ["a dog barking", "--duration", "0.2", "--seed", "3", "--steps", "3"]
-    outs = {}
     flags = {"default": [], "same": ["--guidance-rescale", "0.7"], "off": ["--guidance-rescale", "0"]}
-    for name, extra in flags.items():
-        result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
-        assert result.exit_code == 0, result.output
-        outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
+    outs = outputs_by_flags(model, common, flags, tmp_path)
     np.testing.assert_allclose(outs["default"], outs["same"], atol=1e-6)
     assert np.abs(outs["default"] - outs["off"]).max() > 1e-3  # the rescale changes the audio
 
@@ -277,13 +279,9 @@ def test_model_frame_level_limit_is_the_default_and_the_flag_overrides_it(tiny_m
 
     model = with_sampling(tiny_model, tmp_path / "m", {"frame_level_limit": limit})
     common = ["a dog barking", "--duration", "0.2", "--seed", "3", "--guidance-scale", "3"]
-    outs = {}
     flag = "--frame-level-limit"
     flags = {"default": [], "same": [flag, str(limit)], "off": [flag, "inf"]}
-    for name, extra in flags.items():
-        result = run(model, *common, "-o", tmp_path / f"{name}.wav", *extra)
-        assert result.exit_code == 0, result.output
-        outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
+    outs = outputs_by_flags(model, common, flags, tmp_path)
     np.testing.assert_allclose(outs["default"], outs["same"], atol=1e-6)
     assert np.abs(outs["default"] - outs["off"]).max() > 1e-3  # the limit changes the audio
     info = runner.invoke(app, ["info", str(model)])

@@ -453,7 +453,7 @@ def test_num_candidates_keeps_the_best_clap_match(converted, tmp_path):
     np.testing.assert_allclose(best, cands[int(scores.argmax())], atol=1e-4)
 
 
-def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path):
+def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path, monkeypatch):
     import soundfile as sf
 
     src = tmp_path / "src.wav"
@@ -471,6 +471,17 @@ def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path):
     limited = _gen(converted, "--audio-prompt", src, "-o", out, "--seed", "3", "--frame-level-limit", "-30")
     assert limited.exit_code == 0, limited.output
     assert np.abs(sf.read(out)[0] - a).max() > 1e-4
+    # --guidance-rescale reaches the guidance too (this tiny model decodes the same audio with or without it)
+    seen = []
+    guide = AudioLDM.guide
+    monkeypatch.setattr(
+        AudioLDM, "guide", lambda self, fn, g, r=0.0: seen.append((g, r)) or guide(self, fn, g, r)
+    )
+    rescaled = _gen(converted, "--audio-prompt", src, "-o", tmp_path / "r.wav", "--guidance-rescale", "0.5")
+    assert rescaled.exit_code == 0, rescaled.output
+    assert seen == [(AudioLDM.from_pretrained(converted).default_guidance_scale, 0.5)]
+    bad = _gen(converted, "--audio-prompt", src, "-o", tmp_path / "z.wav", "--guidance-rescale", "2")
+    assert bad.exit_code == 2 and "--guidance-rescale 2.0: must be between 0 and 1" in bad.output
     both = _gen(converted, "rain", "--audio-prompt", src, "-o", tmp_path / "x.wav")
     assert both.exit_code == 2 and "--audio-prompt" in both.output
     none = _gen(tiny_model, "--audio-prompt", src, "-o", tmp_path / "y.wav")

@@ -276,6 +276,16 @@ ModelOpt = Annotated[
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="auto | cpu | cuda[:N] | mps.", rich_help_panel="Model")
 ]
+RefineOpt = Annotated[
+    int,
+    typer.Option(
+        "--refine-steps",
+        min=0,
+        help="Fit each latent to its mel for N gradient steps before decoding (weights unchanged): a closer "
+        "round trip, one VAE-decoder forward and backward pass per step (100: ~12 s per 5 s clip on 2 CPU "
+        "cores for the default model). 0: the encoder's latent as it is.",
+    ),
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("-y", "--overwrite", help="Replace existing output files.", rich_help_panel="Output")
 ]
@@ -466,6 +476,7 @@ def reconstruct(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only).", rich_help_panel="Output")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input).", rich_help_panel="Output")] = None,
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
+    refine_steps: RefineOpt = 0,
     report: Annotated[bool, typer.Option("--report", help="Print mel L1, log-spectral and multi-resolution STFT distances.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --report: print one JSON document instead.")] = False,
     model: ModelOpt = None,
@@ -483,6 +494,8 @@ def reconstruct(
 
     latents = [p for p in inputs if is_latent_path(p)]
     sources = latents + find_audio_files([p for p in inputs if not is_latent_path(p)])
+    if vocoder_only and refine_steps:
+        raise UsageError("--refine-steps fits VAE latents; --vocoder-only skips the VAE: choose one")
     if output is not None and (out_dir is not None or len(sources) != 1):
         raise UsageError("-o/--output takes exactly one input and no --out-dir; use --out-dir for several")
     if out_dir is not None:
@@ -502,7 +515,7 @@ def reconstruct(
                     wav, ref = pipe.decode_latent(latent, meta["n_samples"])[0], None
                 else:
                     ref, _ = read_audio(src, pipe.sample_rate)
-                    wav = pipe.reconstruct(ref, vocoder_only=vocoder_only)
+                    wav = pipe.reconstruct(ref, vocoder_only=vocoder_only, refine_steps=refine_steps)
                 with claim_output(target, overwrite) as path:
                     write_audio(path, wav, pipe.sample_rate)
             except USER_ERRORS as e:
@@ -545,6 +558,7 @@ def encode(
     seed: Annotated[int, typer.Option("--seed", help="With --sample: file i uses seed + i.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="safetensors | npy (+ .json metadata).", rich_help_panel="Output")] = "safetensors",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Equal-length files encoded together.")] = 8,
+    refine_steps: RefineOpt = 0,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -559,6 +573,8 @@ def encode(
 
     if fmt not in ("safetensors", "npy"):
         raise UsageError(f"--format {fmt!r}: choose safetensors or npy")
+    if sample and refine_steps:
+        raise UsageError("--refine-steps fits the posterior mean; it cannot be combined with --sample")
     prepare_out_dir(out_dir)
     pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
     check_new_outputs([target for _, target in pairs], overwrite)
@@ -577,7 +593,9 @@ def encode(
             for length in sorted({w.shape[-1] for w in wavs}):  # only equal lengths share a batch
                 members = [(item, w) for item, w in zip(group, wavs) if w.shape[-1] == length]
                 gens = [make_generator(seed + i) for (i, _, _), _ in members]
-                latent, meta = pipe.encode(torch.stack([w for _, w in members]), sample=sample, generator=gens)
+                latent, meta = pipe.encode(
+                    torch.stack([w for _, w in members]), sample=sample, generator=gens, refine_steps=refine_steps
+                )
                 for ((i, src, target), _), z in zip(members, latent):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with claim_output(target, overwrite) as path:

@@ -353,20 +353,29 @@ class AudioLDM:
         wav: Tensor,
         sample: bool = False,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        *,
+        refine_steps: int = 0,
     ) -> tuple[Tensor, dict]:
         """wav [B, N] (or [N]) at `sample_rate` -> (latent [B, C, T', F'] scaled by scale_factor, metadata).
 
         The latent is the posterior mean, or with `sample=True` a draw from the posterior, its noise
         drawn on CPU from `generator` (one, or one per item so that items do not depend on the batch).
+        `refine_steps` > 0 fits the posterior mean to the mel for that many steps (`AutoencoderKL.refine`):
+        the decoder then reproduces the input more closely.
         """
+        if sample and refine_steps:
+            raise UsageError("refine_steps fits the posterior mean; it cannot be combined with sample=True")
         wav = _as_batch(wav)
         with torch.inference_mode():
-            posterior = self.vae.encode(self.mel(wav, self.frames_for(wav.shape[-1])))
+            mel = self.mel(wav, self.frames_for(wav.shape[-1]))
+            posterior = self.vae.encode(mel)
             if sample:
                 noise = randn_like(posterior.mean, generator)
                 z = posterior.mean + posterior.std * noise
             else:
                 z = posterior.mode()
+        if refine_steps:
+            z = self.vae.refine(mel, z, refine_steps)[0]
         return (z * self.scale_factor).float().cpu(), self.latent_metadata(wav.shape[-1])
 
     def latent_metadata(self, n_samples: int) -> dict:
@@ -412,11 +421,15 @@ class AudioLDM:
         wav: Tensor,
         vocoder_only: bool = False,
         *,
+        refine_steps: int = 0,
         chunk_frames: int = CHUNK_FRAMES,
         overlap_frames: int = CHUNK_OVERLAP,
         progress: ProgressFn | None = None,
     ) -> Tensor:
         """wav [B, N] (or [N]) -> mel -> VAE -> mel -> vocoder -> wav of exactly the input shape.
+
+        `refine_steps` > 0 fits each chunk's latent to its mel before decoding (`AutoencoderKL.refine`):
+        a closer round trip at the cost of one decoder forward and backward pass per step.
 
         Inputs longer than `chunk_frames` mel frames run in chunks with `overlap_frames` of context on
         each side, cross-faded linearly over `overlap_frames` centred on each border, so memory stays
@@ -434,6 +447,10 @@ class AudioLDM:
         context = math.ceil(
             self.mel_config.n_fft / hop
         )  # extra frames so that chunk mels equal the whole mel
+        if refine_steps < 0:
+            raise UsageError(f"refine_steps must be >= 0, got {refine_steps}")
+        if vocoder_only and refine_steps:
+            raise UsageError("refine_steps fits VAE latents; vocoder_only skips the VAE")
 
         def render(lo: int, hi: int) -> Tensor:
             a, b = max(0, lo - context), min(total, hi + context)
@@ -441,9 +458,13 @@ class AudioLDM:
                 mel = self.frontend(padded[:, a * hop : b * hop].to(self.device))[
                     :, lo - a : hi - a
                 ].unsqueeze(1)
-                if not vocoder_only:
-                    mel = self.vae.decode(self.vae.encode(mel).mode())
-                return self.vocode(mel, (hi - lo) * hop)
+                if vocoder_only:
+                    return self.vocode(mel, (hi - lo) * hop)
+                z = self.vae.encode(mel).mode()
+            if refine_steps:  # outside inference mode: it needs gradients (to z only)
+                z = self.vae.refine(mel, z, refine_steps)[0]
+            with torch.inference_mode():
+                return self.vocode(self.vae.decode(z.to(mel.dtype)), (hi - lo) * hop)
 
         out = overlap_add(
             render,

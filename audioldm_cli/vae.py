@@ -41,6 +41,9 @@ DDCONFIG_DEFAULTS: dict = {
     "dropout": 0.0,
     "downsample_time_stride4_levels": [],
 }
+# AutoencoderKL.refine: Adam step size relative to the latents' standard deviation (chosen on val clips
+# other than the benchmark's: benchmarks/RESULTS.md, "Latent refinement").
+REFINE_LR = 0.25
 # Keys of the official first_stage_config "params" that only matter to the reference's training code.
 IGNORED_KEYS = frozenset(
     [
@@ -572,6 +575,51 @@ class AutoencoderKL(nn.Module):
         if self.subband > 1:
             out = merge_subbands(out, self.subband)
         return out
+
+    def refine(
+        self, mel: torch.Tensor, z: torch.Tensor, steps: int, lr: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fit latents to their mel with the weights fixed: (z [B, C, T', F'], loss [B]).
+
+        The encoder predicts a latent in one pass (amortised inference), which leaves part of what
+        the decoder could reproduce on the table. This runs `steps` Adam steps on z (from the given
+        one, usually the posterior mean) against mean |decode(z) - mel| and returns, per item, the z
+        of the lowest loss seen, so the result is never worse than its start. Items are independent
+        (one loss per item; Adam is elementwise). `lr` is in units of each item's latent standard
+        deviation (default `REFINE_LR`), so it suits VAEs whose latents have other scales. Gradients
+        go to z only.
+        """
+        if steps < 0:
+            raise UsageError(f"refine steps must be >= 0, got {steps}")
+        mel = mel.detach().clone()  # clones: inference-mode tensors cannot enter autograd
+        start = z.detach().float().clone()
+        dtype = self.post_quant_conv.weight.dtype
+        with torch.no_grad():
+            best_loss = self._item_l1(self.decode(start.to(dtype)), mel)
+        if steps == 0:
+            return start, best_loss
+        best = start.clone()
+        # Steps are taken in units of each item's own latent spread: z = start + spread * u, Adam on u.
+        spread = start.flatten(1).std(1).clamp_min(1e-6).view(-1, *[1] * (start.dim() - 1))
+        u = torch.zeros_like(start, requires_grad=True)
+        opt = torch.optim.Adam([u], lr=REFINE_LR if lr is None else lr)
+        with torch.enable_grad():
+            for step in range(steps + 1):
+                z = start + spread * u
+                loss = self._item_l1(self.decode(z.to(dtype)), mel)
+                if step:  # the loss of z after `step` updates; the start is already scored
+                    better = loss.detach() < best_loss
+                    best[better] = z.detach()[better]
+                    best_loss = torch.where(better, loss.detach(), best_loss)
+                if step == steps:
+                    break
+                (u.grad,) = torch.autograd.grad(loss.sum(), [u])
+                opt.step()
+        return best, best_loss
+
+    @staticmethod
+    def _item_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a.float() - b.float()).abs().flatten(1).mean(1)
 
     def forward(
         self, mel: torch.Tensor, sample_posterior: bool = True, generator: torch.Generator | None = None

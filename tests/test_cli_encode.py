@@ -78,6 +78,23 @@ def test_sample_is_seeded_and_npy_format(enc_model, corpus):
     assert (one - mean).abs().max() > 1e-3
 
 
+def test_refine_steps_fit_the_latent(enc_model, corpus):
+    """--refine-steps writes the latent the Python API fits with those steps, not the posterior mean."""
+    src = corpus / "in" / "sub" / "c.flac"
+    (corpus / "fit").mkdir()
+    result = run(enc_model, src, "-o", corpus / "fit", "--refine-steps", "5")
+    assert result.exit_code == 0, result.output
+    assert run(enc_model, src, "-o", corpus / "out").exit_code == 0
+    fit, meta = load_latent(corpus / "fit" / "c.latent.safetensors")
+    mean, _ = load_latent(corpus / "out" / "c.latent.safetensors")
+    pipe = AudioLDM.from_pretrained(enc_model)
+    from audioldm_cli.audio import read_audio
+
+    expected, _ = pipe.encode(read_audio(src, 16000)[0], refine_steps=5)
+    torch.testing.assert_close(fit, expected[0], rtol=1e-4, atol=1e-5)
+    assert (fit - mean).abs().max() > 1e-3 and meta["n_samples"] == 1700
+
+
 def test_bad_file_is_reported_and_others_written(enc_model, corpus):
     (corpus / "in" / "zz.wav").write_bytes(b"RIFF....garbage")
     result = run(enc_model, corpus / "in", "-o", corpus / "out")
@@ -95,6 +112,8 @@ def test_bad_file_is_reported_and_others_written(enc_model, corpus):
         (["{tmp}/in/a.wav", "-o", "{tmp}/in/a.wav"], "--out-dir {tmp}/in/a.wav exists and is not a folder"),
         (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--format", "pt"], "--format 'pt': choose safetensors or npy"),
         (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--batch-size", "0"], "--batch-size"),
+        (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--refine-steps", "-2"], "--refine-steps"),
+        (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--refine-steps", "2", "--sample"], "cannot be combined with --sample"),
     ],
 )
 def test_usage_errors(enc_model, corpus, args, message):

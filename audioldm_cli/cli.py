@@ -786,6 +786,7 @@ def convert(
 StepsOpt = Annotated[int, typer.Option("--steps", help="DDIM steps.", rich_help_panel="Sampling")]
 GuidanceOpt = Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off).", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise.", rich_help_panel="Sampling")]
+EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
 EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]
 
 
@@ -832,7 +833,7 @@ def inpaint(
     text: Annotated[str, typer.Argument(help="What the range should contain (default: unconditional).")] = "",
     start: Annotated[float, typer.Option("--start", help="Start of the range, seconds.")] = ...,
     end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
 ) -> None:
@@ -844,7 +845,7 @@ def inpaint(
     check_speed_options(dtype, device, compile_)
     _run_edit("inpaint", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.inpaint(
         pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
-        compile=compile_, progress=progress))
+        compile=compile_, progress=progress, refine_steps=refine_steps))
 
 
 @app.command()
@@ -853,7 +854,7 @@ def superres(
     input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth.")],
     text: Annotated[str, typer.Argument(help="A description of the sound (default: unconditional).")] = "",
     cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
 ) -> None:
@@ -867,7 +868,7 @@ def superres(
         logger.info("--cutoff %g Hz (the input's Nyquist frequency)", cutoff)
     _run_edit("superres", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.superres(
         pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
-        compile=compile_, progress=progress))
+        compile=compile_, progress=progress, refine_steps=refine_steps))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -115,12 +115,13 @@ def band_mask(pipe, latent: Tensor, cutoff_hz: float) -> Tensor:
 # the pipeline-level edits
 
 
-def encode_input(pipe, wav: Tensor) -> Tensor:
-    """wav [N] -> latent [1, C, T', F'] (posterior mean, scaled), T' padded to the UNet's multiple."""
+def encode_input(pipe, wav: Tensor, refine_steps: int = 0) -> Tensor:
+    """wav [N] -> latent [1, C, T', F'] (posterior mean, scaled), T' padded to the UNet's multiple;
+    `refine_steps` > 0 fits it to the mel first (`AudioLDM.latent_of`)."""
     frames = pipe.frames_for(wav.shape[-1], pipe.time_factor * pipe.unet_factor)
     with torch.inference_mode():
-        posterior = pipe.vae.encode(pipe.mel(wav.reshape(1, -1), frames))
-    return (posterior.mode() * pipe.scale_factor).float().cpu()
+        mel = pipe.mel(wav.reshape(1, -1), frames)
+    return (pipe.latent_of(mel, refine_steps) * pipe.scale_factor).float().cpu()
 
 
 def _model_fn(pipe, prompt: str, negative: str, guidance_scale: float, dtype: str, compile: bool | str):
@@ -189,13 +190,17 @@ def masked_edit(
     dtype: str = "fp32",
     compile: bool | str = False,
     progress: ProgressFn | None = None,
+    refine_steps: int = 0,
 ) -> EditResult:
-    """Regenerate where `mask_fn(x0)` is 0, keeping the input's latent exactly where it is 1."""
+    """Regenerate where `mask_fn(x0)` is 0, keeping the input's latent exactly where it is 1.
+
+    `refine_steps` > 0 fits the input's latent to its mel first, so the kept part decodes closer to
+    the input (`AutoencoderKL.refine`)."""
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
     _check(pipe, wav, steps, sampler, guidance_scale, dtype)
-    x0 = encode_input(pipe, wav)
+    x0 = encode_input(pipe, wav, refine_steps)
     mask = mask_fn(x0)
     if not prompt:
         guidance_scale = 1.0  # both halves would be the empty prompt

@@ -368,15 +368,22 @@ class AudioLDM:
         wav = _as_batch(wav)
         with torch.inference_mode():
             mel = self.mel(wav, self.frames_for(wav.shape[-1]))
-            posterior = self.vae.encode(mel)
-            if sample:
-                noise = randn_like(posterior.mean, generator)
-                z = posterior.mean + posterior.std * noise
-            else:
-                z = posterior.mode()
-        if refine_steps:
-            z = self.vae.refine(mel, z, refine_steps)[0]
+        if sample:
+            with torch.inference_mode():
+                posterior = self.vae.encode(mel)
+                z = posterior.mean + posterior.std * randn_like(posterior.mean, generator)
+        else:
+            z = self.latent_of(mel, refine_steps)
         return (z * self.scale_factor).float().cpu(), self.latent_metadata(wav.shape[-1])
+
+    def latent_of(self, mel: Tensor, refine_steps: int = 0) -> Tensor:
+        """mel [B, 1, T, F] -> unscaled latent: the posterior mean, fitted to the mel for `refine_steps`
+        steps when > 0 (`AutoencoderKL.refine`; it runs outside inference mode: it needs gradients)."""
+        if refine_steps < 0:
+            raise UsageError(f"refine_steps must be >= 0, got {refine_steps}")
+        with torch.inference_mode():
+            z = self.vae.encode(mel).mode()
+        return self.vae.refine(mel, z, refine_steps)[0].to(z.dtype) if refine_steps else z
 
     def latent_metadata(self, n_samples: int) -> dict:
         return {
@@ -460,11 +467,9 @@ class AudioLDM:
                 ].unsqueeze(1)
                 if vocoder_only:
                     return self.vocode(mel, (hi - lo) * hop)
-                z = self.vae.encode(mel).mode()
-            if refine_steps:  # outside inference mode: it needs gradients (to z only)
-                z = self.vae.refine(mel, z, refine_steps)[0]
+            z = self.latent_of(mel, refine_steps)
             with torch.inference_mode():
-                return self.vocode(self.vae.decode(z.to(mel.dtype)), (hi - lo) * hop)
+                return self.vocode(self.vae.decode(z), (hi - lo) * hop)
 
         out = overlap_add(
             render,

@@ -59,6 +59,8 @@ def test_inpaint_writes_the_input_length(tiny_model, tmp_path):
     assert sf.info(out).frames == 14400
     result = run("inpaint", tiny_model, src, "--start", "0.1", "--end", "0.3", "-o", tmp_path / "u.wav")
     assert result.exit_code == 0, result.output  # no text: unconditional
+    result = run("inpaint", tiny_model, src, "--start", "0.1", "--end", "0.3", "--refine-steps", "-1")
+    assert result.exit_code == 2 and "--refine-steps" in result.output
 
 
 @pytest.mark.parametrize("start,end", [("0.5", "0.2"), ("1.0", "1.2"), ("-1", "0.2")])
@@ -81,6 +83,11 @@ def test_superres_from_8k(tiny_model, tmp_path):
     assert result.exit_code == 2 and "--cutoff" in result.output
     result = run("superres", tiny_model, full, "--cutoff", "3000", "-o", tmp_path / "c.wav")
     assert result.exit_code == 0, result.output
+    result = run("superres", tiny_model, full, "--cutoff", "3000", "--refine-steps", "3", "-o", tmp_path / "r.wav")
+    assert result.exit_code == 0, result.output
+    plain, _ = sf.read(tmp_path / "c.wav")
+    refined, _ = sf.read(tmp_path / "r.wav")
+    assert refined.shape == plain.shape and np.abs(refined - plain).max() > 0  # the option reaches the edit
 
 
 def test_missing_input_is_one_error_line(tiny_model, tmp_path):

@@ -88,6 +88,21 @@ def test_inpaint_keeps_the_latent_outside_the_range_exactly(pipe, wav):
     assert result.mask.flatten().tolist()[3:12] == [1, 1, 0, 0, 0, 0, 0, 1, 1]
 
 
+def test_inpaint_can_keep_a_refined_latent(pipe, wav):
+    """refine_steps fits the kept latent to the input's mel first: the kept part is that latent, which
+    decodes closer to the input mel than the encoder's."""
+    plain = inpaint(pipe, wav, "rain", 0.2, 0.4, **FAST)
+    refined = inpaint(pipe, wav, "rain", 0.2, 0.4, refine_steps=10, **FAST)
+    torch.testing.assert_close(refined.original, encode_input(pipe, wav, refine_steps=10))
+    keep = refined.mask.expand_as(refined.latent).bool()
+    assert torch.equal(refined.latent[keep], refined.original[keep])
+    frames = refined.original.shape[2] * pipe.time_factor
+    with torch.inference_mode():
+        mel = pipe.mel(wav.reshape(1, -1), frames)
+        err = [(pipe.vae.decode(r.original / pipe.scale_factor) - mel).abs().mean() for r in (plain, refined)]
+    assert err[1] < err[0], err
+
+
 def test_unconditional_inpaint(pipe, wav):
     result = inpaint(pipe, wav, "", 0.0, 0.1, **FAST)
     keep = result.mask.expand_as(result.latent).bool()

@@ -379,8 +379,6 @@ class AudioLDM:
     def latent_of(self, mel: Tensor, refine_steps: int = 0) -> Tensor:
         """mel [B, 1, T, F] -> unscaled latent: the posterior mean, fitted to the mel for `refine_steps`
         steps when > 0 (`AutoencoderKL.refine`; it runs outside inference mode: it needs gradients)."""
-        if refine_steps < 0:
-            raise UsageError(f"refine_steps must be >= 0, got {refine_steps}")
         with torch.inference_mode():
             z = self.vae.encode(mel).mode()
         return self.vae.refine(mel, z, refine_steps)[0].to(z.dtype) if refine_steps else z

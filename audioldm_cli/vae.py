@@ -603,18 +603,24 @@ class AutoencoderKL(nn.Module):
         spread = start.flatten(1).std(1).clamp_min(1e-6).view(-1, *[1] * (start.dim() - 1))
         u = torch.zeros_like(start, requires_grad=True)
         opt = torch.optim.Adam([u], lr=REFINE_LR if lr is None else lr)
-        with torch.enable_grad():
-            for step in range(steps + 1):
+
+        def keep_better(z: torch.Tensor, loss: torch.Tensor) -> None:
+            nonlocal best_loss
+            better = loss < best_loss
+            best[better] = z[better]
+            best_loss = torch.where(better, loss, best_loss)
+
+        for step in range(steps):
+            with torch.enable_grad():
                 z = start + spread * u
                 loss = self._item_l1(self.decode(z.to(dtype)), mel)
-                if step:  # the loss of z after `step` updates; the start is already scored
-                    better = loss.detach() < best_loss
-                    best[better] = z.detach()[better]
-                    best_loss = torch.where(better, loss.detach(), best_loss)
-                if step == steps:
-                    break
                 (u.grad,) = torch.autograd.grad(loss.sum(), [u])
-                opt.step()
+            if step:  # the loss of z after `step` updates; the start is already scored
+                keep_better(z.detach(), loss.detach())
+            opt.step()
+        with torch.no_grad():  # the last update's z
+            z = start + spread * u
+            keep_better(z, self._item_l1(self.decode(z.to(dtype)), mel))
         return best, best_loss
 
     @staticmethod

@@ -368,11 +368,10 @@ class AudioLDM:
         wav = _as_batch(wav)
         with torch.inference_mode():
             mel = self.mel(wav, self.frames_for(wav.shape[-1]))
-        if sample:
-            with torch.inference_mode():
+            if sample:
                 posterior = self.vae.encode(mel)
                 z = posterior.mean + posterior.std * randn_like(posterior.mean, generator)
-        else:
+        if not sample:
             z = self.latent_of(mel, refine_steps)
         return (z * self.scale_factor).float().cpu(), self.latent_metadata(wav.shape[-1])
 

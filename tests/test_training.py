@@ -444,6 +444,34 @@ def test_vae_freeze_encoder_trains_the_decoder_side_only(manifest, tiny_model, t
     assert len(changed) == len([k for k in trained if k.endswith("weight")])
 
 
+def test_vae_freeze_decoder_trains_the_encoder_side_only(manifest, tiny_model, tmp_path):
+    cfg = vae_config(tmp_path)
+    doc = json.loads(cfg.read_text())
+    doc["loss"].update(freeze_decoder=True, freeze_encoder=True)
+    cfg.write_text(json.dumps(doc))
+    args = ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "both"), "--config", str(cfg)]
+    args += ["--init-from", str(tiny_model)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "at most one" in result.output and "Traceback" not in result.output
+    doc["loss"]["freeze_encoder"] = False
+    cfg.write_text(json.dumps(doc))
+    result = CliRunner().invoke(app, args[:8])
+    assert result.exit_code == 2 and "freeze_decoder: needs --init-from MODEL" in result.output
+    run = tmp_path / "run"
+    train("vae", manifest, run, config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
+    from audioldm_cli.pipeline import AudioLDM
+
+    base, tuned = AudioLDM.from_pretrained(tiny_model).vae, AudioLDM.from_pretrained(run / "export").vae
+    assert tuned.scale_factor == base.scale_factor  # the decoder (and a UNet) keep their latent scale
+    before, after = base.state_dict(), tuned.state_dict()
+    kept = [k for k in before if k.startswith(("decoder.", "post_quant_conv."))]
+    trained = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert kept and trained and len(kept) + len(trained) == len(before)
+    assert_same_weights({k: before[k] for k in kept}, {k: after[k] for k in kept}, atol=0)
+    changed = [k for k in trained if k.endswith("weight") and not torch.equal(before[k], after[k])]
+    assert len(changed) == len([k for k in trained if k.endswith("weight")])
+
+
 def test_discriminator_init_is_seeded_when_fine_tuning(tiny_model):
     from audioldm_cli.training.config import TrainConfig
     from audioldm_cli.training.vae import build_vae_stage

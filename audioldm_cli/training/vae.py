@@ -8,7 +8,10 @@ Loss (per micro-batch, means over the batch so that multi-process runs match sin
 
 `freeze_encoder` (with --init-from) trains the decoder side only (post_quant_conv + decoder): the
 encoder, its latents and the scale factor stay as they are, so a UNet trained on them keeps working
-(Stable Diffusion's fine-tuned "ft-MSE" decoder was made this way).
+(Stable Diffusion's fine-tuned "ft-MSE" decoder was made this way). `freeze_decoder` is its mirror: the
+encoder side (encoder + quant_conv) learns to give the fixed decoder the latents it reconstructs best
+from (closing the amortisation gap left when the decoder was fine-tuned after the encoder), with the
+scale factor kept, so that the decoder and a UNet trained on the old latents keep working.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class VAELossConfig:
     disc_channels: int = 32
     disc_layers: int = 3
     freeze_encoder: bool = False  # train post_quant_conv + decoder only; keep the encoder and scale factor
+    freeze_decoder: bool = False  # train encoder + quant_conv only; keep the decoder and scale factor
 
     @classmethod
     def from_dict(cls, d: dict) -> VAELossConfig:
@@ -110,6 +114,9 @@ class VAEStage(Stage):
         if loss.freeze_encoder:
             vae.encoder.requires_grad_(False)
             vae.quant_conv.requires_grad_(False)
+        if loss.freeze_decoder:
+            vae.decoder.requires_grad_(False)
+            vae.post_quant_conv.requires_grad_(False)
         self.modules = {"vae": VAETrainer(vae)}
         self.optimizers = {"vae": ("vae",)}
         if loss.disc_start >= 0:
@@ -198,7 +205,7 @@ class VAEStage(Stage):
     def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:
         """A reconstruct/encode-only model folder (VAE + vocoder) or, without a vocoder, the VAE component."""
         vae = copy.deepcopy(modules["vae"].vae).float().cpu().eval()
-        if self.scale_batch is not None and not self.loss.freeze_encoder:
+        if self.scale_batch is not None and not (self.loss.freeze_encoder or self.loss.freeze_decoder):
             with torch.no_grad():
                 z = vae.encode(self.mel(self.scale_batch.float())).mode()
             std = float(z.flatten().std())
@@ -213,8 +220,12 @@ def build_vae_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     from .run import Built
 
     loss = VAELossConfig.from_dict(doc.get("loss", {}))
+    if loss.freeze_encoder and loss.freeze_decoder:
+        raise UsageError("loss.freeze_encoder and loss.freeze_decoder: at most one (both leave nothing to train)")
     if loss.freeze_encoder and not init_from:
         raise UsageError("loss.freeze_encoder: needs --init-from MODEL (the trained encoder to keep)")
+    if loss.freeze_decoder and not init_from:
+        raise UsageError("loss.freeze_decoder: needs --init-from MODEL (the trained decoder to keep)")
     if init_from:
         mel, pcfg, folder = read_init_model(init_from)
         vae = load_component(folder / pcfg["components"]["vae"], "vae")

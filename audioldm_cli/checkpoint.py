@@ -84,7 +84,8 @@ def component_class(class_name: str) -> type:
 #   film            one vector (CLAP, or the masked mean of the token states) through film_emb (AudioLDM v1)
 #   crossattn+film  both: the tokens for detail, the pooled sentence vector as a global condition
 #                   (checkpoints/default)
-# pipeline.json "sampling": settings a model recommends for `generate`, used where the caller gives none
+# pipeline.json "sampling": settings a model recommends for `generate` (and `reconstruct`), used where the
+# caller gives none
 #   guidance_scale     classifier-free guidance (the library default, DEFAULT_GUIDANCE_SCALE, is 3)
 #   guidance_rescale   phi in [0, 1]: the guided clean-latent estimate rescaled towards the conditional
 #                      one's spread (`samplers.classifier_free_guidance`; the library default: 0, off)
@@ -93,7 +94,9 @@ def component_class(class_name: str) -> type:
 #                      (the library default: none)
 #   num_candidates     make K per output and keep the best by the model's ranker (`generate
 #                      --num-candidates`; needs a ranker or CLAP; the library default is 1)
-SAMPLING_KEYS = ("guidance_scale", "guidance_rescale", "frame_level_limit", "num_candidates")
+#   refine_steps       `reconstruct` fits each latent to its mel for N steps before decoding
+#                      (`AutoencoderKL.refine`; the library default is 0: the encoder's latent as it is)
+SAMPLING_KEYS = ("guidance_scale", "guidance_rescale", "frame_level_limit", "num_candidates", "refine_steps")
 DEFAULT_GUIDANCE_SCALE = 3.0
 
 CONDITIONINGS = {
@@ -132,6 +135,9 @@ class PipelineConfig:
         k = self.sampling.get("num_candidates", 1)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ModelError(f"pipeline sampling.num_candidates {k!r} must be an integer >= 1")
+        n = self.sampling.get("refine_steps", 0)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ModelError(f"pipeline sampling.refine_steps {n!r} must be an integer >= 0")
         if self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"

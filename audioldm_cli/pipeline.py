@@ -236,6 +236,12 @@ class AudioLDM:
         `sampling.num_candidates` where it can rank them, else 1."""
         return int(self.config.sampling.get("num_candidates", 1)) if self.can_rank else 1
 
+    @property
+    def default_refine_steps(self) -> int:
+        """Latent refinement steps `reconstruct` runs when given none: the model's `sampling.refine_steps`,
+        else 0 (the encoder's latent as it is)."""
+        return int(self.config.sampling.get("refine_steps", 0))
+
     def describe(self) -> dict:
         """A JSON-able description of the model: what `audioldm info` prints."""
         parts = {}
@@ -261,6 +267,7 @@ class AudioLDM:
                 "guidance_rescale": self.default_guidance_rescale,
                 "frame_level_limit": self.config.sampling.get("frame_level_limit"),  # None: no limit
                 "num_candidates": self.default_num_candidates,
+                "refine_steps": self.default_refine_steps,
             },
             "latent": {
                 "channels": self.latent_channels,
@@ -425,7 +432,7 @@ class AudioLDM:
         wav: Tensor,
         vocoder_only: bool = False,
         *,
-        refine_steps: int = 0,
+        refine_steps: int | None = None,
         chunk_frames: int = CHUNK_FRAMES,
         overlap_frames: int = CHUNK_OVERLAP,
         progress: ProgressFn | None = None,
@@ -433,7 +440,8 @@ class AudioLDM:
         """wav [B, N] (or [N]) -> mel -> VAE -> mel -> vocoder -> wav of exactly the input shape.
 
         `refine_steps` > 0 fits each chunk's latent to its mel before decoding (`AutoencoderKL.refine`):
-        a closer round trip at the cost of one decoder forward and backward pass per step.
+        a closer round trip at the cost of one decoder forward and backward pass per step; None: the
+        model's `default_refine_steps` (0 with `vocoder_only`), 0: the encoder's latent as it is.
 
         Inputs longer than `chunk_frames` mel frames run in chunks with `overlap_frames` of context on
         each side, cross-faded linearly over `overlap_frames` centred on each border, so memory stays
@@ -451,6 +459,8 @@ class AudioLDM:
         context = math.ceil(
             self.mel_config.n_fft / hop
         )  # extra frames so that chunk mels equal the whole mel
+        if refine_steps is None:
+            refine_steps = 0 if vocoder_only else self.default_refine_steps
         if refine_steps < 0:
             raise UsageError(f"refine_steps must be >= 0, got {refine_steps}")
         if vocoder_only and refine_steps:

@@ -30,7 +30,10 @@
 #               kept to the conditional one's spread; measured the same way) and a
 #               frame_level_limit: LEVEL_LIMIT "corpus" (the default) measures the loudest mel frame of
 #               the train split (~20 s), so that strong guidance cannot push generated frames beyond
-#               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out
+#               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out;
+#               and REFINE_STEPS as `reconstruct`'s latent refinement (`reconstruct --refine-steps`: each
+#               latent fitted to its mel before decoding; chosen on 12 val clips: benchmarks/RESULTS.md,
+#               `## Latent refinement`)
 #
 # VAE_STEPS / VAE_DECODER_STEPS / LDM_STEPS are the step targets (seed 0; a VAE stage's cosine learning-rate
 # schedule spans its configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine
@@ -42,7 +45,7 @@
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, STAGE_SECONDS (3300),
-# DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), REFINE_STEPS (50), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,6 +60,7 @@ STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
 GUIDANCE="${GUIDANCE:-15}"
 GUIDANCE_RESCALE="${GUIDANCE_RESCALE:-1}"
+REFINE_STEPS="${REFINE_STEPS:-50}"
 LEVEL_LIMIT="${LEVEL_LIMIT:-corpus}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
@@ -149,7 +153,7 @@ PY
 train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export"
 
 # 3. assemble checkpoints/default (fp16) + the training record
-"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" "$GUIDANCE_RESCALE" <<'PY'
+"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" "$GUIDANCE_RESCALE" "$REFINE_STEPS" <<'PY'
 import dataclasses, json, math, shutil, sys, time
 from pathlib import Path
 
@@ -171,6 +175,8 @@ pipe.vae = decoder
 sampling = {"guidance_scale": float(sys.argv[6])}
 if float(sys.argv[8]):  # 0: plain guidance, left out
     sampling["guidance_rescale"] = float(sys.argv[8])
+if int(sys.argv[9]):  # 0: the encoder's latent as it is, left out
+    sampling["refine_steps"] = int(sys.argv[9])
 if sys.argv[7] == "corpus":  # the loudest frame of the train split, in the model's own mel
     loudest = -math.inf
     with torch.inference_mode():

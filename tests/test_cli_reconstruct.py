@@ -168,3 +168,47 @@ def test_refine_steps_reach_the_round_trip(recon_model, tmp_path):
     pipe = AudioLDM.from_pretrained(recon_model)
     expected = pipe.reconstruct(read_audio(src, 16000)[0], refine_steps=4).numpy()
     np.testing.assert_allclose(fit, expected, atol=1e-4)  # through a 16-bit wav: one quantisation step
+
+
+def test_the_model_s_refine_steps_are_the_default(recon_model, tmp_path):
+    """A model whose pipeline.json recommends `sampling.refine_steps` N reconstructs with N steps unless
+    --refine-steps is given (0: the encoder's latent); --vocoder-only still skips the VAE; `info` says it."""
+    import shutil
+
+    from audioldm_cli.pipeline import AudioLDM
+
+    model = tmp_path / "m"
+    shutil.copytree(recon_model, model)
+    doc = json.loads((model / "pipeline.json").read_text())
+    doc["sampling"] = {**doc.get("sampling", {}), "refine_steps": 4}
+    (model / "pipeline.json").write_text(json.dumps(doc))
+    assert AudioLDM.from_pretrained(model).default_refine_steps == 4
+    assert AudioLDM.from_pretrained(recon_model).default_refine_steps == 0
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(440, 16000, 2345), 16000, subtype="FLOAT")
+    outs = {}
+    for name, m, extra in [("default", model, []), ("four", recon_model, ["--refine-steps", "4"]),
+                           ("zero", model, ["--refine-steps", "0"]), ("plain", recon_model, []),
+                           ("voc", model, ["--vocoder-only"]), ("voc_plain", recon_model, ["--vocoder-only"])]:
+        result = run(m, src, "-o", tmp_path / f"{name}.wav", *extra)
+        assert result.exit_code == 0, result.output
+        outs[name] = sf.read(tmp_path / f"{name}.wav", dtype="float32")[0]
+    np.testing.assert_array_equal(outs["default"], outs["four"])
+    np.testing.assert_array_equal(outs["zero"], outs["plain"])
+    np.testing.assert_array_equal(outs["voc"], outs["voc_plain"])
+    assert np.abs(outs["default"] - outs["plain"]).max() > 1e-4
+    info = runner.invoke(app, ["info", str(model)])
+    assert "reconstruct: latents fitted for 4 steps" in info.output
+
+
+@pytest.mark.parametrize("n", [-1, 2.5, True, "3"])
+def test_a_bad_refine_steps_in_pipeline_json_is_refused(recon_model, tmp_path, n):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(recon_model, model)
+    doc = json.loads((model / "pipeline.json").read_text())
+    doc["sampling"] = {"refine_steps": n}
+    (model / "pipeline.json").write_text(json.dumps(doc))
+    result = run(model, tmp_path / "missing.wav")
+    assert result.exit_code != 0 and "refine_steps" in result.output

@@ -103,3 +103,21 @@ def test_info_without_a_folder_describes_the_default_and_its_sampling_settings()
     line = f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given"
     assert line in result.stdout
     assert -5 < limit < 2  # a log level where real mel frames lie (log-mel floor: log 1e-5 = -11.5)
+    steps = sampling["refine_steps"]
+    assert f"reconstruct: latents fitted for {steps} steps unless --refine-steps is given" in result.stdout
+
+
+def test_reconstruct_fits_the_latent_by_default_and_comes_closer(pipe):
+    """The default recommends latent refinement for `reconstruct` (benchmarks/RESULTS.md, `## Latent
+    refinement`): with it the round trip of a 1 s chirp in noise is closer to the input than the
+    encoder's single pass."""
+    from audioldm_cli.metrics import reconstruction_report
+
+    assert pipe.default_refine_steps == json.loads((DEFAULT / "pipeline.json").read_text())["sampling"]["refine_steps"] > 0
+    sr = pipe.sample_rate
+    t = torch.arange(sr) / sr
+    g = torch.Generator().manual_seed(0)
+    wav = 0.3 * torch.sin(2 * torch.pi * (300 * t + 900 * t**2)) + 0.03 * torch.randn(sr, generator=g)
+    fitted = reconstruction_report(wav, pipe.reconstruct(wav), pipe.mel_config)["mel_l1"]
+    single = reconstruction_report(wav, pipe.reconstruct(wav, refine_steps=0), pipe.mel_config)["mel_l1"]
+    assert fitted < single

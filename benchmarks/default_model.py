@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seeds must be at least 1")
     if args.candidates < 1:
         ap.error("--candidates must be at least 1")
+    if args.recon_per_category < 1:
+        ap.error("--recon-per-category must be at least 1 (the report's reconstruction section needs clips)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.manual_seed(args.seed)
 

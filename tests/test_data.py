@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audioldm_cli.data import SegmentDataset, local_positions, read_manifest
+from audioldm_cli.data import Row, SegmentDataset, local_positions, read_manifest
 from audioldm_cli.errors import UsageError
 from audioldm_cli.training.common import audio_reader
 
@@ -151,6 +151,46 @@ def test_crops_come_from_the_file_and_short_files_are_zero_padded(tmp_path):
     padded = long_segment.sample(0, 0, 1)[0]
     assert padded.shape == (6000,) and wav.shape == (4000,)
     assert torch.count_nonzero(padded[4000:]) == 0 and torch.count_nonzero(padded[:4000]) > 3000
+
+
+def test_start_crop_anchors_that_share_of_training_crops_at_the_clip_start(tmp_path):
+    rows = [Row(tmp_path / f"r{i}", f"c{i}", f"m.jsonl:{i + 1}") for i in range(3)]
+
+    def ramp(path):  # each sample's value is its frame index
+        return torch.arange(100.0)
+
+    def latent(path):  # [C, T, F], valued by the time index
+        return torch.arange(40.0).view(1, 40, 1).expand(2, 40, 3)
+
+    def starts(data, n=400):
+        return [int(data.sample(s, p, 4)[0].reshape(-1)[0]) for s in range(n // 4) for p in range(4)]
+
+    uniform = starts(SegmentDataset(rows, ramp, 30, seed=3))
+    assert uniform == starts(SegmentDataset(rows, ramp, 30, seed=3, start_crop=0.0))  # same draws as before
+    assert uniform.count(0) < 20 and len(set(uniform)) > 50
+    half = starts(SegmentDataset(rows, ramp, 30, seed=3, start_crop=0.5))
+    assert 0.4 < half.count(0) / len(half) < 0.65 and len(set(half)) > 40
+    assert set(starts(SegmentDataset(rows, ramp, 30, seed=3, start_crop=1.0))) == {0}
+    # latent rows crop along their time axis the same way; validation keeps the centred window
+    data = SegmentDataset(rows, latent, 1, latent_segment=10, seed=3, start_crop=1.0)
+    seg = data.sample(5, 1, 4)[0]
+    assert seg.shape == (2, 10, 3) and torch.equal(seg[0, :, 0], torch.arange(10.0))
+    assert int(data.sample(0, 0, 4, train=False)[0][0, 0, 0]) == 15
+    for bad in (-0.1, 1.5):
+        with pytest.raises(UsageError, match="start_crop"):
+            SegmentDataset(rows, ramp, 30, start_crop=bad)
+
+
+def test_train_config_start_crop_reaches_the_training_set_only(tmp_path):
+    from audioldm_cli.training.common import make_datasets
+    from audioldm_cli.training.config import TrainConfig
+
+    manifest = make_dataset(tmp_path, n=2).rows[0].path.parent / "m.jsonl"
+    train_set, val_set = make_datasets(manifest, TrainConfig(start_crop=0.7), SR, 800)
+    assert train_set.start_crop == 0.7 and val_set.start_crop == 0.0
+    assert TrainConfig().start_crop == 0.0
+    with pytest.raises(UsageError, match=r"train.start_crop=2: must be in \[0, 1\]"):
+        TrainConfig(start_crop=2)
 
 
 def test_resampled_to_the_training_rate(tmp_path):

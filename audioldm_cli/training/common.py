@@ -70,7 +70,13 @@ def make_datasets(
     rows = read_manifest(data, require_captions=require_captions)
     reader = audio_reader(sample_rate, check_latent)
     train = SegmentDataset(
-        rows, reader, segment, latent_segment=latent_segment, seed=cfg.seed, caption_dropout=caption_dropout
+        rows,
+        reader,
+        segment,
+        latent_segment=latent_segment,
+        seed=cfg.seed,
+        caption_dropout=caption_dropout,
+        start_crop=cfg.start_crop,
     )
     val_rows: list[Row] = read_manifest(val_data, require_captions=require_captions) if val_data else rows
     val = SegmentDataset(

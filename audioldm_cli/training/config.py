@@ -47,6 +47,7 @@ class TrainConfig:
     ema_decay: float = 0.9999  # for the stages that keep an EMA (ldm); 0 disables
     segment_seconds: float = 2.0
     caption_dropout: float = 0.1  # ldm: probability of training on the empty caption (for CFG)
+    start_crop: float = 0.0  # probability that a training segment starts at its clip's start (onsets)
     log_every: int = 10
     save_every: int = 1000
     keep_last: int = 3
@@ -74,6 +75,8 @@ class TrainConfig:
             raise UsageError(f"train.ema_decay={self.ema_decay}: must be in [0, 1)")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise UsageError(f"train.caption_dropout={self.caption_dropout}: must be in [0, 1]")
+        if not 0.0 <= self.start_crop <= 1.0:
+            raise UsageError(f"train.start_crop={self.start_crop}: must be in [0, 1]")
         if not self.segment_seconds > 0:
             raise UsageError(f"train.segment_seconds={self.segment_seconds}: must be > 0")
 

@@ -154,6 +154,19 @@ def test_vae_with_channel_norm_trains_and_exports_it(manifest, tmp_path):
     assert_same_weights(vae.state_dict(), trained)
 
 
+def test_train_start_crop_from_the_config_file(manifest, tmp_path):
+    """`train.start_crop` in a `--config` file is recorded in the run's config; out of [0, 1] it is a
+    one-line error before any step."""
+    run = tmp_path / "run"
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--max-steps", "1"]
+    result = CliRunner().invoke(app, [*args, "--config", str(vae_config(tmp_path, start_crop=2))])
+    assert result.exit_code != 0 and "train.start_crop=2: must be in [0, 1]" in result.output
+    assert "Traceback" not in result.output and not (run / "checkpoints").exists()
+    result = CliRunner().invoke(app, [*args, "--config", str(vae_config(tmp_path, start_crop=1))])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["train"]["start_crop"] == 1
+
+
 def test_resume_equals_uninterrupted_with_discriminator(manifest, tmp_path):
     cfg = vae_config(tmp_path, disc_start=1)
     train("vae", manifest, tmp_path / "full", config=cfg, overrides={"max_steps": 4})

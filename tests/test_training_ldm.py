@@ -82,6 +82,56 @@ def test_ldm_resume_with_ema_equals_uninterrupted(manifest, tiny_model, tmp_path
         assert_same_weights(a, b)
 
 
+def test_power_function_ema_weights_each_step_by_the_closed_form():
+    """ema_gamma: after T updates, step s's weights count (1 - b_s) (s / T)^(gamma + 1), b_s = (1 - 1/s)^(gamma + 1),
+    a profile ~ s^gamma over the whole run (EDM2), whatever T is."""
+    from audioldm_cli.training.loop import EMA
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    for gamma, steps in [(2.0, 40), (4.0, 300)]:
+        with torch.no_grad():
+            net.weight.fill_(123.0)  # the starting value has no weight left after the first update
+        ema = EMA(net, decay=0.5, gamma=gamma)  # decay is not used with gamma > 0
+        values = torch.randn(steps, dtype=torch.float64)
+        for v in values:
+            with torch.no_grad():
+                net.weight.fill_(float(v))
+            ema.update(net)
+        s = torch.arange(1, steps + 1, dtype=torch.float64)
+        kept = (1 - 1 / s) ** (gamma + 1)
+        weights = (1 - kept) * (s / steps) ** (gamma + 1)
+        assert float(weights.sum()) == pytest.approx(1.0)
+        assert float(ema.shadow["weight"]) == pytest.approx(float((weights * values).sum()), rel=1e-5, abs=1e-6)
+    # on a ramp the average sits where a ~s^gamma profile puts it: (gamma + 1) / (gamma + 2) of the way
+    ema = EMA(net, decay=0.0, gamma=4.0)
+    for v in range(1, 2001):
+        with torch.no_grad():
+            net.weight.fill_(float(v))
+        ema.update(net)
+    assert float(ema.shadow["weight"]) / 2000 == pytest.approx(5 / 6, rel=0.01)
+    # the LitEma profile is unchanged: min(decay, (1 + t) / (10 + t))
+    lit = EMA(net, decay=0.999)
+    lit.updates = 3
+    assert lit.current_decay() == pytest.approx(4 / 13)
+
+
+def test_ldm_ema_gamma_keeps_an_ema_without_ema_decay(manifest, tiny_model, tmp_path):
+    run = tmp_path / "run"
+    cfg = ldm_config(tmp_path, ema_decay=0.0, ema_gamma=2.0)
+    train("ldm", manifest, run, config=cfg, init_from=str(tiny_model))
+    ckpt = run / "checkpoints" / "step_00000004"
+    ema = {k[len("unet.") :]: v for k, v in load_file(str(ckpt / "ema.safetensors")).items()}
+    raw = load_file(str(ckpt / "unet.safetensors"))
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+    from audioldm_cli.pipeline import AudioLDM
+
+    assert_same_weights(AudioLDM.from_pretrained(run / "export").unet.state_dict(), ema)
+    assert json.loads((run / "config.json").read_text())["train"]["ema_gamma"] == 2.0
+    with pytest.raises(UsageError, match=r"train.ema_gamma=-1.0: must be >= 0"):
+        train("ldm", manifest, tmp_path / "bad", config=ldm_config(tmp_path, ema_gamma=-1.0),
+              init_from=str(tiny_model))
+
+
 def test_ldm_on_precomputed_latents(manifest, tiny_model, tmp_path):
     """Rows may be `audioldm encode` latents: training skips the VAE and still learns."""
     from audioldm_cli.audio import read_audio

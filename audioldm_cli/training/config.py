@@ -44,7 +44,8 @@ class TrainConfig:
     max_bad_steps: int = 10  # steps with a non-finite loss that are skipped before the run stops
     precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = False  # force CPU even when a GPU is visible
-    ema_decay: float = 0.9999  # for the stages that keep an EMA (ldm); 0 disables
+    ema_decay: float = 0.9999  # for the stages that keep an EMA (ldm); 0 disables (unless ema_gamma > 0)
+    ema_gamma: float = 0.0  # > 0: the EMA's power-function profile (EDM2) instead of ema_decay's; see EMA
     segment_seconds: float = 2.0
     caption_dropout: float = 0.1  # ldm: probability of training on the empty caption (for CFG)
     start_crop: float = 0.0  # probability that a training segment starts at its clip's start (onsets)
@@ -73,6 +74,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise UsageError(f"train.ema_decay={self.ema_decay}: must be in [0, 1)")
+        if not self.ema_gamma >= 0.0:
+            raise UsageError(f"train.ema_gamma={self.ema_gamma}: must be >= 0 (0: the ema_decay profile)")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise UsageError(f"train.caption_dropout={self.caption_dropout}: must be in [0, 1]")
         if not 0.0 <= self.start_crop <= 1.0:

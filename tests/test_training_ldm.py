@@ -127,9 +127,16 @@ def test_ldm_ema_gamma_keeps_an_ema_without_ema_decay(manifest, tiny_model, tmp_
 
     assert_same_weights(AudioLDM.from_pretrained(run / "export").unet.state_dict(), ema)
     assert json.loads((run / "config.json").read_text())["train"]["ema_gamma"] == 2.0
-    with pytest.raises(UsageError, match=r"train.ema_gamma=-1.0: must be >= 0"):
-        train("ldm", manifest, tmp_path / "bad", config=ldm_config(tmp_path, ema_gamma=-1.0),
-              init_from=str(tiny_model))
+    # through the CLI a bad value is a one-line error before any step
+    from typer.testing import CliRunner
+
+    from audioldm_cli.cli import app
+
+    bad = tmp_path / "bad"
+    args = ["train", "ldm", "--data", str(manifest), "--out", str(bad), "--init-from", str(tiny_model)]
+    result = CliRunner().invoke(app, [*args, "--config", str(ldm_config(tmp_path, ema_gamma=-1.0))])
+    assert result.exit_code != 0 and "train.ema_gamma=-1.0: must be >= 0" in result.output, result.output
+    assert "Traceback" not in result.output and not (bad / "checkpoints").exists()
 
 
 def test_ldm_on_precomputed_latents(manifest, tiny_model, tmp_path):

@@ -346,3 +346,45 @@ def test_min_snr_gamma_must_be_positive(manifest, tiny_model, tmp_path, gamma):
         assert result.exit_code == 2, result.output
         assert "loss.min_snr_gamma=0: must be a positive number" in result.output
         assert "Traceback" not in result.output and not (tmp_path / "cli" / "checkpoints").exists()
+
+
+def test_ldm_config_schedule_replaces_the_init_models(manifest, tiny_model, tmp_path, caplog):
+    """A config's "schedule" section is what the stage trains with (targets, noise levels) and exports:
+    it used to reach config.json only, while the UNet trained (and was exported) with the --init-from
+    model's schedule."""
+    from audioldm_cli.pipeline import AudioLDM
+    from audioldm_cli.schedule import ScheduleConfig, add_noise, alphas_cumprod, training_target
+    from audioldm_cli.training.common import batch_noise, batch_uniform_ints
+    from audioldm_cli.training.config import TrainConfig
+    from audioldm_cli.training.ldm import build_ldm_stage
+
+    assert AudioLDM.from_pretrained(tiny_model).schedule.prediction_type == "eps"
+    wanted = ScheduleConfig(prediction_type="v", linear_end=0.012)
+    doc = json.loads(ldm_config(tmp_path).read_text())
+    doc["schedule"] = {"prediction_type": "v", "linear_end": 0.012}
+    with caplog.at_level("WARNING"):
+        stage = build_ldm_stage(doc, TrainConfig(seed=3), init_from=str(tiny_model)).stage
+    assert "fine-tuned to the new one" in caplog.text and "prediction_type 'v'" in caplog.text
+    assert stage.pipe.schedule == wanted
+    torch.testing.assert_close(stage.acp, alphas_cumprod(wanted))
+    # the loss is the MSE to the v target under the new noise levels
+    stage.modules["unet"].requires_grad_(True)
+    samples = stage.segment_frames(0.3) * stage.pipe.hop_length
+    batch = {"audio": 0.1 * torch.randn(2, samples, generator=torch.Generator().manual_seed(0)),
+             "caption": ["a dog barks", "rain"], "positions": [0, 1]}
+    losses, _ = stage.train_step(batch, step=5)
+    z = stage.latents(batch, 5)
+    t = batch_uniform_ints(1000, 3, 5, batch["positions"], salt=29)
+    noise = batch_noise(tuple(z.shape[1:]), 3, 5, batch["positions"], salt=31)
+    acp = alphas_cumprod(wanted)
+    with torch.no_grad():
+        pred = stage.modules["unet"](add_noise(z, noise, t, acp), t, **stage.condition(batch["caption"]))
+    expected = (pred - training_target(z, noise, t, acp, "v")).pow(2).mean()
+    torch.testing.assert_close(losses["unet"].detach(), expected)
+
+    config = tmp_path / "ldm_v.json"
+    config.write_text(json.dumps({**doc, "train": {**doc["train"], "max_steps": 2}}))
+    train("ldm", manifest, tmp_path / "run", config=config, init_from=str(tiny_model))
+    exported = json.loads((tmp_path / "run" / "export" / "pipeline.json").read_text())["schedule"]
+    assert exported == wanted.to_dict()
+    assert AudioLDM.from_pretrained(tmp_path / "run" / "export").schedule == wanted

@@ -212,9 +212,10 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     pcfg["schedule"] = {**pcfg.get("schedule", {}), **doc.get("schedule", {})}
     pcfg["conditioning"] = doc.get("conditioning", pcfg["conditioning"])
     try:
-        pcfg["schedule"] = ScheduleConfig.from_dict(pcfg["schedule"]).to_dict()
+        schedule = ScheduleConfig.from_dict(pcfg["schedule"])
     except (TypeError, ValueError) as e:
         raise UsageError(f"config 'schedule': {e}") from None
+    pcfg["schedule"] = schedule.to_dict()
     if doc.get("model"):
         torch.manual_seed(cfg.seed)
         unet = UNetModel.from_config(dict(doc["model"]))
@@ -222,12 +223,20 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
             logger.warning("config 'model' given: training a new UNet instead of the one in %s", init_from)
     elif pipe.unet is not None:
         unet = copy.deepcopy(pipe.unet)
+        if schedule != pipe.schedule:
+            logger.warning(
+                "config 'schedule' differs from %s's (%s): its UNet is fine-tuned to the new one", init_from,
+                ", ".join(f"{k} {v!r}" for k, v in schedule.to_dict().items() if v != pipe.schedule.to_dict()[k]),
+            )
     else:
         raise UsageError(
             f"{init_from} has no UNet to fine-tune: give its architecture in the config 'model' section"
         )
     pipe.unet = None
     pipe.config = PipelineConfig.from_dict({**pcfg, "components": {**pcfg["components"], "unet": "unet"}})
+    # the pipeline parsed its schedule from the --init-from model's pipeline.json: the stage trains (targets,
+    # noise levels) and exports with the merged one, so a config's "schedule" section takes effect
+    pipe.schedule = schedule
     _check_unet(pipe, unet)
     stage = LDMStage(pipe, unet.train().requires_grad_(True), loss, seed=cfg.seed)
     frames = stage.segment_frames(cfg.segment_seconds)

@@ -151,6 +151,19 @@ class AudioLDM:
     def preset(self) -> str:
         return preset_name(self.mel_config) or "custom"
 
+    def reconfigure(self, config: ckpt.PipelineConfig) -> None:
+        """Replace the pipeline.json settings in use (as a training stage does with its config's sections):
+        what the pipeline derives from them (the schedule, the text encoder) follows. Same frontend only."""
+        from .schedule import ScheduleConfig
+
+        if config.frontend != self.config.frontend:
+            raise ModelError("reconfigure cannot change the frontend: load the model again instead")
+        try:
+            schedule = ScheduleConfig.from_dict(config.schedule)
+        except (ValueError, UsageError) as e:
+            raise ModelError(f"pipeline.json: {e}") from None
+        self.config, self.schedule, self._text_encoder = config, schedule, None
+
     @property
     def text_encoder(self):
         """The frozen text encoder named in pipeline.json, loaded on first use (reconstruct never needs it)."""

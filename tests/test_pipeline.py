@@ -222,3 +222,16 @@ def test_text_width_must_match_the_unet(tiny_model, tmp_path):
         ModelError, match="extra_film_condition_dim None differs from the text encoder width 384"
     ):
         AudioLDM.from_pretrained(folder).generate("x", duration=0.1, steps=1)
+
+
+def test_reconfigure_rederives_the_schedule_and_keeps_the_frontend(tiny_model):
+    import dataclasses
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    pipe.reconfigure(dataclasses.replace(pipe.config, schedule={**pipe.config.schedule, "prediction_type": "v"}))
+    assert pipe.schedule.prediction_type == "v" and pipe.config.schedule["prediction_type"] == "v"
+    with pytest.raises(ModelError, match="pipeline.json: schedule prediction_type"):
+        pipe.reconfigure(dataclasses.replace(pipe.config, schedule={"prediction_type": "x0"}))
+    with pytest.raises(ModelError, match="cannot change the frontend"):
+        pipe.reconfigure(dataclasses.replace(pipe.config, frontend={**pipe.config.frontend, "n_mels": 80}))
+    assert pipe.schedule.prediction_type == "v"  # a refused config leaves the pipeline as it was

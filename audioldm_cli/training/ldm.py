@@ -233,10 +233,8 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
             f"{init_from} has no UNet to fine-tune: give its architecture in the config 'model' section"
         )
     pipe.unet = None
-    pipe.config = PipelineConfig.from_dict({**pcfg, "components": {**pcfg["components"], "unet": "unet"}})
-    # the pipeline parsed its schedule from the --init-from model's pipeline.json: the stage trains (targets,
-    # noise levels) and exports with the merged one, so a config's "schedule" section takes effect
-    pipe.schedule = schedule
+    # the stage trains (targets, noise levels) and exports with the merged schedule and text encoder
+    pipe.reconfigure(PipelineConfig.from_dict({**pcfg, "components": {**pcfg["components"], "unet": "unet"}}))
     _check_unet(pipe, unet)
     stage = LDMStage(pipe, unet.train().requires_grad_(True), loss, seed=cfg.seed)
     frames = stage.segment_frames(cfg.segment_seconds)

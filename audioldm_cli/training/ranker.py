@@ -144,8 +144,7 @@ def build_ranker_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = N
             "drop it (the ranker must score prompts in the UNet's text space)"
         )
     pcfg["text_encoder"] = spec
-    pipe.config = PipelineConfig.from_dict(pcfg)
-    pipe._text_encoder = None
+    pipe.reconfigure(PipelineConfig.from_dict(pcfg))
     text_dim = pipe.text_encoder.dim
     if doc.get("model") is not None or pipe.ranker is None:
         if pipe.ranker is not None:

@@ -384,7 +384,13 @@ def test_ldm_config_schedule_replaces_the_init_models(manifest, tiny_model, tmp_
 
     config = tmp_path / "ldm_v.json"
     config.write_text(json.dumps({**doc, "train": {**doc["train"], "max_steps": 2}}))
-    train("ldm", manifest, tmp_path / "run", config=config, init_from=str(tiny_model))
+    from typer.testing import CliRunner
+
+    from audioldm_cli.cli import app
+
+    args = ["train", "ldm", "--data", str(manifest), "--out", str(tmp_path / "run"), "--init-from", str(tiny_model)]
+    result = CliRunner().invoke(app, [*args, "--config", str(config)])  # through the CLI, as users run it
+    assert result.exit_code == 0, result.output
     exported = json.loads((tmp_path / "run" / "export" / "pipeline.json").read_text())["schedule"]
     assert exported == wanted.to_dict()
     assert AudioLDM.from_pretrained(tmp_path / "run" / "export").schedule == wanted

@@ -212,10 +212,9 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     pcfg["schedule"] = {**pcfg.get("schedule", {}), **doc.get("schedule", {})}
     pcfg["conditioning"] = doc.get("conditioning", pcfg["conditioning"])
     try:
-        schedule = ScheduleConfig.from_dict(pcfg["schedule"])
+        pcfg["schedule"] = ScheduleConfig.from_dict(pcfg["schedule"]).to_dict()
     except (TypeError, ValueError) as e:
         raise UsageError(f"config 'schedule': {e}") from None
-    pcfg["schedule"] = schedule.to_dict()
     if doc.get("model"):
         torch.manual_seed(cfg.seed)
         unet = UNetModel.from_config(dict(doc["model"]))
@@ -223,10 +222,13 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
             logger.warning("config 'model' given: training a new UNet instead of the one in %s", init_from)
     elif pipe.unet is not None:
         unet = copy.deepcopy(pipe.unet)
-        if schedule != pipe.schedule:
+        before = pipe.schedule.to_dict()
+        changed = [f"{k} {v!r}" for k, v in pcfg["schedule"].items() if v != before[k]]
+        if changed:
             logger.warning(
-                "config 'schedule' differs from %s's (%s): its UNet is fine-tuned to the new one", init_from,
-                ", ".join(f"{k} {v!r}" for k, v in schedule.to_dict().items() if v != pipe.schedule.to_dict()[k]),
+                "config 'schedule' differs from %s's (%s): its UNet is fine-tuned to the new one",
+                init_from,
+                ", ".join(changed),
             )
     else:
         raise UsageError(

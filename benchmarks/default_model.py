@@ -307,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=1, help="generations per prompt (seeds SEED, SEED+1, ...)")
     ap.add_argument(
+        "--classifier-seed",
+        type=int,
+        default=None,
+        help="seed of the classifier's fit and the round-trip clips (default: --seed); "
+        "--seed 3 --seeds 2 --classifier-seed 0 extends a --seeds 3 run by seeds 3 and 4",
+    )
+    ap.add_argument(
         "--candidates",
         type=int,
         default=1,
@@ -333,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--recon-per-category must be at least 1 (the report's reconstruction section needs clips)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.manual_seed(args.seed)
+    fit_seed = args.seed if args.classifier_seed is None else args.classifier_seed
 
     from audioldm_cli.audio import read_audio
     from audioldm_cli.frontend import MelFrontend
@@ -355,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     # 1. classifier on the train split, accuracy on real val clips
     t = time.time()
     clf, cv_scores, chosen, cats, fit_rows, x_val = corpus_classifier(
-        args.corpus, frontend, train_rows, val_rows, args.train_per_category, args.seed
+        args.corpus, frontend, train_rows, val_rows, args.train_per_category, fit_seed
     )
     keep = [i for i, r in enumerate(val_rows) if r["category"] in cats]
     val_ok = [val_rows[i] for i in keep]
@@ -381,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. reconstruction of val clips: vocoder only vs VAE + vocoder
     t = time.time()
-    recon_rows = per_category(val_ok, args.recon_per_category, args.seed)
+    recon_rows = per_category(val_ok, args.recon_per_category, fit_seed)
     # "vae": the round trip as `reconstruct` runs it (the model's recommended refinement, if any);
     # "vae_encoder": the encoder's single pass, where that differs; "vae_refined": --refine-steps N
     kinds = ("vocoder", "vae") + (("vae_encoder",) if pipe.default_refine_steps else ())

@@ -269,6 +269,7 @@ class SegmentDataset:
         self._bad: set[int] = set()
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._cache_items = cache_items
+        self._orders: OrderedDict[int, list[int]] = OrderedDict()  # pass -> row order (see pass_order)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -277,10 +278,18 @@ class SegmentDataset:
         """Row at `position` of global batch `step`: one fixed permutation per pass over the data."""
         flat = step * batch_size + position
         epoch, offset = divmod(flat, len(self.rows))
-        order = torch.randperm(
-            len(self.rows), generator=torch.Generator().manual_seed(self.seed * 7919 + epoch)
-        )
-        return int(order[offset])
+        return self.pass_order(epoch)[offset]
+
+    def pass_order(self, epoch: int) -> list[int]:
+        """The row order of pass `epoch` (the last two are kept: a batch spans at most two passes;
+        drawing the permutation for every sample made batch assembly the GPU training bottleneck)."""
+        order = self._orders.get(epoch)
+        if order is None:
+            gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+            order = self._orders[epoch] = torch.randperm(len(self.rows), generator=gen).tolist()
+            while len(self._orders) > 2:
+                self._orders.popitem(last=False)
+        return order
 
     def load(self, index: int) -> tuple[int, torch.Tensor]:
         """Decoded row `index`, or the next good row if it cannot be read (logged once)."""

@@ -138,6 +138,18 @@ def test_each_pass_visits_every_row_once(tmp_path):
     assert sorted(steps[:5]) == list(range(5)) and sorted(steps[5:]) == list(range(5))
 
 
+def test_row_order_is_the_seeded_permutation_of_each_pass_in_any_call_order(tmp_path):
+    data = make_dataset(tmp_path, n=5, seed=2)
+
+    def fresh(step, position, batch):  # the order drawn anew for the sample's pass
+        epoch, offset = divmod(step * batch + position, 5)
+        return int(torch.randperm(5, generator=torch.Generator().manual_seed(2 * 7919 + epoch))[offset])
+
+    calls = [(s, p) for s in (0, 1, 2, 7, 3, 0, 12, 1) for p in range(3)]  # passes revisited after eviction
+    assert [data.row_index(s, p, 3) for s, p in calls] == [fresh(s, p, 3) for s, p in calls]
+    assert len(data._orders) <= 2
+
+
 def test_crops_come_from_the_file_and_short_files_are_zero_padded(tmp_path):
     data = make_dataset(tmp_path, n=2, seconds=0.25, segment=800)
     wav = data.load(0)[1]

@@ -44,7 +44,7 @@
 # reused: the encoder it keeps is the one they used); wall times, steps and losses are in
 # checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
 #
-# Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, STAGE_SECONDS (3300),
+# Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, LDM_BATCH (16), STAGE_SECONDS (3300),
 # DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), REFINE_STEPS (50), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
@@ -56,6 +56,7 @@ DEST="${DEST:-$ROOT/checkpoints/default}"
 VAE_STEPS="${VAE_STEPS:-7000}"
 VAE_DECODER_STEPS="${VAE_DECODER_STEPS:-1500}"
 LDM_STEPS="${LDM_STEPS:-6000}"
+LDM_BATCH="${LDM_BATCH:-16}"
 STAGE_SECONDS="${STAGE_SECONDS:-3300}"
 DEVICE="${DEVICE:-cpu}"
 GUIDANCE="${GUIDANCE:-15}"
@@ -150,7 +151,7 @@ out.with_suffix(".tmp").rename(out)
 print("train_default: category repeats " + ", ".join(f"{c} {repeat[c]}" for c in sorted(sizes, key=str)), file=sys.stderr)
 PY
 
-train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export"
+train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export" --batch-size "$LDM_BATCH"
 
 # 3. assemble checkpoints/default (fp16) + the training record
 "$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" "$GUIDANCE_RESCALE" "$REFINE_STEPS" <<'PY'

@@ -44,6 +44,7 @@ def test_train_default_script_runs_every_stage_and_assembles(tmp_path):
         "VAE_STEPS": "2",
         "VAE_DECODER_STEPS": "2",
         "LDM_STEPS": "2",
+        "LDM_BATCH": "3",
         "PYTHON": sys.executable,
         "AUDIOLDM": f"{sys.executable} -m audioldm_cli",
         "NICE": "nice -n 0",
@@ -56,6 +57,7 @@ def test_train_default_script_runs_every_stage_and_assembles(tmp_path):
     record = json.loads((dest / "training.json").read_text())
     assert [record[s]["steps"] for s in ("vae", "vae_decoder", "ldm")] == [2, 2, 2]
     assert record["vae_decoder"]["config"]["loss"]["freeze_encoder"] is True
+    assert record["ldm"]["config"]["train"]["batch_size"] == 3  # LDM_BATCH (the config file says 16)
     pipeline = json.loads((dest / "pipeline.json").read_text())
     assert pipeline["sampling"]["guidance_scale"] == 15.0 and pipeline["sampling"]["frame_level_limit"] < 0
     assert pipeline["sampling"]["guidance_rescale"] == 1.0

@@ -42,7 +42,9 @@
 # after 4,965 of its 6,000 steps, 1.5 steps/s against 1.85 in the run before it on the same, noisy, machine),
 # stage 1b was added on 2026-12-02 and run in the same WORKDIR (1,500 steps, 9 min; stages 2 and 3 were
 # reused: the encoder it keeps is the one they used); wall times, steps and losses are in
-# checkpoints/default/training.json. On a GPU pass DEVICE=cuda and more steps.
+# checkpoints/default/training.json. On a GPU pass DEVICE=cuda, a larger LDM_BATCH and more steps (stage 3 on an
+# H200 at LDM_BATCH=128: 4,192 steps in 8 minutes, a lower held-out loss but no better prompt adherence than
+# the committed UNet: benchmarks/RESULTS.md, "The UNet trained on a GPU").
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, LDM_BATCH (16), STAGE_SECONDS (3300),
 # DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), REFINE_STEPS (50), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).

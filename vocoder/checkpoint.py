@@ -32,12 +32,21 @@ class CheckpointError(ValueError):
     """A model file or folder is missing, unreadable, or does not fit the architecture."""
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
 
     Readers never see a half-written file, and a crash leaves any previous `path` intact.
     `suffix` defaults to the target's own suffix so that format-by-extension writers still work.
+    The file gets the permissions an ordinary write would give it: those of the file it replaces, or
+    0o666 less the umask for a new one (not mkstemp's private 0o600).
     """
     path = Path(path)
     suffix = path.suffix if suffix is None else suffix
@@ -46,6 +55,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp)
     try:
         yield tmp
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -76,7 +90,9 @@ def save_component(
     return folder
 
 
-def read_folder_json(folder: str | os.PathLike, name: str, error: type[Exception] = None) -> tuple[Path, object]:
+def read_folder_json(
+    folder: str | os.PathLike, name: str, error: type[Exception] | None = None
+) -> tuple[Path, object]:
     """Return (path, parsed JSON) of `folder/name`, with one-line errors for a missing folder or file and bad JSON.
 
     `error` is the exception class to raise (default `CheckpointError`).

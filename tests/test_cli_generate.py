@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,22 @@ def test_existing_output_needs_overwrite(tiny_model, tmp_path):
     result = run(tiny_model, "x", "-o", out, "--duration", "0.05", "-y")
     assert result.exit_code == 0, result.output
     assert sf.info(out).frames == 800
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_outputs_are_readable_like_any_new_file(tiny_model, tmp_path):
+    """The temp file + rename gives the clip the umask's permissions (0o644 under 022), not mkstemp's
+    private 0o600; an overwritten file keeps its own mode."""
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "x.wav"
+        assert run(tiny_model, "x", "-o", out, "--duration", "0.05").exit_code == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+        out.chmod(0o664)
+        assert run(tiny_model, "x", "-o", out, "--duration", "0.05", "-y").exit_code == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
 
 
 @pytest.mark.parametrize(
@@ -384,7 +402,7 @@ def test_claimed_output_is_never_clobbered(tmp_path):
 
 def test_file_taken_by_another_process_meanwhile_is_kept(tiny_model, tmp_path, monkeypatch):
     """Outputs are created exclusively: a name taken while generating is reported, not replaced."""
-    import audioldm_cli.audio as audio
+    from audioldm_cli import audio
 
     real_write = audio.write_audio
 

@@ -8,13 +8,10 @@ import shutil
 import stat
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from audioldm_cli import checkpoint as ckpt
-from audioldm_cli.audio import write_audio
 from audioldm_cli.errors import ModelError
 from audioldm_cli.pipeline import AudioLDM
 from audioldm_cli.testing import make_tiny_model
@@ -242,22 +239,25 @@ def test_official_ckpt_loads_as_a_reconstruct_pipeline(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_atomic_writes_get_ordinary_permissions_not_mkstemps_private_ones(tmp_path):
-    """Outputs written through a temp file + rename get what a plain open() would give: 0o666 less the
-    umask for a new file (mkstemp's 0o600 would hide a generated clip from the rest of a shared
-    machine), and the replaced file's own mode when one is overwritten."""
-    old = os.umask(0o022)
+def test_atomic_writes_follow_the_umask_and_keep_a_replaced_files_mode(tmp_path):
+    """A temp file + rename gives what a plain open() would: 0o666 less the umask for a new file (not
+    mkstemp's private 0o600), the replaced file's own mode otherwise; no temp file is left behind.
+    (tests/test_cli_generate.py checks the same through `audioldm generate`.)"""
+    target = tmp_path / "out.bin"
+    old = os.umask(0o077)
     try:
-        new = write_audio(tmp_path / "new.wav", np.zeros(1000, np.float32), 16000)
-        assert stat.S_IMODE(new.stat().st_mode) == 0o644
-        os.umask(0o077)
-        with atomic_path(tmp_path / "private.bin") as tmp:
-            tmp.write_bytes(b"x")
-        assert stat.S_IMODE((tmp_path / "private.bin").stat().st_mode) == 0o600
-        new.chmod(0o640)
-        write_audio(new, np.ones(1000, np.float32) * 0.1, 16000)
-        assert stat.S_IMODE(new.stat().st_mode) == 0o640
-        assert sf.read(new)[0].max() > 0.09  # the content was replaced
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"a")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        os.umask(0o002)
+        target.unlink()
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"b")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o664
+        target.chmod(0o640)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"c")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_bytes() == b"c"
     finally:
         os.umask(old)
-    assert not list(tmp_path.glob(".*tmp*"))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]

@@ -394,3 +394,61 @@ def test_ldm_config_schedule_replaces_the_init_models(manifest, tiny_model, tmp_
     exported = json.loads((tmp_path / "run" / "export" / "pipeline.json").read_text())["schedule"]
     assert exported == wanted.to_dict()
     assert AudioLDM.from_pretrained(tmp_path / "run" / "export").schedule == wanted
+
+
+def test_caption_noise_perturbs_captions_but_not_the_empty_prompt(tiny_model):
+    """train.caption_noise: Gaussian noise of std u * s (u ~ U[0, 1) per sample) on the token states and
+    the pooled vector of non-empty captions; masks and the empty caption exact; one draw per (step,
+    position), so a rerun and another batch split see the same noise."""
+    from audioldm_cli.pipeline import AudioLDM
+    from audioldm_cli.training.ldm import LDMLossConfig, LDMStage
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    captions, positions = ["a dog barks", "", "rain on a roof", "a bell"], [0, 1, 2, 3]
+    plain = LDMStage(pipe, pipe.unet, LDMLossConfig(), seed=3)
+    cond = {"context": torch.randn(4, 6, 384), "context_mask": torch.ones(4, 6, dtype=torch.bool),
+            "y": torch.randn(4, 384)}
+    assert plain.noisy_condition(cond, captions, 5, positions) is cond  # 0: off
+    stage = LDMStage(pipe, pipe.unet, LDMLossConfig(), seed=3, caption_noise=0.5)
+    out = stage.noisy_condition(cond, captions, 5, positions)
+    assert torch.equal(out["context_mask"], cond["context_mask"])
+    for key in ("context", "y"):
+        assert torch.equal(out[key][1], cond[key][1])  # the empty caption
+        diff = (out[key] - cond[key]).flatten(1)
+        for i in (0, 2, 3):
+            assert 0 < diff[i].std() < 0.5 * 1.2  # at most s (plus sampling error)
+            assert abs(diff[i].mean()) < 0.1 * diff[i].std() + 1e-3
+    # token states and pooled vector draw their own noise, of the same per-sample scale
+    ratio = (out["context"] - cond["context"]).flatten(1).std(1) / (out["y"] - cond["y"]).std(1)
+    assert torch.allclose(ratio[[0, 2, 3]], torch.ones(3), atol=0.15)
+    # reproducible per (seed, step, position): sample 2 alone gets the noise it got in the batch
+    again = stage.noisy_condition({k: v[2:3] for k, v in cond.items()}, captions[2:3], 5, [2])
+    torch.testing.assert_close(again["y"][0], out["y"][2])
+    other_step = stage.noisy_condition(cond, captions, 6, positions)
+    assert not torch.allclose(other_step["y"][0], out["y"][0])
+
+
+def test_caption_noise_must_not_be_negative():
+    from audioldm_cli.training.config import TrainConfig
+
+    with pytest.raises(UsageError, match=r"train.caption_noise=-0.1: must be >= 0"):
+        TrainConfig(caption_noise=-0.1)
+    assert TrainConfig().caption_noise == 0.0
+
+
+def test_caption_noise_reaches_the_training_loss(tiny_model):
+    """train_step feeds the UNet the noised conditioning: the same batch gives another loss with noise on,
+    and the same loss again when every caption is empty (the empty caption is never noised)."""
+    torch.manual_seed(0)
+    stage, batch = _stage_and_batch(tiny_model, None)
+    with torch.no_grad():
+        plain = stage.train_step(batch, step=5)[0]["unet"]
+        stage.caption_noise = 2.0
+        noisy = stage.train_step(batch, step=5)[0]["unet"]
+        empty = {**batch, "caption": [""] * 4}
+        stage.caption_noise = 0.0
+        empty_plain = stage.train_step(empty, step=5)[0]["unet"]
+        stage.caption_noise = 2.0
+        empty_noisy = stage.train_step(empty, step=5)[0]["unet"]
+    assert not torch.allclose(plain, noisy)
+    torch.testing.assert_close(empty_noisy, empty_plain)

@@ -48,6 +48,7 @@ class TrainConfig:
     ema_gamma: float = 0.0  # > 0: the EMA's power-function profile (EDM2) instead of ema_decay's; see EMA
     segment_seconds: float = 2.0
     caption_dropout: float = 0.1  # ldm: probability of training on the empty caption (for CFG)
+    caption_noise: float = 0.0  # ldm: max std of Gaussian noise on a caption's encoder outputs (0: none)
     start_crop: float = 0.0  # probability that a training segment starts at its clip's start (onsets)
     log_every: int = 10
     save_every: int = 1000
@@ -78,6 +79,8 @@ class TrainConfig:
             raise UsageError(f"train.ema_gamma={self.ema_gamma}: must be >= 0 (0: the ema_decay profile)")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise UsageError(f"train.caption_dropout={self.caption_dropout}: must be in [0, 1]")
+        if not self.caption_noise >= 0.0:
+            raise UsageError(f"train.caption_noise={self.caption_noise}: must be >= 0 (0: no noise)")
         if not 0.0 <= self.start_crop <= 1.0:
             raise UsageError(f"train.start_crop={self.start_crop}: must be in [0, 1]")
         if not self.segment_seconds > 0:

@@ -8,6 +8,11 @@ With loss.min_snr_gamma = g each sample's MSE is weighted by min(SNR_t, g) / SNR
 min(SNR_t, g) / (SNR_t + 1) (v), SNR_t = a_t / (1 - a_t): "Min-SNR" (Hang et al., 2023), which stops the
 nearly clean timesteps from dominating the gradient and converges faster; None (the default) is plain MSE.
 Captions are replaced by "" with probability train.caption_dropout (the unconditional branch of CFG).
+With train.caption_noise = s > 0 the encoder outputs of every other caption (token states and pooled
+vector, each with its own draw) get Gaussian noise of std u * s, u ~ U[0, 1) per sample: the UNet then
+sees the neighbourhood of each caption, not only the point, which is where new phrasings land (a
+paraphrase's sentence vector lies farther from its nearest train caption than train captions lie from
+each other). The empty caption stays exact: it is the unconditional side of guidance.
 The exported model uses the EMA weights of the UNet.
 """
 
@@ -25,7 +30,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..schedule import ScheduleConfig, add_noise, alphas_cumprod, training_target
-from .common import batch_noise, batch_uniform_ints, text_encoder_spec
+from .common import batch_noise, batch_uniform_ints, sample_generator, text_encoder_spec
 from .config import TrainConfig, check_keys
 from .loop import Stage
 
@@ -68,8 +73,10 @@ class LDMStage(Stage):
     name = "ldm"
     ema = ("unet",)
 
-    def __init__(self, pipe, unet: nn.Module, loss: LDMLossConfig, *, seed: int = 0):
-        self.pipe, self.loss, self.seed = pipe, loss, seed
+    def __init__(
+        self, pipe, unet: nn.Module, loss: LDMLossConfig, *, seed: int = 0, caption_noise: float = 0.0
+    ):
+        self.pipe, self.loss, self.seed, self.caption_noise = pipe, loss, seed, caption_noise
         self.modules = {"unet": unet}
         self.optimizers = {"unet": ("unet",)}
         self.acp = alphas_cumprod(pipe.schedule)
@@ -107,6 +114,24 @@ class LDMStage(Stage):
             cache.popitem(last=False)
         return out
 
+    def noisy_condition(self, cond: dict, captions: list[str], step: int, positions) -> dict:
+        """`cond` with train.caption_noise applied: float outputs (not the mask) of non-empty captions get
+        N(0, (u s)^2) noise, u ~ U[0, 1) per sample; one generator per global sample, as `batch_noise`."""
+        s = self.caption_noise
+        if not s > 0:
+            return cond
+        scale = torch.cat(
+            [torch.rand(1, generator=sample_generator(self.seed + 37, step, int(p))) for p in positions]
+        )
+        scale = scale * s * torch.tensor([bool(c) for c in captions], dtype=scale.dtype)
+        out = dict(cond)
+        for salt, key in enumerate(k for k in ("context", "y") if k in cond):
+            value = cond[key]
+            noise = batch_noise(tuple(value.shape[1:]), self.seed, step, positions, salt=41 + salt)
+            shape = (-1,) + (1,) * (value.dim() - 1)
+            out[key] = value + (scale.view(shape) * noise).to(value.device, value.dtype)
+        return out
+
     @torch.no_grad()
     def latents(self, batch: dict, step: int) -> torch.Tensor:
         """Scaled latents [B, C, T', F'] of the batch: precomputed, or a posterior sample of its mel."""
@@ -126,7 +151,9 @@ class LDMStage(Stage):
         )
         noise = batch_noise(tuple(z.shape[1:]), self.seed, step, batch["positions"], salt=31).to(z.device)
         x_t = add_noise(z, noise, t, self.acp)
-        pred = self.modules["unet"](x_t, t, **self.condition(batch["caption"]))
+        captions = batch["caption"]
+        cond = self.noisy_condition(self.condition(captions), captions, step, batch["positions"])
+        pred = self.modules["unet"](x_t, t, **cond)
         kind = self.pipe.schedule.prediction_type
         target = training_target(z, noise, t, self.acp, kind)
         if self.loss.min_snr_gamma is None:
@@ -238,7 +265,9 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     # the stage trains (targets, noise levels) and exports with the merged schedule and text encoder
     pipe.reconfigure(PipelineConfig.from_dict({**pcfg, "components": {**pcfg["components"], "unet": "unet"}}))
     _check_unet(pipe, unet)
-    stage = LDMStage(pipe, unet.train().requires_grad_(True), loss, seed=cfg.seed)
+    stage = LDMStage(
+        pipe, unet.train().requires_grad_(True), loss, seed=cfg.seed, caption_noise=cfg.caption_noise
+    )
     frames = stage.segment_frames(cfg.segment_seconds)
     sections = {
         "model": unet.config,

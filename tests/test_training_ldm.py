@@ -452,3 +452,24 @@ def test_caption_noise_reaches_the_training_loss(tiny_model):
         empty_noisy = stage.train_step(empty, step=5)[0]["unet"]
     assert not torch.allclose(plain, noisy)
     torch.testing.assert_close(empty_noisy, empty_plain)
+
+
+def test_caption_noise_through_the_cli(manifest, tiny_model, tmp_path):
+    """`audioldm train ldm --config` with train.caption_noise trains, records it and exports; a negative
+    value is a one-line error before any step."""
+    from typer.testing import CliRunner
+
+    from audioldm_cli.cli import app
+
+    run = tmp_path / "run"
+    args = ["train", "ldm", "--data", str(manifest), "--init-from", str(tiny_model)]
+    cfg = ldm_config(tmp_path, caption_noise=0.3)
+    result = CliRunner().invoke(app, [*args, "--out", str(run), "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["train"]["caption_noise"] == 0.3
+    assert (run / "export" / "unet" / "model.safetensors").is_file()
+    bad = tmp_path / "bad"
+    cfg = ldm_config(tmp_path, caption_noise=-1.0)
+    result = CliRunner().invoke(app, [*args, "--out", str(bad), "--config", str(cfg)])
+    assert result.exit_code != 0 and "train.caption_noise=-1.0: must be >= 0" in result.output, result.output
+    assert "Traceback" not in result.output and not (bad / "checkpoints").exists()

@@ -102,6 +102,11 @@ def batch_uniform_ints(high: int, seed: int, step: int, positions, salt: int) ->
     )
 
 
+def batch_uniform(seed: int, step: int, positions, salt: int) -> torch.Tensor:
+    """One float in [0, 1) per global sample, drawn like `batch_noise`."""
+    return torch.cat([torch.rand(1, generator=sample_generator(seed + salt, step, int(p))) for p in positions])
+
+
 def requires_grad(module: torch.nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..schedule import ScheduleConfig, add_noise, alphas_cumprod, training_target
-from .common import batch_noise, batch_uniform_ints, sample_generator, text_encoder_spec
+from .common import batch_noise, batch_uniform, batch_uniform_ints, text_encoder_spec
 from .config import TrainConfig, check_keys
 from .loop import Stage
 
@@ -120,10 +120,8 @@ class LDMStage(Stage):
         s = self.caption_noise
         if not s > 0:
             return cond
-        scale = torch.cat(
-            [torch.rand(1, generator=sample_generator(self.seed + 37, step, int(p))) for p in positions]
-        )
-        scale = scale * s * torch.tensor([bool(c) for c in captions], dtype=scale.dtype)
+        kept = torch.tensor([bool(c) for c in captions], dtype=torch.float32)
+        scale = batch_uniform(self.seed, step, positions, salt=37) * s * kept
         out = dict(cond)
         for salt, key in enumerate(k for k in ("context", "y") if k in cond):
             value = cond[key]

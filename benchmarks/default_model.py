@@ -22,7 +22,8 @@
    reports beside it the first candidate's score (a run without ranking) from the same generations.
    --guidance-rescale PHI overrides the model's `sampling.guidance_rescale` (as `generate` does).
    --prompt-set tuning generates from TUNING_PROMPTS instead: other new phrasings (3 per category), for
-   choosing among variants without looking at the held-out phrasings that score the model.
+   choosing among variants without looking at the held-out phrasings that score the model
+   (--recon-per-category 0 skips step 1, ~6 minutes, where only the adherence is wanted).
    --seen-per-category N adds, as a diagnostic, the same on N train captions per category (phrasings
    the UNet was trained on): the gap between the two is the cost of new wording, the rest is the
    generator's.
@@ -390,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seeds must be at least 1")
     if args.candidates < 1:
         ap.error("--candidates must be at least 1")
-    if args.recon_per_category < 1:
-        ap.error("--recon-per-category must be at least 1 (the report's reconstruction section needs clips)")
+    if args.recon_per_category < 0:
+        ap.error("--recon-per-category must be >= 0 (0: no reconstruction section, e.g. for tuning runs)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.manual_seed(args.seed)
     fit_seed = args.seed if args.classifier_seed is None else args.classifier_seed
@@ -442,43 +443,44 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # 2. reconstruction of val clips: vocoder only vs VAE + vocoder
-    t = time.time()
-    recon_rows = per_category(val_ok, args.recon_per_category, fit_seed)
-    # "vae": the round trip as `reconstruct` runs it (the model's recommended refinement, if any);
-    # "vae_encoder": the encoder's single pass, where that differs; "vae_refined": --refine-steps N
-    kinds = ("vocoder", "vae") + (("vae_encoder",) if pipe.default_refine_steps else ())
-    kinds += ("vae_refined",) if args.refine_steps else ()
-    steps_of = {"vocoder": 0, "vae": pipe.default_refine_steps, "vae_encoder": 0, "vae_refined": args.refine_steps}
-    rec = {kind: defaultdict(list) for kind in kinds}
-    rt_feats = {kind: [] for kind in kinds}
-    for r in recon_rows:
-        wav = load(r)
-        for kind in kinds:
-            t_kind = time.time()
-            out = pipe.reconstruct(wav, vocoder_only=kind == "vocoder", refine_steps=steps_of[kind])
-            rec[kind]["seconds_per_clip"].append(time.time() - t_kind)
-            rec[kind]["mel_l1"].append(reconstruction_report(wav, out, pipe.mel_config)["mel_l1"])
-            rec[kind]["lsd_8k_db"].append(lsd_8k(wav, out, sr))
-            rt_feats[kind].append(features(frontend, out))
-    result["reconstruction"] = {kind: {k: float(np.mean(v)) for k, v in m.items()} for kind, m in rec.items()}
-    result["reconstruction"]["clips"] = len(recon_rows)
-    for kind in kinds[1:]:  # the mean of per-clip differences (= the difference of the means)
-        added = np.array(rec[kind]["mel_l1"]) - np.array(rec["vocoder"]["mel_l1"])  # where the VAE's error is
-        result["reconstruction"][f"{kind}_added_mel_l1"] = float(added.mean())
-        result["reconstruction"][f"{kind}_added_mel_l1_by_category"] = {
-            cat: float(np.mean([a for a, r in zip(added, recon_rows) if r["category"] == cat]))
-            for cat in cats
-            if any(r["category"] == cat for r in recon_rows)
-        }
-    result["reconstruction"]["refine_steps"] = args.refine_steps
-    result["reconstruction"]["model_refine_steps"] = pipe.default_refine_steps
-    labels = np.array([cats.index(r["category"]) for r in recon_rows])
-    for kind, feats_rt in rt_feats.items():
-        result["reconstruction"][f"classifier_accuracy_on_{kind}_roundtrips"] = float(
-            (clf.predict(np.stack(feats_rt)) == labels).mean()
-        )
-    result["reconstruction"]["seconds"] = round(time.time() - t, 1)
-    logger.info("reconstruction: %s", result["reconstruction"])
+    if args.recon_per_category:  # 0 skips it (tuning runs need only the adherence)
+        t = time.time()
+        recon_rows = per_category(val_ok, args.recon_per_category, fit_seed)
+        # "vae": the round trip as `reconstruct` runs it (the model's recommended refinement, if any);
+        # "vae_encoder": the encoder's single pass, where that differs; "vae_refined": --refine-steps N
+        kinds = ("vocoder", "vae") + (("vae_encoder",) if pipe.default_refine_steps else ())
+        kinds += ("vae_refined",) if args.refine_steps else ()
+        steps_of = {"vocoder": 0, "vae": pipe.default_refine_steps, "vae_encoder": 0, "vae_refined": args.refine_steps}
+        rec = {kind: defaultdict(list) for kind in kinds}
+        rt_feats = {kind: [] for kind in kinds}
+        for r in recon_rows:
+            wav = load(r)
+            for kind in kinds:
+                t_kind = time.time()
+                out = pipe.reconstruct(wav, vocoder_only=kind == "vocoder", refine_steps=steps_of[kind])
+                rec[kind]["seconds_per_clip"].append(time.time() - t_kind)
+                rec[kind]["mel_l1"].append(reconstruction_report(wav, out, pipe.mel_config)["mel_l1"])
+                rec[kind]["lsd_8k_db"].append(lsd_8k(wav, out, sr))
+                rt_feats[kind].append(features(frontend, out))
+        result["reconstruction"] = {kind: {k: float(np.mean(v)) for k, v in m.items()} for kind, m in rec.items()}
+        result["reconstruction"]["clips"] = len(recon_rows)
+        for kind in kinds[1:]:  # the mean of per-clip differences (= the difference of the means)
+            added = np.array(rec[kind]["mel_l1"]) - np.array(rec["vocoder"]["mel_l1"])  # where the VAE's error is
+            result["reconstruction"][f"{kind}_added_mel_l1"] = float(added.mean())
+            result["reconstruction"][f"{kind}_added_mel_l1_by_category"] = {
+                cat: float(np.mean([a for a, r in zip(added, recon_rows) if r["category"] == cat]))
+                for cat in cats
+                if any(r["category"] == cat for r in recon_rows)
+            }
+        result["reconstruction"]["refine_steps"] = args.refine_steps
+        result["reconstruction"]["model_refine_steps"] = pipe.default_refine_steps
+        labels = np.array([cats.index(r["category"]) for r in recon_rows])
+        for kind, feats_rt in rt_feats.items():
+            result["reconstruction"][f"classifier_accuracy_on_{kind}_roundtrips"] = float(
+                (clf.predict(np.stack(feats_rt)) == labels).mean()
+            )
+        result["reconstruction"]["seconds"] = round(time.time() - t, 1)
+        logger.info("reconstruction: %s", result["reconstruction"])
 
     # 3. adherence: generate from new phrasings (the held-out set, or the tuning set), classify
     captions = {r["caption"].strip().lower() for r in train_rows + val_rows}
@@ -503,40 +505,41 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(adherence(pipe, clf, frontend, cats, seen, guidance, args))
             runs[-1]["seconds"] = round(time.time() - t, 1)
 
-    rc = result["reconstruction"]
     print("| measure | value |\n|---|---|")
     cl = result["classifier"]
     print(
         f"| classifier ({cl['chosen']}) cv accuracy on train / accuracy on real val clips ({len(val_ok)}) | "
         f"{cl['cv_accuracy'][cl['chosen']]:.3f} / {cl['val_accuracy']:.3f} |"
     )
-    print(
-        f"| vocoder-only mel L1 / LSD 0-8 kHz ({rc['clips']} val clips) | "
-        f"{rc['vocoder']['mel_l1']:.3f} / {rc['vocoder']['lsd_8k_db']:.2f} dB |"
-    )
-    print(
-        f"| VAE+vocoder mel L1 / LSD 0-8 kHz | {rc['vae']['mel_l1']:.3f} / {rc['vae']['lsd_8k_db']:.2f} dB |"
-    )
-    how = f" (`reconstruct` as it runs: latents fitted for {pipe.default_refine_steps} steps)" if pipe.default_refine_steps else ""
-    print(f"| mel L1 added by the VAE{how} (target <= 0.10) | {rc['vae_added_mel_l1']:.3f} |")
-    by_cat = rc["vae_added_mel_l1_by_category"]
-    print(f"| ... by category | {', '.join(f'{c} {v:.3f}' for c, v in sorted(by_cat.items()))} |")
-    extra = {"vae_encoder": "the encoder's latent as it is (`--refine-steps 0`)",
-             "vae_refined": f"latents fitted for {args.refine_steps} steps (`--refine-steps {args.refine_steps}`)"}
-    for kind in kinds[2:]:
-        rf = rc[kind]
+    if "reconstruction" in result:
+        rc = result["reconstruction"]
         print(
-            f"| VAE+vocoder, {extra[kind]}: mel L1 / LSD 0-8 kHz / s per clip | "
-            f"{rf['mel_l1']:.3f} / {rf['lsd_8k_db']:.2f} dB / {rf['seconds_per_clip']:.1f} |"
+            f"| vocoder-only mel L1 / LSD 0-8 kHz ({rc['clips']} val clips) | "
+            f"{rc['vocoder']['mel_l1']:.3f} / {rc['vocoder']['lsd_8k_db']:.2f} dB |"
         )
-        print(f"| mel L1 added by the VAE, {extra[kind]} | {rc[f'{kind}_added_mel_l1']:.3f} |")
-        by_cat = rc[f"{kind}_added_mel_l1_by_category"]
+        print(
+            f"| VAE+vocoder mel L1 / LSD 0-8 kHz | {rc['vae']['mel_l1']:.3f} / {rc['vae']['lsd_8k_db']:.2f} dB |"
+        )
+        how = f" (`reconstruct` as it runs: latents fitted for {pipe.default_refine_steps} steps)" if pipe.default_refine_steps else ""
+        print(f"| mel L1 added by the VAE{how} (target <= 0.10) | {rc['vae_added_mel_l1']:.3f} |")
+        by_cat = rc["vae_added_mel_l1_by_category"]
         print(f"| ... by category | {', '.join(f'{c} {v:.3f}' for c, v in sorted(by_cat.items()))} |")
-    names = {"vocoder": "vocoder-only", "vae": "VAE+vocoder", "vae_encoder": "VAE+vocoder (encoder's latent)",
-             "vae_refined": "VAE+vocoder (fitted latents)"}
-    for kind in kinds:
-        acc = rc[f"classifier_accuracy_on_{kind}_roundtrips"]
-        print(f"| classifier accuracy on {names[kind]} round trips | {acc:.3f} |")
+        extra = {"vae_encoder": "the encoder's latent as it is (`--refine-steps 0`)",
+                 "vae_refined": f"latents fitted for {args.refine_steps} steps (`--refine-steps {args.refine_steps}`)"}
+        for kind in kinds[2:]:
+            rf = rc[kind]
+            print(
+                f"| VAE+vocoder, {extra[kind]}: mel L1 / LSD 0-8 kHz / s per clip | "
+                f"{rf['mel_l1']:.3f} / {rf['lsd_8k_db']:.2f} dB / {rf['seconds_per_clip']:.1f} |"
+            )
+            print(f"| mel L1 added by the VAE, {extra[kind]} | {rc[f'{kind}_added_mel_l1']:.3f} |")
+            by_cat = rc[f"{kind}_added_mel_l1_by_category"]
+            print(f"| ... by category | {', '.join(f'{c} {v:.3f}' for c, v in sorted(by_cat.items()))} |")
+        names = {"vocoder": "vocoder-only", "vae": "VAE+vocoder", "vae_encoder": "VAE+vocoder (encoder's latent)",
+                 "vae_refined": "VAE+vocoder (fitted latents)"}
+        for kind in kinds:
+            acc = rc[f"classifier_accuracy_on_{kind}_roundtrips"]
+            print(f"| classifier accuracy on {names[kind]} round trips | {acc:.3f} |")
     target = " (target >= 0.60)" if args.prompt_set == "held-out" else " (tuning set, not the report's measure)"
     for a in result["adherence_by_guidance"]:
         best_of = f", best of {a['candidates']} by the ranker" if a["candidates"] > 1 else ""

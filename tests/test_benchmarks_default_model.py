@@ -63,3 +63,11 @@ def test_new_phrasings_refuses_held_out_prompts_in_the_tuning_set(dm, monkeypatc
     monkeypatch.setitem(dm.PROMPT_SETS, "tuning", leaked)
     with pytest.raises(SystemExit, match="tuning prompts are held-out prompts: \\['rain falling outside'\\]"):
         dm.new_phrasings("tuning", set())
+
+
+def test_a_negative_reconstruction_count_is_refused_before_any_work(dm, capsys):
+    """0 skips the reconstruction section (tuning runs); below 0 is a usage error, exit status 2."""
+    with pytest.raises(SystemExit) as exc:
+        dm.main(["--recon-per-category", "-1", "--corpus", "/nonexistent"])
+    assert exc.value.code == 2
+    assert "--recon-per-category must be >= 0" in capsys.readouterr().err

@@ -219,6 +219,32 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes(manifest, tmp_path):
     assert state.step == 6 and not state.interrupted
 
 
+def test_sigint_during_the_final_save_waits_for_the_export(manifest, tmp_path, monkeypatch):
+    """A Ctrl-C (or `timeout -s INT`) that lands while the last checkpoint is written no longer aborts
+    the export: the run finishes, exported, and the caller's handler is restored."""
+    from audioldm_cli.training.loop import Trainer
+
+    real_save = Trainer.save
+
+    def save_interrupted(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "save", save_interrupted)
+    run = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        state = train(
+            "vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 2, "save_every": 0}
+        )
+    except KeyboardInterrupt:
+        pytest.fail("the SIGINT during the final save aborted the run")
+    assert state.step == 2 and not state.interrupted
+    assert state.checkpoint == run / "checkpoints" / "step_00000002"
+    assert (run / "export" / "vae" / "model.safetensors").is_file()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_killed_while_saving_leaves_previous_checkpoint_valid(manifest, tmp_path):
     """A process SIGKILLed in the middle of writing step 4 keeps step 2 as the latest valid checkpoint."""
     run = tmp_path / "run"

@@ -212,7 +212,7 @@ class Trainer(CheckpointMixin):
         self.ckpt_dir = self.run_dir / CHECKPOINTS
         if resume:
             self.load(self.latest_checkpoint())
-        self._stop = False
+        self._stop = self._finishing = False
         self.bad_steps = 0
         self._pool, self._ahead = None, None  # background reading of the next step's batches
 
@@ -224,6 +224,21 @@ class Trainer(CheckpointMixin):
         cfg = self.cfg
         progress = progress or (lambda done, total: None)
         previous = self._install_sigint()
+        try:
+            self._loop(progress)
+            self.state.interrupted = self.state.step < cfg.max_steps
+            if self.state.interrupted:
+                logger.warning("interrupted at step %d: saving a checkpoint", self.state.step)
+            self._finishing = True  # a first Ctrl-C from here on waits for the save and the export
+            self.save()
+            self.export()
+        finally:
+            self._restore_sigint(previous)
+        return self.state
+
+    def _loop(self, progress: ProgressFn) -> None:
+        """The training steps, until `max_steps` or a stop request."""
+        cfg = self.cfg
         sums: dict[str, float] = {}
         count, tick = 0, time.perf_counter()
         try:
@@ -245,14 +260,7 @@ class Trainer(CheckpointMixin):
                 if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
                     self.save()
         finally:
-            self._restore_sigint(previous)
             self._close_prefetch()
-        self.state.interrupted = self.state.step < cfg.max_steps
-        if self.state.interrupted:
-            logger.warning("interrupted at step %d: saving a checkpoint", self.state.step)
-        self.save()
-        self.export()
-        return self.state
 
     def train_one_step(self) -> dict[str, float]:
         """One optimiser step over the global batch; returns this process's mean named losses."""
@@ -420,7 +428,14 @@ class Trainer(CheckpointMixin):
             return None
 
         def handler(signum, frame):
-            logger.warning("SIGINT: stopping after this step (press Ctrl-C again to abort without saving)")
+            if self._finishing:
+                logger.warning(
+                    "SIGINT: finishing the checkpoint and the export (press Ctrl-C again to abort)"
+                )
+            else:
+                logger.warning(
+                    "SIGINT: stopping after this step (press Ctrl-C again to abort without saving)"
+                )
             self._stop = True
             signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -330,8 +330,16 @@ def load_latent(path: str | os.PathLike) -> tuple[torch.Tensor, dict]:
         sidecar = path.with_suffix(".json")
         if not sidecar.is_file():
             raise ModelError(f"{path}: its metadata file {sidecar.name} is missing")
-        latent = torch.from_numpy(np.load(path, allow_pickle=False))
-        meta = json.loads(sidecar.read_text())
+        try:
+            latent = torch.from_numpy(np.load(path, allow_pickle=False))
+        except (OSError, ValueError, EOFError) as e:
+            raise ModelError(f"{path} is not a readable .npy latent ({e})") from None
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelError(f"{path}: its metadata file {sidecar.name} is not valid JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise ModelError(f"{path}: its metadata file {sidecar.name} does not hold a JSON object")
     else:
         from safetensors import safe_open
 
@@ -344,18 +352,29 @@ def load_latent(path: str | os.PathLike) -> tuple[torch.Tensor, dict]:
     missing = [k for k in LATENT_META_KEYS if k not in meta]
     if missing:
         raise ModelError(f"{path} is not an audioldm-cli latent file: metadata lacks {missing}")
-    if int(meta["format_version"]) > LATENT_FORMAT_VERSION:
+    typed = dict(meta)
+    try:
+        typed.update(
+            format_version=int(meta["format_version"]),
+            sample_rate=int(meta["sample_rate"]),
+            n_samples=int(meta["n_samples"]),
+            scale_factor=float(meta["scale_factor"]),
+        )
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{path}: bad latent metadata ({e})") from None
+    if typed["format_version"] > LATENT_FORMAT_VERSION:
         raise ModelError(f"{path} has latent format_version {meta['format_version']}; this reads up to 1")
+    if typed["sample_rate"] <= 0 or typed["n_samples"] <= 0 or not math.isfinite(typed["scale_factor"]):
+        raise ModelError(
+            f"{path}: bad latent metadata (sample_rate {meta['sample_rate']}, n_samples {meta['n_samples']}, "
+            f"scale_factor {meta['scale_factor']})"
+        )
     if latent.dim() != 3:
         raise ModelError(f"{path}: latent must be [channels, frames, bins], got shape {tuple(latent.shape)}")
-    typed = dict(meta)
-    typed.update(
-        format_version=int(meta["format_version"]),
-        sample_rate=int(meta["sample_rate"]),
-        n_samples=int(meta["n_samples"]),
-        scale_factor=float(meta["scale_factor"]),
-    )
-    return latent.float(), typed
+    latent = latent.float()
+    if not bool(torch.isfinite(latent).all()):
+        raise ModelError(f"{path}: the latent holds NaN/inf values")
+    return latent, typed
 
 
 def is_latent_path(path: str | os.PathLike) -> bool:

@@ -25,6 +25,10 @@ import typer
 from . import __version__
 from .errors import USER_ERRORS, UsageError
 
+# --seed of generate, encode and the edit commands: what torch.Generator.manual_seed takes (output i uses
+# seed + i, which stays below its 2**64 ceiling)
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
 logger = logging.getLogger("audioldm_cli")
 
 app = typer.Typer(
@@ -391,7 +395,7 @@ def generate(
     guidance_rescale: Annotated[Optional[float], typer.Option("--guidance-rescale", help="0-1: rescale the guided estimate of the clean latent towards the spread of the conditional one (against the over-saturated, tonal output of strong guidance); 0 = plain guidance. Default: the model's (`audioldm info` shows it), else 0.", rich_help_panel="Sampling")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option("--negative-prompt", help="Text to steer away from.", rich_help_panel="Sampling")] = None,
     frame_level_limit: Annotated[Optional[float], typer.Option("--frame-level-limit", help="Turn generated mel frames louder than this log level down to it before the vocoder (a limiter against the loud, distorted output of strong guidance). Default: the model's (`audioldm info` shows it), else none; inf turns it off.", rich_help_panel="Sampling")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Output i uses seed + i (random if unset).", rich_help_panel="Sampling")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", help="Outputs per prompt.", rich_help_panel="Sampling")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Outputs generated together.", rich_help_panel="Sampling")] = 4,
     num_candidates: Annotated[Optional[int], typer.Option("--num-candidates", min=1, help="Make K per output, keep the one closest to the prompt by the model's ranker (or its CLAP model); 1 = no ranking. Default: the model's recommendation (`audioldm info` shows it), else 1.", rich_help_panel="Sampling")] = None,
@@ -567,7 +571,7 @@ def encode(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).")],
     out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for <name>.latent.safetensors.", rich_help_panel="Output")],
     sample: Annotated[bool, typer.Option("--sample", help="Draw from the posterior instead of its mean.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="With --sample: file i uses seed + i.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="With --sample: file i uses seed + i.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="safetensors | npy (+ .json metadata).", rich_help_panel="Output")] = "safetensors",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Equal-length files encoded together.")] = 8,
     refine_steps: RefineOpt = 0,
@@ -589,7 +593,9 @@ def encode(
         raise UsageError("--refine-steps fits the posterior mean; it cannot be combined with --sample")
     prepare_out_dir(out_dir)
     pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
-    check_new_outputs([target for _, target in pairs], overwrite)
+    targets = [target for _, target in pairs]
+    sidecars = [t.with_suffix(".json") for t in targets] if fmt == "npy" else []  # save_latent's metadata
+    check_new_outputs(targets + sidecars, overwrite)
     pipe = load_pipeline(model, device)
     failures = 0
     with progress_bar("encoding", total=len(pairs)) as progress:
@@ -674,7 +680,7 @@ BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Gl
 LrOpt = Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Learning rate (overrides train.lr).", rich_help_panel="Optimisation")]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="no | bf16 | fp16 (mixed precision).", rich_help_panel="Optimisation")]
 GradAccumOpt = Annotated[Optional[int], typer.Option("--grad-accum", min=1, help="Micro-batches per step and process.", rich_help_panel="Optimisation")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the initial weights, data order, crops and noise.", rich_help_panel="Optimisation")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the initial weights, data order, crops and noise.", rich_help_panel="Optimisation")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its latest checkpoint.")]
 InitOpt = Annotated[Optional[str], typer.Option("--init-from", help="Start from this model folder (vocoder: or any vocoder source).")]
 SaveEveryOpt = Annotated[Optional[int], typer.Option("--save-every", min=0, help="Checkpoint every N steps (0: only at the end).", rich_help_panel="Run folder")]
@@ -799,7 +805,7 @@ def convert(
 
 StepsOpt = Annotated[int, typer.Option("--steps", help="DDIM steps.", rich_help_panel="Sampling")]
 GuidanceOpt = Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off).", rich_help_panel="Sampling")]
-EditSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise.", rich_help_panel="Sampling")]
+EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
 EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]
 

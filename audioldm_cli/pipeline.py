@@ -347,6 +347,11 @@ class AudioLDM:
         tf, hop = self.time_factor, self.hop_length
         total = latent.shape[2] * tf
         n_samples = n_samples or total * hop
+        if not 0 < n_samples <= total * hop:
+            raise ModelError(
+                f"the latent's {latent.shape[2]} frames decode to {total * hop} samples; "
+                f"its metadata asks for {n_samples}"
+            )
         latent = latent.float() / self.scale_factor
 
         def render(lo: int, hi: int) -> Tensor:

@@ -414,7 +414,11 @@ MISC = [
     (["reconstruct", "{d}/empty.latent.safetensors", "-o", "{d}/x.wav"], 1, "{d}/empty.latent.safetensors"),
     (["reconstruct", "{d}/a.wav", "-o", "{d}/sub"], 2, "output {d}/sub"),
     (["reconstruct", "{d}/a.wav", "-o", "{d}/x.mp3"], 2, "unknown audio extension '.mp3'"),
-    (["reconstruct", "{d}/a.wav", "--out-dir", "{d}/a.wav"], 2, "--out-dir {d}/a.wav exists and is not a folder"),
+    (
+        ["reconstruct", "{d}/a.wav", "--out-dir", "{d}/a.wav"],
+        2,
+        "--out-dir {d}/a.wav exists and is not a folder",
+    ),
     (["encode", "{d}/a.wav", "-o", "{d}/a.wav"], 2, "--out-dir {d}/a.wav exists and is not a folder"),
     (["mel", "{d}/a.wav", "-o", "{d}/x.png"], 2, "extension must be .npy or .safetensors"),
     (["mel", "{d}/a.wav", "--preset", "nope", "-o", "{d}/x.npy"], 2, "unknown mel preset 'nope'"),
@@ -563,6 +567,20 @@ def test_pickle_with_code_is_refused_everywhere(tmp_path):
         assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):  # proof that the file does hold code
         torch.load(ckpt, weights_only=True)
+
+
+def test_text_named_like_a_checkpoint_is_a_clean_error(tmp_path):
+    """Text read as pickle opcodes raises KeyError inside torch.load: still a one-line CheckpointError."""
+    from audioldm_cli.errors import USER_ERRORS
+    from vocoder.checkpoint import torch_load_safe
+
+    fake = tmp_path / "fake.ckpt"
+    fake.write_text("hello this is not audio\n")
+    with pytest.raises(USER_ERRORS, match="not a PyTorch checkpoint"):
+        torch_load_safe(fake)
+    result = runner.invoke(app, ["convert", str(fake), "-o", str(tmp_path / "conv")])
+    assert_clean_failure(result, 1, "not a PyTorch checkpoint")
+    assert not (tmp_path / "conv").exists()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -113,7 +113,10 @@ def test_bad_file_is_reported_and_others_written(enc_model, corpus):
         (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--format", "pt"], "--format 'pt': choose safetensors or npy"),
         (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--batch-size", "0"], "--batch-size"),
         (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--refine-steps", "-2"], "--refine-steps"),
-        (["{tmp}/in/a.wav", "-o", "{tmp}/out", "--refine-steps", "2", "--sample"], "cannot be combined with --sample"),
+        (
+            ["{tmp}/in/a.wav", "-o", "{tmp}/out", "--refine-steps", "2", "--sample"],
+            "cannot be combined with --sample",
+        ),
     ],
 )
 def test_usage_errors(enc_model, corpus, args, message):
@@ -138,6 +141,26 @@ def test_existing_latent_needs_overwrite(enc_model, corpus):
     assert (corpus / "out" / "a.latent.safetensors").read_bytes() == b"old"
     assert run(enc_model, corpus / "in" / "a.wav", "-o", corpus / "out", "-y").exit_code == 0
     assert load_latent(corpus / "out" / "a.latent.safetensors")[1]["n_samples"] == 1000
+
+
+def test_existing_npy_metadata_needs_overwrite(enc_model, corpus):
+    """--format npy writes <name>.latent.json beside the .npy: an existing one is not replaced without -y."""
+    out = corpus / "out_npy"
+    out.mkdir()
+    (out / "a.latent.json").write_text('{"precious": true}')
+    result = run(enc_model, corpus / "in" / "a.wav", "-o", out, "--format", "npy")
+    assert result.exit_code == 2 and "a.latent.json already exists" in result.stderr
+    assert (out / "a.latent.json").read_text() == '{"precious": true}' and not (out / "a.latent.npy").exists()
+    assert run(enc_model, corpus / "in" / "a.wav", "-o", out, "--format", "npy", "-y").exit_code == 0
+    assert load_latent(out / "a.latent.npy")[1]["n_samples"] == 1000
+
+
+def test_seed_outside_the_generator_range_is_a_usage_error(enc_model, corpus):
+    result = run(
+        enc_model, corpus / "in" / "a.wav", "-o", corpus / "out_seed", "--sample", "--seed", str(2**63)
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output and "--seed" in result.output
+    assert not (corpus / "out_seed").exists()
 
 
 # ---------------------------------------------------------------------------------------------- info

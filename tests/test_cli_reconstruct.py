@@ -122,6 +122,41 @@ def test_bad_file_is_reported_and_the_rest_still_written(recon_model, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["good_recon.wav"]
 
 
+def test_bad_latent_files_are_reported_and_the_rest_still_written(recon_model, tmp_path):
+    """A latent file with unreadable or impossible metadata, or NaN values, is one failed item of the
+    batch (one line, no traceback); the inputs after it are still decoded."""
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(440, 16000, 3000), 16000)
+    lat = tmp_path / "lat"
+    assert (
+        runner.invoke(
+            app, ["encode", str(src), "-o", str(lat), "--format", "npy", "--model", str(recon_model)]
+        ).exit_code
+        == 0
+    )
+    good = np.load(lat / "a.latent.npy")
+    meta = json.loads((lat / "a.latent.json").read_text())
+    cases = {
+        "badjson": (good, "{not json"),
+        "nsamples_text": (good, json.dumps({**meta, "n_samples": "abc"})),
+        "nsamples_huge": (good, json.dumps({**meta, "n_samples": "999999999999"})),
+        "nan": (np.full_like(good, np.nan), json.dumps(meta)),
+    }
+    bad = []
+    for name, (array, sidecar) in cases.items():
+        np.save(lat / f"{name}.latent.npy", array)
+        (lat / f"{name}.latent.json").write_text(sidecar)
+        bad.append(lat / f"{name}.latent.npy")
+    out = tmp_path / "out"
+    result = run(recon_model, *bad, lat / "a.latent.npy", "--out-dir", out)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "4 of 5 input(s) failed" in result.stderr
+    assert "not valid JSON" in result.stderr and "bad latent metadata" in result.stderr
+    assert "its metadata asks for 999999999999" in result.stderr and "NaN/inf" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_recon.wav"]
+    assert sf.info(out / "a_recon.wav").frames == 3000
+
+
 def test_missing_out_dir_is_created(recon_model, tmp_path):
     sf.write(tmp_path / "a.wav", tone(440, 16000, 1000), 16000)
     target = tmp_path / "new" / "recons"
@@ -138,7 +173,10 @@ def test_missing_out_dir_is_created(recon_model, tmp_path):
         (["{tmp}/a.wav", "--out-dir", "{tmp}/a.wav"], "exists and is not a folder"),
         (["{tmp}/a.wav", "-o", "{tmp}/a.wav"], "already exists; pass -y/--overwrite"),
         (["{tmp}/a.wav", "-o", "{tmp}/o.wav", "--refine-steps", "-1"], "--refine-steps"),
-        (["{tmp}/a.wav", "-o", "{tmp}/o.wav", "--refine-steps", "2", "--vocoder-only"], "--vocoder-only skips the VAE"),
+        (
+            ["{tmp}/a.wav", "-o", "{tmp}/o.wav", "--refine-steps", "2", "--vocoder-only"],
+            "--vocoder-only skips the VAE",
+        ),
     ],
 )
 def test_usage_errors(recon_model, tmp_path, args, message):
@@ -187,9 +225,14 @@ def test_the_model_s_refine_steps_are_the_default(recon_model, tmp_path):
     src = tmp_path / "a.wav"
     sf.write(src, tone(440, 16000, 2345), 16000, subtype="FLOAT")
     outs = {}
-    for name, m, extra in [("default", model, []), ("four", recon_model, ["--refine-steps", "4"]),
-                           ("zero", model, ["--refine-steps", "0"]), ("plain", recon_model, []),
-                           ("voc", model, ["--vocoder-only"]), ("voc_plain", recon_model, ["--vocoder-only"])]:
+    for name, m, extra in [
+        ("default", model, []),
+        ("four", recon_model, ["--refine-steps", "4"]),
+        ("zero", model, ["--refine-steps", "0"]),
+        ("plain", recon_model, []),
+        ("voc", model, ["--vocoder-only"]),
+        ("voc_plain", recon_model, ["--vocoder-only"]),
+    ]:
         result = run(m, src, "-o", tmp_path / f"{name}.wav", *extra)
         assert result.exit_code == 0, result.output
         outs[name] = sf.read(tmp_path / f"{name}.wav", dtype="float32")[0]

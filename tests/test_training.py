@@ -167,6 +167,24 @@ def test_train_start_crop_from_the_config_file(manifest, tmp_path):
     assert json.loads((run / "config.json").read_text())["train"]["start_crop"] == 1
 
 
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"lr": "x"}, "train.lr='x': must be a number"),
+        ({"max_steps": 1.5}, "train.max_steps=1.5: must be an integer"),
+        ({"cpu": 1}, "train.cpu=1: must be true or false"),
+        ({"betas": [0.9, "a"]}, "train.betas=[0.9, 'a']: must be a list of numbers"),
+        ({"seed": -1}, "train.seed=-1: must be in [0, 2**32)"),
+    ],
+)
+def test_train_config_values_of_the_wrong_type_are_one_line_errors(manifest, tmp_path, train, message):
+    run = tmp_path / "run"
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run)]
+    result = CliRunner().invoke(app, [*args, "--config", str(vae_config(tmp_path, **train))])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (run / "checkpoints").exists()
+
+
 def test_resume_equals_uninterrupted_with_discriminator(manifest, tmp_path):
     cfg = vae_config(tmp_path, disc_start=1)
     train("vae", manifest, tmp_path / "full", config=cfg, overrides={"max_steps": 4})

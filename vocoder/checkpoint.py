@@ -161,8 +161,9 @@ def torch_load_safe(path: str | os.PathLike) -> dict:
         raise CheckpointError(
             f"refusing to load {path}: it is not a plain weights file ({first[:200]})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path} (truncated or not a PyTorch checkpoint): {e}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as e:
+        # KeyError / IndexError: text or other bytes read as pickle opcodes (e.g. KeyError: 101 for 'e')
+        raise CheckpointError(f"cannot read {path} (truncated or not a PyTorch checkpoint): {e!r}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a dict of weights (got {type(obj).__name__})")
     return obj

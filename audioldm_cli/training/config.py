@@ -58,6 +58,9 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_types(self, "train")
+        if not 0 <= self.seed < 2**32:
+            raise UsageError(f"train.seed={self.seed}: must be in [0, 2**32)")
         positive = ("max_steps", "batch_size", "grad_accum", "log_every", "val_items")
         for name in positive:
             if int(getattr(self, name)) <= 0:
@@ -92,6 +95,36 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         return cls(**check_keys(cls, d, "train"))
+
+
+def check_types(obj, section: str) -> None:
+    """Refuse a value whose JSON type does not fit its field's default (a string for a number, ...):
+    numbers for float fields (ints too), integers for int fields, booleans for bool fields, strings for
+    str fields, lists and objects of numbers for the list and dict fields."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for f in dataclasses.fields(obj):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        value = getattr(obj, f.name)
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            ok, kind = number(value), "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        elif isinstance(default, list):
+            ok, kind = isinstance(value, list) and all(number(v) for v in value), "a list of numbers"
+        elif isinstance(default, dict):
+            ok = isinstance(value, dict) and all(number(v) for v in value.values())
+            kind = "an object of numbers"
+        else:
+            continue
+        if not ok:
+            raise UsageError(f"{section}.{f.name}={value!r}: must be {kind}")
 
 
 def check_keys(cls, d: dict[str, Any], section: str) -> dict[str, Any]:

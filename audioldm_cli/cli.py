@@ -488,7 +488,7 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) ->
 @app.command()
 @cli_command
 def reconstruct(
-    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders, or .latent.safetensors files.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only).", rich_help_panel="Output")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input).", rich_help_panel="Output")] = None,
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
@@ -698,6 +698,8 @@ def _run_training(stage: str, data: Path, out: Path, config: Path | None, resume
 
     if overrides.get("precision") not in (None, "no", "bf16", "fp16"):
         raise UsageError(f"--precision {overrides['precision']!r}: choose no, bf16 or fp16")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: give a folder for the run (created if missing)")
     if device != "auto":
         overrides["cpu"] = resolve_device(device).type == "cpu"
     with progress_bar(f"train {stage}", total=None) as progress:
@@ -803,7 +805,7 @@ def convert(
 # ----------------------------------------------------------------------------------------------
 # transfer / inpaint / superres (editing an input file with the text-to-audio model)
 
-StepsOpt = Annotated[int, typer.Option("--steps", help="DDIM steps.", rich_help_panel="Sampling")]
+StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.", rich_help_panel="Sampling")]
 GuidanceOpt = Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off).", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
@@ -883,12 +885,22 @@ def superres(
     from .audio import audio_info
 
     check_speed_options(dtype, device, compile_)
-    if cutoff is None:
+    nyquist = cutoff is None
+    if nyquist:
         cutoff = audio_info(input)[1] / 2
         logger.info("--cutoff %g Hz (the input's Nyquist frequency)", cutoff)
-    _run_edit("superres", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.superres(
-        pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
-        compile=compile_, progress=progress, refine_steps=refine_steps))
+
+    def edit(pipe, wav, progress):
+        top = pipe.mel_config.f_max or pipe.sample_rate / 2
+        if nyquist and cutoff >= top:
+            raise UsageError(
+                f"{input} ({2 * cutoff:g} Hz) already holds every band of the model (up to {top:g} Hz): "
+                f"nothing to regenerate; give --cutoff below {top:g} Hz to regenerate the bands above it"
+            )
+        return editing.superres(pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed,
+                                dtype=dtype, compile=compile_, progress=progress, refine_steps=refine_steps)
+
+    _run_edit("superres", input, output, model, device, overwrite, edit)
 
 
 # ----------------------------------------------------------------------------------------------

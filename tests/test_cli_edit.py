@@ -80,10 +80,12 @@ def test_superres_from_8k(tiny_model, tmp_path):
     assert (info.samplerate, info.frames) == (16000, 9600)
     full = _tone(tmp_path / "full.wav", 16000, 0.6)
     result = run("superres", tiny_model, full)
-    assert result.exit_code == 2 and "--cutoff" in result.output
+    assert result.exit_code == 2 and "already holds every band of the model (up to 8000 Hz)" in result.output
     result = run("superres", tiny_model, full, "--cutoff", "3000", "-o", tmp_path / "c.wav")
     assert result.exit_code == 0, result.output
-    result = run("superres", tiny_model, full, "--cutoff", "3000", "--refine-steps", "3", "-o", tmp_path / "r.wav")
+    result = run(
+        "superres", tiny_model, full, "--cutoff", "3000", "--refine-steps", "3", "-o", tmp_path / "r.wav"
+    )
     assert result.exit_code == 0, result.output
     plain, _ = sf.read(tmp_path / "c.wav")
     refined, _ = sf.read(tmp_path / "r.wav")
@@ -93,3 +95,26 @@ def test_superres_from_8k(tiny_model, tmp_path):
 def test_missing_input_is_one_error_line(tiny_model, tmp_path):
     result = run("transfer", tiny_model, tmp_path / "nope.wav", "rain")
     assert result.exit_code in (1, 2) and result.output.count("error:") == 1
+
+
+def test_zero_steps_is_a_usage_error_for_every_edit(tiny_model, tmp_path):
+    src = _tone(tmp_path / "a.wav", 16000, 0.3)
+    for command, extra in (
+        ("transfer", ["rain"]),
+        ("inpaint", ["rain", "--start", "0", "--end", "0.1"]),
+        ("superres", []),
+    ):
+        args = [
+            command,
+            str(src),
+            *extra,
+            "--steps",
+            "0",
+            "--model",
+            str(tiny_model),
+            "-o",
+            str(tmp_path / "x.wav"),
+        ]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "--steps" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "x.wav").exists()

@@ -185,6 +185,15 @@ def test_train_config_values_of_the_wrong_type_are_one_line_errors(manifest, tmp
     assert "Traceback" not in result.output and not (run / "checkpoints").exists()
 
 
+def test_out_that_is_a_file_is_refused_before_any_work(manifest, tmp_path):
+    out = tmp_path / "notes.txt"
+    out.write_text("keep me")
+    args = ["train", "vae", "--data", str(manifest), "--out", str(out), "--config", str(vae_config(tmp_path))]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and f"--out {out} is a file" in result.output, result.output
+    assert out.read_text() == "keep me"
+
+
 def test_resume_equals_uninterrupted_with_discriminator(manifest, tmp_path):
     cfg = vae_config(tmp_path, disc_start=1)
     train("vae", manifest, tmp_path / "full", config=cfg, overrides={"max_steps": 4})

@@ -959,6 +959,8 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
 
     if text or prompts_file is not None:
         raise UsageError("--audio-prompt replaces the text prompt: give no TEXT or --prompts-file with it")
+    if not audio_prompt.is_file():
+        raise UsageError(f"--audio-prompt {audio_prompt}: file not found")
     if num_candidates not in (None, 1):
         raise UsageError("--num-candidates ranks by a text prompt; it cannot be used with --audio-prompt")
     if output is not None and out_dir is not None:

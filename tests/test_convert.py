@@ -486,6 +486,10 @@ def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path, monkeypa
     assert both.exit_code == 2 and "--audio-prompt" in both.output
     none = _gen(tiny_model, "--audio-prompt", src, "-o", tmp_path / "y.wav")
     assert none.exit_code == 1 and "CLAP" in none.output
+    missing = _gen(converted, "--audio-prompt", tmp_path / "nope.wav", "-o", tmp_path / "m.wav")
+    assert (
+        missing.exit_code == 2 and "--audio-prompt" in missing.output and "file not found" in missing.output
+    )
 
 
 def test_model_ckpt_directly_builds_the_whole_pipeline(tiny_ckpt, tmp_path, monkeypatch):

@@ -25,9 +25,9 @@ import typer
 from . import __version__
 from .errors import USER_ERRORS, UsageError
 
-# --seed of generate, encode and the edit commands: what torch.Generator.manual_seed takes (output i uses
-# seed + i, which stays below its 2**64 ceiling)
-SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+# --seed of generate, encode and the edit commands: torch's CPU generator uses the low 32 bits of a seed,
+# so a wider range would make different seeds give the same audio
+SEED_MIN, SEED_MAX = 0, 2**32 - 1
 
 logger = logging.getLogger("audioldm_cli")
 

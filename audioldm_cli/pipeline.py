@@ -17,6 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
+from numbers import Integral, Real
 from pathlib import Path
 
 import torch
@@ -334,8 +335,18 @@ class AudioLDM:
         (see `chunking.overlap_add`). Decoded mel frames louder than `frame_level_limit` are turned
         down to it before the vocoder (`frontend.limit_frame_level`; inf: left as they are).
         """
+        if not isinstance(latent, Tensor):
+            raise UsageError(f"expected a latent as a torch.Tensor, got {type(latent).__name__}")
         if latent.dim() == 3:
             latent = latent[None]
+        if latent.dim() != 4:
+            raise UsageError(f"expected a latent [C, T', F'] or [B, C, T', F'], got shape {tuple(latent.shape)}")
+        if not bool(torch.isfinite(latent).all()):
+            raise UsageError("the latent holds NaN/inf values")
+        if math.isnan(frame_level_limit) or frame_level_limit == -math.inf:
+            raise UsageError(f"frame_level_limit {frame_level_limit}: must be a number (inf: no limit)")
+        if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, Integral)):
+            raise UsageError(f"n_samples {n_samples!r}: must be an integer (None: every decoded sample)")
         if (
             latent.shape[1] != self.latent_channels
             or latent.shape[-1] * self.freq_factor != self.mel_config.n_mels
@@ -346,7 +357,7 @@ class AudioLDM:
             )
         tf, hop = self.time_factor, self.hop_length
         total = latent.shape[2] * tf
-        n_samples = n_samples or total * hop
+        n_samples = total * hop if n_samples is None else n_samples
         if not 0 < n_samples <= total * hop:
             raise ModelError(
                 f"the latent's {latent.shape[2]} frames decode to {total * hop} samples; "
@@ -466,11 +477,9 @@ class AudioLDM:
         bounded by the chunk size and there is no click at the borders.
         `vocoder_only=True` skips the VAE (isolates the vocoder's error).
         """
-        squeeze = wav.dim() == 1
-        wav = _as_batch(wav)
+        batch = _as_batch(wav)
+        squeeze, wav = batch.dim() != wav.dim(), batch
         n = wav.shape[-1]
-        if n == 0:
-            raise UsageError("cannot reconstruct an empty waveform (0 samples)")
         tf, hop = self.time_factor, self.hop_length
         total = self.frames_for(n)
         padded = F.pad(wav, (0, total * hop - n)).float()
@@ -574,7 +583,11 @@ class AudioLDM:
         progress: ProgressFn | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
+        if not isinstance(prompts, (str, list, tuple)):
+            raise UsageError(f"prompts: expected a string or a list of strings, got {type(prompts).__name__}")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not isinstance(negative_prompt, (str, type(None))):
+            raise UsageError(f"negative_prompt {negative_prompt!r}: must be a string")
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         if guidance_rescale is None:
             guidance_rescale = self.default_guidance_rescale
@@ -595,6 +608,9 @@ class AudioLDM:
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             logger.info("no seed given: using seed %d", seed)
+        elif isinstance(seed, bool) or not isinstance(seed, Integral):
+            raise UsageError(f"seed {seed!r}: must be an integer")
+        seed = int(seed)
         n_samples = round(duration * self.sample_rate)
         frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
         if frames * self.hop_length != n_samples:
@@ -653,8 +669,19 @@ class AudioLDM:
         if not prompts:
             raise UsageError("no prompt given: pass at least one TEXT or --prompts-file")
         for p in prompts:
-            if not isinstance(p, str) or not p.strip():
+            if not isinstance(p, str):
+                raise UsageError(f"prompt {p!r}: must be a string")
+            if not p.strip():
                 raise UsageError(f"prompt {p!r} is empty: every prompt needs some text")
+        integers = {"--steps": steps, "--num-samples": num_samples, "--batch-size": batch_size}
+        numbers = {"--duration": duration, "--guidance-scale": guidance_scale}
+        numbers.update({"--guidance-rescale": guidance_rescale, "--frame-level-limit": frame_level_limit})
+        for name, value in integers.items():
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise UsageError(f"{name} {value!r}: must be an integer")
+        for name, value in numbers.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise UsageError(f"{name} {value!r}: must be a number")
         if not (
             isinstance(duration, (int, float)) and math.isfinite(duration) and 0 < duration <= MAX_DURATION
         ):
@@ -836,8 +863,19 @@ def check_finite_latent(latent: Tensor, dtype: str) -> None:
 
 
 def _as_batch(wav: Tensor) -> Tensor:
+    """A waveform [N] or [B, N] of finite float samples as [B, N] (anything else: a UsageError)."""
+    if not isinstance(wav, Tensor):
+        raise UsageError(f"expected a waveform as a torch.Tensor, got {type(wav).__name__} (torch.from_numpy it)")
+    if not wav.is_floating_point():
+        raise UsageError(
+            f"expected float samples in [-1, 1], got a {wav.dtype} tensor (integer PCM: divide by its full scale)"
+        )
     if wav.dim() == 1:
-        return wav[None]
+        wav = wav[None]
     if wav.dim() != 2:
         raise UsageError(f"expected a waveform [N] or [B, N], got shape {tuple(wav.shape)}")
+    if wav.shape[-1] == 0:
+        raise UsageError("cannot process an empty waveform (0 samples)")
+    if not bool(torch.isfinite(wav).all()):
+        raise UsageError("the waveform holds NaN/inf samples")
     return wav

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -23,7 +24,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """Map 'auto' | 'cpu' | 'cuda[:N]' | 'mps' to a usable torch.device, with a clear error if absent."""
     if isinstance(name, torch.device):
-        return name
+        name = str(name)  # checked like the string: torch.device("cuda") on a machine without a GPU
+    if not isinstance(name, (str, type(None))):
+        raise UsageError(f"device {name!r}: give a string ({', '.join(DEVICES)}, cuda:N) or a torch.device")
     name = (name or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -36,6 +39,12 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         raise UsageError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+    if kind == "cuda" and ":" in name:
+        index = name.split(":", 1)[1]
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise UsageError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)"
+            )
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("--device mps was requested but MPS is not available; use --device cpu or auto")
     return torch.device(name)
@@ -46,8 +55,13 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     gen = torch.Generator(device=device)
     if seed is None:
         gen.seed()
-    else:
-        gen.manual_seed(int(seed))
+        return gen
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise UsageError(f"seed {seed!r}: must be an integer")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:  # what manual_seed takes (the CPU generator uses the low 32 bits)
+        raise UsageError(f"seed {seed}: must lie in [-2**63, 2**64)")
+    gen.manual_seed(seed)
     return gen
 
 
@@ -59,7 +73,9 @@ def interactive() -> bool:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None = None, enabled: bool | None = None) -> Iterator[ProgressFn]:
+def progress_bar(
+    description: str, total: int | None = None, enabled: bool | None = None
+) -> Iterator[ProgressFn]:
     """Yield a `ProgressFn` that drives a Rich bar on stderr, or does nothing when not interactive."""
     if enabled is None:
         enabled = interactive() and logging.getLogger("audioldm_cli").getEffectiveLevel() <= logging.INFO

@@ -228,10 +228,84 @@ def test_reconfigure_rederives_the_schedule_and_keeps_the_frontend(tiny_model):
     import dataclasses
 
     pipe = AudioLDM.from_pretrained(tiny_model)
-    pipe.reconfigure(dataclasses.replace(pipe.config, schedule={**pipe.config.schedule, "prediction_type": "v"}))
+    pipe.reconfigure(
+        dataclasses.replace(pipe.config, schedule={**pipe.config.schedule, "prediction_type": "v"})
+    )
     assert pipe.schedule.prediction_type == "v" and pipe.config.schedule["prediction_type"] == "v"
     with pytest.raises(ModelError, match="pipeline.json: schedule prediction_type"):
         pipe.reconfigure(dataclasses.replace(pipe.config, schedule={"prediction_type": "x0"}))
     with pytest.raises(ModelError, match="cannot change the frontend"):
         pipe.reconfigure(dataclasses.replace(pipe.config, frontend={**pipe.config.frontend, "n_mels": 80}))
     assert pipe.schedule.prediction_type == "v"  # a refused config leaves the pipeline as it was
+
+
+def test_waveforms_that_would_give_garbage_are_refused(recon):
+    """NaN/inf samples, integer PCM, numpy arrays and empty input: a UsageError naming the problem, never
+    NaN audio or a latent of an empty input."""
+    import numpy as np
+
+    nan = torch.zeros(2000)
+    nan[100] = float("nan")
+    cases = [
+        (nan, "NaN/inf"),
+        (torch.full((2000,), float("inf")), "NaN/inf"),
+        (torch.zeros(2000, dtype=torch.int16), "got a torch.int16 tensor"),
+        (np.zeros(2000, np.float32), "got ndarray"),
+        (torch.zeros(1, 0), "empty waveform"),
+    ]
+    for wav, message in cases:
+        for call in (recon.reconstruct, recon.encode):
+            with pytest.raises(UsageError, match=message):
+                call(wav)
+
+
+def test_decode_latent_refuses_what_it_cannot_decode_faithfully(recon):
+    z, meta = recon.encode(0.1 * torch.randn(3000, generator=torch.Generator().manual_seed(0)))
+    assert recon.decode_latent(z, meta["n_samples"]).shape == (1, 3000)
+    bad = z.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    for latent, kwargs, message in (
+        (bad, {}, "NaN/inf"),
+        (z, {"n_samples": 0}, "asks for 0"),
+        (z, {"n_samples": 1.5}, "n_samples 1.5: must be an integer"),
+        (z, {"frame_level_limit": float("nan")}, "frame_level_limit nan"),
+        (z[0, 0, 0], {}, "expected a latent"),
+        (z.numpy(), {}, "as a torch.Tensor"),
+    ):
+        with pytest.raises((UsageError, ModelError), match=message):
+            recon.decode_latent(latent, **kwargs)
+
+
+def test_generate_arguments_of_the_wrong_type_are_usage_errors(pipe):
+    fast = {"duration": 0.2, "steps": 2}
+    for kwargs, message in (
+        ({"prompts": None}, "expected a string or a list of strings"),
+        ({"prompts": {"rain": 1}}, "got dict"),
+        ({"prompts": [5]}, "prompt 5: must be a string"),
+        ({"prompts": ["rain"], "negative_prompt": 0}, "negative_prompt 0: must be a string"),
+        ({"prompts": ["rain"], "steps": 2.0}, "--steps 2.0: must be an integer"),
+        ({"prompts": ["rain"], "num_samples": 1.5}, "--num-samples 1.5: must be an integer"),
+        ({"prompts": ["rain"], "guidance_scale": "3"}, "--guidance-scale '3': must be a number"),
+        ({"prompts": ["rain"], "seed": 1.5}, "seed 1.5: must be an integer"),
+        ({"prompts": ["rain"], "seed": [0, 1]}, r"seed \[0, 1\]: must be an integer"),
+        ({"prompts": ["rain"], "seed": 2**64}, "must lie in"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            pipe.generate(**{**fast, **kwargs})
+    import numpy as np
+
+    a = pipe.generate(["rain"], seed=np.int64(3), **fast)  # numpy integers are integers
+    assert torch.equal(a, pipe.generate(["rain"], seed=3, **fast))
+
+
+def test_devices_are_checked_whatever_their_type():
+    from audioldm_cli.runtime import resolve_device
+
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(UsageError, match="device 5"):
+        resolve_device(5)
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="no CUDA GPU"):
+            resolve_device(torch.device("cuda"))
+    with pytest.raises(UsageError):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")  # one past the last GPU (or no GPU at all)

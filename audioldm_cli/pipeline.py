@@ -7,7 +7,8 @@
 
 Every method takes and returns CPU tensors (float32 waveforms at `sample_rate`); the work runs on
 `self.device`. Noise is drawn on CPU from one generator per item, seeded `seed + i`, so item i of a
-batch equals a lone run with `seed + i`.
+batch equals a lone run with `seed + i` (up to float rounding: batched kernels sum in another order,
+~1e-5; with batch_size 1 bit for bit).
 """
 
 from __future__ import annotations
@@ -414,6 +415,8 @@ class AudioLDM:
     def latent_of(self, mel: Tensor, refine_steps: int = 0) -> Tensor:
         """mel [B, 1, T, F] -> unscaled latent: the posterior mean, fitted to the mel for `refine_steps`
         steps when > 0 (`AutoencoderKL.refine`; it runs outside inference mode: it needs gradients)."""
+        if isinstance(refine_steps, bool) or not isinstance(refine_steps, Integral) or refine_steps < 0:
+            raise UsageError(f"refine_steps {refine_steps!r}: must be an integer >= 0")
         with torch.inference_mode():
             z = self.vae.encode(mel).mode()
         return self.vae.refine(mel, z, refine_steps)[0].to(z.dtype) if refine_steps else z
@@ -488,8 +491,8 @@ class AudioLDM:
         )  # extra frames so that chunk mels equal the whole mel
         if refine_steps is None:
             refine_steps = 0 if vocoder_only else self.default_refine_steps
-        if refine_steps < 0:
-            raise UsageError(f"refine_steps must be >= 0, got {refine_steps}")
+        if isinstance(refine_steps, bool) or not isinstance(refine_steps, Integral) or refine_steps < 0:
+            raise UsageError(f"refine_steps {refine_steps!r}: must be an integer >= 0")
         if vocoder_only and refine_steps:
             raise UsageError("refine_steps fits VAE latents; vocoder_only skips the VAE")
 
@@ -540,7 +543,7 @@ class AudioLDM:
         """Text -> waveforms [len(prompts) * num_samples, round(duration * sample_rate)], prompt-major.
 
         Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
-        it equals a lone run with `seed + i`. Guidance > 1 pushes towards the prompt and away from
+        it equals a lone run with `seed + i` (up to float rounding, ~1e-5). Guidance > 1 pushes towards the prompt and away from
         `negative_prompt` (default: the empty prompt); 1 disables guidance; None takes the model's
         recommendation (`default_guidance_scale`); `guidance_rescale` (phi in [0, 1], None: the model's
         `default_guidance_rescale`) reins in the over-saturation of strong guidance. Decoded mel frames louder than `frame_level_limit`

@@ -101,8 +101,11 @@ def test_refine_steps_refuses_what_it_cannot_mean(recon):
         recon.encode(_signal(1000), sample=True, refine_steps=3)
     with pytest.raises(UsageError, match="vocoder_only skips the VAE"):
         recon.reconstruct(_signal(1000), vocoder_only=True, refine_steps=3)
-    with pytest.raises(UsageError, match="refine_steps must be >= 0"):
+    with pytest.raises(UsageError, match="refine_steps -1: must be an integer >= 0"):
         recon.reconstruct(_signal(1000), refine_steps=-1)
+    for call in (recon.reconstruct, recon.encode):
+        with pytest.raises(UsageError, match="refine_steps 1.5: must be an integer >= 0"):
+            call(_signal(1000), refine_steps=1.5)
 
 
 def test_long_latents_decode_in_chunks(recon):

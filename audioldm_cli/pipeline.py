@@ -18,7 +18,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from . import checkpoint as ckpt
 from .chunking import overlap_add
 from .errors import AudioLDMError, ModelError, UsageError
 from .frontend import limit_frame_level
-from .runtime import ProgressFn, make_generator, resolve_device
+from .runtime import ProgressFn, check_seed, is_integer, make_generator, resolve_device
 from .samplers import randn_like
 
 logger = logging.getLogger(__name__)
@@ -346,7 +346,7 @@ class AudioLDM:
             raise UsageError("the latent holds NaN/inf values")
         if math.isnan(frame_level_limit) or frame_level_limit == -math.inf:
             raise UsageError(f"frame_level_limit {frame_level_limit}: must be a number (inf: no limit)")
-        if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, Integral)):
+        if n_samples is not None and not is_integer(n_samples):
             raise UsageError(f"n_samples {n_samples!r}: must be an integer (None: every decoded sample)")
         if (
             latent.shape[1] != self.latent_channels
@@ -361,8 +361,7 @@ class AudioLDM:
         n_samples = total * hop if n_samples is None else n_samples
         if not 0 < n_samples <= total * hop:
             raise ModelError(
-                f"the latent's {latent.shape[2]} frames decode to {total * hop} samples; "
-                f"its metadata asks for {n_samples}"
+                f"n_samples {n_samples}: the latent's {latent.shape[2]} frames decode to {total * hop} samples"
             )
         latent = latent.float() / self.scale_factor
 
@@ -415,7 +414,7 @@ class AudioLDM:
     def latent_of(self, mel: Tensor, refine_steps: int = 0) -> Tensor:
         """mel [B, 1, T, F] -> unscaled latent: the posterior mean, fitted to the mel for `refine_steps`
         steps when > 0 (`AutoencoderKL.refine`; it runs outside inference mode: it needs gradients)."""
-        if isinstance(refine_steps, bool) or not isinstance(refine_steps, Integral) or refine_steps < 0:
+        if not is_integer(refine_steps) or refine_steps < 0:
             raise UsageError(f"refine_steps {refine_steps!r}: must be an integer >= 0")
         with torch.inference_mode():
             z = self.vae.encode(mel).mode()
@@ -491,7 +490,7 @@ class AudioLDM:
         )  # extra frames so that chunk mels equal the whole mel
         if refine_steps is None:
             refine_steps = 0 if vocoder_only else self.default_refine_steps
-        if isinstance(refine_steps, bool) or not isinstance(refine_steps, Integral) or refine_steps < 0:
+        if not is_integer(refine_steps) or refine_steps < 0:
             raise UsageError(f"refine_steps {refine_steps!r}: must be an integer >= 0")
         if vocoder_only and refine_steps:
             raise UsageError("refine_steps fits VAE latents; vocoder_only skips the VAE")
@@ -543,8 +542,8 @@ class AudioLDM:
         """Text -> waveforms [len(prompts) * num_samples, round(duration * sample_rate)], prompt-major.
 
         Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
-        it equals a lone run with `seed + i` (up to float rounding, ~1e-5). Guidance > 1 pushes towards the prompt and away from
-        `negative_prompt` (default: the empty prompt); 1 disables guidance; None takes the model's
+        it equals a lone run with `seed + i` (up to float rounding, ~1e-5). Guidance > 1 pushes towards
+        the prompt and away from `negative_prompt` (default: the empty prompt); 1 disables guidance; None takes the model's
         recommendation (`default_guidance_scale`); `guidance_rescale` (phi in [0, 1], None: the model's
         `default_guidance_rescale`) reins in the over-saturation of strong guidance. Decoded mel frames louder than `frame_level_limit`
         (None: the model's `default_frame_level_limit`; inf: no limit) are turned down to it.
@@ -611,9 +610,7 @@ class AudioLDM:
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             logger.info("no seed given: using seed %d", seed)
-        elif isinstance(seed, bool) or not isinstance(seed, Integral):
-            raise UsageError(f"seed {seed!r}: must be an integer")
-        seed = int(seed)
+        seed = check_seed(seed)
         n_samples = round(duration * self.sample_rate)
         frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
         if frames * self.hop_length != n_samples:
@@ -680,7 +677,7 @@ class AudioLDM:
         numbers = {"--duration": duration, "--guidance-scale": guidance_scale}
         numbers.update({"--guidance-rescale": guidance_rescale, "--frame-level-limit": frame_level_limit})
         for name, value in integers.items():
-            if isinstance(value, bool) or not isinstance(value, Integral):
+            if not is_integer(value):
                 raise UsageError(f"{name} {value!r}: must be an integer")
         for name, value in numbers.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):

@@ -56,13 +56,23 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     if seed is None:
         gen.seed()
         return gen
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise UsageError(f"seed {seed!r}: must be an integer")
-    seed = int(seed)
-    if not -(2**63) <= seed < 2**64:  # what manual_seed takes (the CPU generator uses the low 32 bits)
-        raise UsageError(f"seed {seed}: must lie in [-2**63, 2**64)")
-    gen.manual_seed(seed)
+    gen.manual_seed(check_seed(seed))
     return gen
+
+
+def is_integer(value) -> bool:
+    """An int or numpy integer, not a bool (True is an int to Python, never a count or a seed here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_seed(seed) -> int:
+    """`seed` as an int, or a UsageError: an integer in the range torch's manual_seed takes (the CPU
+    generator uses its low 32 bits)."""
+    if not is_integer(seed):
+        raise UsageError(f"seed {seed!r}: must be an integer")
+    if not -(2**63) <= int(seed) < 2**64:
+        raise UsageError(f"seed {seed}: must lie in [-2**63, 2**64)")
+    return int(seed)
 
 
 def interactive() -> bool:

@@ -60,27 +60,28 @@ class Row:
 # manifests
 
 
-def read_manifest(source: str | Path, *, require_captions: bool = False) -> list[Row]:
-    """Parse a manifest file or folder into usable rows; bad rows are logged with their line and skipped."""
+def read_manifest(source: str | Path, *, require_captions: bool = False, option: str = "--data") -> list[Row]:
+    """Parse a manifest file or folder into usable rows; bad rows are logged with their line and skipped.
+    Errors name the file as `option` (the command-line option it came from)."""
     source = Path(source)
     if not source.exists():
-        raise UsageError(f"--data {source}: no such file or folder")
+        raise UsageError(f"{option} {source}: no such file or folder")
     if source.is_dir():
         rows, problems = _folder_rows(source)
     else:
         suffix = source.suffix.lower()
         if suffix not in (".jsonl", ".jsonlines", ".ndjson", ".json", ".csv", ".tsv"):
             raise UsageError(
-                f"--data {source}: unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder"
+                f"{option} {source}: unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder"
             )
         try:
             text = source.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--data {source}: cannot read it as UTF-8 text ({e})") from None
+            raise UsageError(f"{option} {source}: cannot read it as UTF-8 text ({e})") from None
         if suffix == ".json":
-            rows, problems = _json_rows(source, text)
+            rows, problems = _json_rows(source, text, option)
         elif suffix in (".csv", ".tsv"):
-            rows, problems = _csv_rows(source, text, "\t" if suffix == ".tsv" else ",")
+            rows, problems = _csv_rows(source, text, "\t" if suffix == ".tsv" else ",", option)
         else:
             rows, problems = _jsonl_rows(source, text)
     good = []
@@ -94,7 +95,7 @@ def read_manifest(source: str | Path, *, require_captions: bool = False) -> list
         logger.warning("%s; row skipped", problem)
     if not good:
         first = f" (first: {problems[0]})" if problems else ""
-        raise UsageError(f"--data {source}: no usable rows, {len(problems)} bad{first}")
+        raise UsageError(f"{option} {source}: no usable rows, {len(problems)} bad{first}")
     logger.info("%s: %d rows (%d skipped)", source, len(good), len(problems))
     return good
 
@@ -148,28 +149,28 @@ def _jsonl_rows(source: Path, text: str) -> tuple[list[Row], list[str]]:
     return _collect(items)
 
 
-def _json_rows(source: Path, text: str) -> tuple[list[Row], list[str]]:
+def _json_rows(source: Path, text: str, option: str = "--data") -> tuple[list[Row], list[str]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"--data {source}: not valid JSON (line {e.lineno}: {e.msg})") from None
+        raise UsageError(f"{option} {source}: not valid JSON (line {e.lineno}: {e.msg})") from None
     records = doc.get("data") if isinstance(doc, dict) else doc
     if not isinstance(records, list):
-        raise UsageError(f'--data {source}: expected {{"data": [...]}} or a list of rows')
+        raise UsageError(f'{option} {source}: expected {{"data": [...]}} or a list of rows')
     # Entries have no line of their own in a pretty-printed file: report the entry number.
     return _collect(
         [_record_row(source.parent, r, f"{source.name} entry {i}") for i, r in enumerate(records, 1)]
     )
 
 
-def _csv_rows(source: Path, text: str, delimiter: str) -> tuple[list[Row], list[str]]:
+def _csv_rows(source: Path, text: str, delimiter: str, option: str = "--data") -> tuple[list[Row], list[str]]:
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
     fields = [f.strip() for f in reader.fieldnames or []]
     reader.fieldnames = fields
     has_path = any(f in fields for f in PATH_COLUMNS)
     if not has_path and "audiocap_id" not in fields and "youtube_id" not in fields:
         raise UsageError(
-            f"--data {source}: no path column; the header needs one of {', '.join(PATH_COLUMNS)} "
+            f"{option} {source}: no path column; the header needs one of {', '.join(PATH_COLUMNS)} "
             f"(or AudioCaps' audiocap_id/youtube_id), got {', '.join(fields) or 'nothing'}"
         )
     items: list[Row | str] = []

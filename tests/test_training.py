@@ -194,6 +194,56 @@ def test_out_that_is_a_file_is_refused_before_any_work(manifest, tmp_path):
     assert out.read_text() == "keep me"
 
 
+def test_resume_refuses_a_broken_run_config_and_a_max_steps_below_the_run(manifest, tmp_path):
+    run = tmp_path / "run"
+    train("vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 2, "save_every": 0})
+    saved = (run / "config.json").read_text()
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--resume"]
+    result = CliRunner().invoke(app, [*args, "--max-steps", "1"])
+    assert (
+        result.exit_code == 2
+        and "--max-steps 1: the run in" in result.output
+        and "at step 2" in result.output
+    )
+    assert (run / "config.json").read_text() == saved  # the stored config still matches its checkpoints
+    for text, message in (("{bad", "is not a readable run config"), ("[1, 2]", "expected a JSON object")):
+        (run / "config.json").write_text(text)
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_no_run_folder(tmp_path):
+    """A manifest whose every file is unreadable fails at the first batch; --out is not left holding a
+    config.json that --resume cannot continue. A folder the user made beforehand is kept."""
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"wav": str(bad)}) + "\n")
+    for run in (tmp_path / "new_run", tmp_path / "made_before"):
+        if run.name == "made_before":
+            run.mkdir()
+        args = ["train", "vae", "--data", str(data), "--out", str(run), "--config", str(vae_config(tmp_path))]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1 and "could be read" in result.output, result.output
+        assert run.exists() == (run.name == "made_before")
+        assert not run.exists() or list(run.iterdir()) == []
+
+
+def test_val_data_errors_name_the_val_data_option(manifest, tmp_path):
+    args = [
+        "train",
+        "vae",
+        "--data",
+        str(manifest),
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(vae_config(tmp_path)),
+    ]
+    result = CliRunner().invoke(app, [*args, "--val-data", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 2 and f"--val-data {tmp_path / 'nope.jsonl'}: no such file" in result.output
+
+
 def test_resume_equals_uninterrupted_with_discriminator(manifest, tmp_path):
     cfg = vae_config(tmp_path, disc_start=1)
     train("vae", manifest, tmp_path / "full", config=cfg, overrides={"max_steps": 4})

@@ -78,7 +78,9 @@ def make_datasets(
         caption_dropout=caption_dropout,
         start_crop=cfg.start_crop,
     )
-    val_rows: list[Row] = read_manifest(val_data, require_captions=require_captions) if val_data else rows
+    val_rows: list[Row] = (
+        read_manifest(val_data, require_captions=require_captions, option="--val-data") if val_data else rows
+    )
     val = SegmentDataset(
         val_rows[: cfg.val_items], reader, segment, latent_segment=latent_segment, seed=cfg.seed
     )

@@ -7,6 +7,7 @@ the same stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -72,6 +73,7 @@ def train(
     if stage not in STAGES:
         raise UsageError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     out = Path(out)
+    created = not out.exists()  # a failed new run removes the folder only if it made it
     saved = out / "config.json"
     if resume:
         if not saved.is_file():
@@ -80,7 +82,12 @@ def train(
             raise UsageError(
                 "--resume reads the run's own config.json; drop --config (flags may still override)"
             )
-        doc = json.loads(saved.read_text())
+        try:
+            doc = json.loads(saved.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"--resume: {saved} is not a readable run config ({e})") from None
+        if not isinstance(doc, dict):
+            raise UsageError(f"--resume: {saved} is not a run config (expected a JSON object)")
         if doc.get("stage") != stage:
             raise UsageError(f"--resume: {out} is a {doc.get('stage')!r} run, not {stage!r}")
         init_from = doc.get("init_from")
@@ -111,6 +118,11 @@ def train(
     trainer = Trainer(
         built.stage, train_set, cfg, out, val_data=val_set, resume=resume, accelerator=accelerator
     )
+    if trainer.state.step > cfg.max_steps:
+        raise UsageError(
+            f"--max-steps {cfg.max_steps}: the run in {out} is at step {trainer.state.step} already; "
+            "give at least that many"
+        )
     if trainer.acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         resolved = {
@@ -122,6 +134,23 @@ def train(
         }
         with atomic_path(saved) as tmp:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
-    if hasattr(built.stage, "prepare_export"):
-        built.stage.prepare_export(val_set)
-    return trainer.run(progress)
+    try:
+        if hasattr(built.stage, "prepare_export"):
+            built.stage.prepare_export(val_set)
+        return trainer.run(progress)
+    except Exception:
+        if not resume and trainer.acc.is_main_process:
+            _discard_unstarted_run(out, created)
+        raise
+
+
+def _discard_unstarted_run(out: Path, created: bool) -> None:
+    """After a new run failed before its first checkpoint (unreadable data, a stage/data mismatch...),
+    remove what it wrote, so that `--out` is not left holding a run that `--resume` cannot continue."""
+    if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).glob("step_*")):
+        return
+    (out / "config.json").unlink(missing_ok=True)
+    (out / "metrics.jsonl").unlink(missing_ok=True)
+    for folder in (out / CHECKPOINTS, out) if created else (out / CHECKPOINTS,):
+        with contextlib.suppress(OSError):  # only if empty: nothing of the user's is removed
+            folder.rmdir()

@@ -334,10 +334,7 @@ def load_latent(path: str | os.PathLike) -> tuple[torch.Tensor, dict]:
             latent = torch.from_numpy(np.load(path, allow_pickle=False))
         except (OSError, ValueError, EOFError) as e:
             raise ModelError(f"{path} is not a readable .npy latent ({e})") from None
-        try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ModelError(f"{path}: its metadata file {sidecar.name} is not valid JSON ({e})") from None
+        _, meta = read_folder_json(path.parent, sidecar.name, error=ModelError)
         if not isinstance(meta, dict):
             raise ModelError(f"{path}: its metadata file {sidecar.name} does not hold a JSON object")
     else:

@@ -206,7 +206,7 @@ def test_resume_refuses_a_broken_run_config_and_a_max_steps_below_the_run(manife
         and "at step 2" in result.output
     )
     assert (run / "config.json").read_text() == saved  # the stored config still matches its checkpoints
-    for text, message in (("{bad", "is not a readable run config"), ("[1, 2]", "expected a JSON object")):
+    for text, message in (("{bad", "config.json is not valid JSON"), ("[1, 2]", "expected a JSON object")):
         (run / "config.json").write_text(text)
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

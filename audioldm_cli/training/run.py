@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vocoder.checkpoint import atomic_path
+from vocoder.checkpoint import atomic_path, read_folder_json
 
 from ..errors import UsageError
 from ..runtime import ProgressFn
@@ -82,10 +82,7 @@ def train(
             raise UsageError(
                 "--resume reads the run's own config.json; drop --config (flags may still override)"
             )
-        try:
-            doc = json.loads(saved.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"--resume: {saved} is not a readable run config ({e})") from None
+        _, doc = read_folder_json(out, saved.name, error=UsageError)
         if not isinstance(doc, dict):
             raise UsageError(f"--resume: {saved} is not a run config (expected a JSON object)")
         if doc.get("stage") != stage:

@@ -394,6 +394,12 @@ def test_ldm_config_schedule_replaces_the_init_models(manifest, tiny_model, tmp_
     exported = json.loads((tmp_path / "run" / "export" / "pipeline.json").read_text())["schedule"]
     assert exported == wanted.to_dict()
     assert AudioLDM.from_pretrained(tmp_path / "run" / "export").schedule == wanted
+    assert "fine-tuned to the new one" in result.output
+    # a resumed run restores its own UNet: the warning about --init-from's UNet is not repeated
+    result = CliRunner().invoke(app, [*args[:6], "--resume", "--max-steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert "fine-tuned to the new one" not in result.output and "instead of the one" not in result.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["max_steps"] == 3
 
 
 def test_caption_noise_perturbs_captions_but_not_the_empty_prompt(tiny_model):

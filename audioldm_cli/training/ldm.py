@@ -216,7 +216,14 @@ class LDMStage(Stage):
         )
 
 
-def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None):
+def build_ldm_stage(
+    doc: dict,
+    cfg: TrainConfig,
+    *,
+    init_from: str | None = None,
+    vocoder: str | None = None,
+    resume: bool = False,
+):
     """The LDM stage: --init-from MODEL gives the frozen VAE and vocoder (and the UNet to fine-tune)."""
     from ..checkpoint import PipelineConfig
     from ..pipeline import AudioLDM
@@ -243,13 +250,13 @@ def build_ldm_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None
     if doc.get("model"):
         torch.manual_seed(cfg.seed)
         unet = UNetModel.from_config(dict(doc["model"]))
-        if pipe.unet is not None:
+        if pipe.unet is not None and not resume:
             logger.warning("config 'model' given: training a new UNet instead of the one in %s", init_from)
     elif pipe.unet is not None:
         unet = copy.deepcopy(pipe.unet)
         before = pipe.schedule.to_dict()
         changed = [f"{k} {v!r}" for k, v in pcfg["schedule"].items() if v != before[k]]
-        if changed:
+        if changed and not resume:
             logger.warning(
                 "config 'schedule' differs from %s's (%s): its UNet is fine-tuned to the new one",
                 init_from,

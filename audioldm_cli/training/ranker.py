@@ -116,7 +116,14 @@ class RankerStage(Stage):
         out.save_pretrained(folder)
 
 
-def build_ranker_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None):
+def build_ranker_stage(
+    doc: dict,
+    cfg: TrainConfig,
+    *,
+    init_from: str | None = None,
+    vocoder: str | None = None,
+    resume: bool = False,
+):
     """The ranker stage: --init-from MODEL gives the frontend, the text encoder and the folder to extend."""
     from ..checkpoint import PipelineConfig
     from ..pipeline import AudioLDM
@@ -147,7 +154,7 @@ def build_ranker_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = N
     pipe.reconfigure(PipelineConfig.from_dict(pcfg))
     text_dim = pipe.text_encoder.dim
     if doc.get("model") is not None or pipe.ranker is None:
-        if pipe.ranker is not None:
+        if pipe.ranker is not None and not resume:
             logger.warning("config 'model' given: training a new ranker instead of the one in %s", init_from)
         spec = {**dict(doc.get("model") or {}), "n_mels": pipe.mel_config.n_mels, "text_dim": text_dim}
         try:

@@ -98,7 +98,7 @@ def train(
         if doc.get("stage") not in (None, stage):
             raise UsageError(f"--config {config} is for stage {doc['stage']!r}, not {stage!r}")
     cfg = TrainConfig.from_dict(merge_overrides(doc.get("train", {}), **(overrides or {})))
-    built = _builder(stage)(doc, cfg, init_from=init_from, vocoder=vocoder)
+    built = _builder(stage)(doc, cfg, init_from=init_from, vocoder=vocoder, resume=resume)
     from .common import make_datasets
 
     train_set, val_set = make_datasets(

@@ -214,7 +214,14 @@ class VAEStage(Stage):
         write_model_folder(folder, self.mel_config, vae, self.vocoder_entry, self.vocoder)
 
 
-def build_vae_stage(doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None):
+def build_vae_stage(
+    doc: dict,
+    cfg: TrainConfig,
+    *,
+    init_from: str | None = None,
+    vocoder: str | None = None,
+    resume: bool = False,
+):
     """The VAE stage from a config document; --init-from takes the VAE (and vocoder) of a model folder."""
     from ..checkpoint import load_component
     from .run import Built

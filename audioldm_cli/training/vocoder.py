@@ -157,7 +157,12 @@ class VocoderStage(Stage):
 
 
 def build_vocoder_stage(
-    doc: dict, cfg: TrainConfig, *, init_from: str | None = None, vocoder: str | None = None
+    doc: dict,
+    cfg: TrainConfig,
+    *,
+    init_from: str | None = None,
+    vocoder: str | None = None,
+    resume: bool = False,
 ):
     """The vocoder stage: a new generator from the config 'model', or --init-from any vocoder source."""
     from .common import load_vocoder_source

@@ -157,9 +157,13 @@ def torch_load_safe(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        reason = _unpickling_reason(e)
+        if reason.startswith("Unsupported operand"):  # bytes that are no pickle at all (text, audio, ...)
+            raise CheckpointError(
+                f"cannot read {path} (truncated or not a PyTorch checkpoint): {reason}"
+            ) from None
         raise CheckpointError(
-            f"refusing to load {path}: it is not a plain weights file ({first[:200]})"
+            f"refusing to load {path}: it is not a plain weights file ({reason[:200]})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as e:
         # KeyError / IndexError: text or other bytes read as pickle opcodes (e.g. KeyError: 101 for 'e')
@@ -167,6 +171,19 @@ def torch_load_safe(path: str | os.PathLike) -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a dict of weights (got {type(obj).__name__})")
     return obj
+
+
+def _unpickling_reason(e: Exception) -> str:
+    """What torch's weights-only unpickler refused (e.g. "Unsupported global: GLOBAL posix.system ..."),
+    without the paragraphs about its `weights_only` default around it."""
+    text = str(e)
+    _, marker, after = text.partition("WeightsUnpickler error:")
+    for line in (after if marker else text).splitlines():
+        line = line.strip()
+        if "unsupported" in line.lower():
+            return line.split(". ")[0].rstrip(".")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "unsupported content"
 
 
 def _summarise(names: list[str], limit: int = 5) -> str:

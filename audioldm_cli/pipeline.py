@@ -105,6 +105,11 @@ class AudioLDM:
             return cls(config, **parts, device=device)
         config = ckpt.read_pipeline_config(folder)
         parts = config.components
+        for kind, entry in parts.items():  # a folder copied in part: name what is missing, once
+            if isinstance(entry, str) and not (folder / entry).exists():
+                raise ckpt.ModelError(
+                    f"{folder} is incomplete: its pipeline.json keeps the {kind} in {entry}/, which is missing"
+                )
         vae = ckpt.load_component(folder / parts["vae"], "vae")
         vocoder = ckpt.load_vocoder_entry(folder, parts["vocoder"])
         unet = ckpt.load_component(folder / parts["unet"], "unet") if "unet" in parts else None

@@ -498,6 +498,9 @@ def _bad_model(kind: str, model: Path, tmp_path: Path) -> tuple[Path, str]:
     if kind == "safetensors of random bytes":
         (bad / "vocoder" / "model.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
         return bad, "vocoder"
+    if kind == "component folder missing":  # a model copied in part
+        shutil.rmtree(bad / "vae")
+        return bad, "incomplete: its pipeline.json keeps the vae in vae/, which is missing"
     if kind == "missing weights file":
         (bad / "vae" / "model.safetensors").unlink()
         return bad, "weights file not found"
@@ -522,6 +525,7 @@ BAD_MODELS = [
     "pipeline.json not JSON",
     "truncated safetensors",
     "safetensors of random bytes",
+    "component folder missing",
     "missing weights file",
     "another architecture",
     "config of another size",

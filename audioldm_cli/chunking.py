@@ -15,7 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .runtime import ProgressFn
+from .errors import UsageError
+from .runtime import ProgressFn, check_progress, is_integer
 
 # render(lo, hi) -> waveform [B, (hi - lo) * hop] for mel frames [lo, hi)
 RenderFn = Callable[[int, int], Tensor]
@@ -62,6 +63,11 @@ def overlap_add(
     progress: ProgressFn | None = None,
 ) -> Tensor:
     """Waveform [B, total * hop] of `total` mel frames, rendered chunk by chunk and cross-faded."""
+    if not is_integer(chunk_frames) or chunk_frames < 1:
+        raise UsageError(f"chunk_frames {chunk_frames!r}: must be an integer >= 1")
+    if not is_integer(overlap_frames) or overlap_frames < 0:
+        raise UsageError(f"overlap_frames {overlap_frames!r}: must be an integer >= 0")
+    check_progress(progress)
     spans = plan_chunks(total, chunk_frames, overlap_frames, multiple)
     margin = _margin(overlap_frames, multiple)
     out, weight = None, torch.zeros(total * hop)

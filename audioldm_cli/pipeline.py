@@ -31,7 +31,7 @@ from . import checkpoint as ckpt
 from .chunking import overlap_add
 from .errors import AudioLDMError, ModelError, UsageError
 from .frontend import limit_frame_level
-from .runtime import ProgressFn, check_seed, is_integer, make_generator, resolve_device
+from .runtime import ProgressFn, check_progress, check_seed, is_integer, make_generator, resolve_device
 from .samplers import randn_like
 
 logger = logging.getLogger(__name__)
@@ -407,6 +407,11 @@ class AudioLDM:
         if sample and refine_steps:
             raise UsageError("refine_steps fits the posterior mean; it cannot be combined with sample=True")
         wav = _as_batch(wav)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            if not isinstance(generator, Sequence) or not all(isinstance(g, torch.Generator) for g in generator):
+                raise UsageError("generator: must be a torch.Generator or a list of them (one per item)")
+            if len(generator) != wav.shape[0]:
+                raise UsageError(f"generator: got {len(generator)} generators for a batch of {wav.shape[0]}")
         with torch.inference_mode():
             mel = self.mel(wav, self.frames_for(wav.shape[-1]))
             if sample:
@@ -590,6 +595,7 @@ class AudioLDM:
         progress: ProgressFn | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
+        check_progress(progress)
         if not isinstance(prompts, (str, list, tuple)):
             raise UsageError(f"prompts: expected a string or a list of strings, got {type(prompts).__name__}")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)

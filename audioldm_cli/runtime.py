@@ -75,6 +75,14 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+def check_progress(progress) -> None:
+    """A UsageError unless `progress` is None or callable as progress(done, total), before any work."""
+    if progress is not None and not callable(progress):
+        raise UsageError(
+            f"progress: expected a callable progress(done, total) or None, got {type(progress).__name__}"
+        )
+
+
 def interactive() -> bool:
     """True when progress bars make sense: stderr is a terminal and we are not under CI."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):

@@ -312,3 +312,30 @@ def test_devices_are_checked_whatever_their_type():
             resolve_device(torch.device("cuda"))
     with pytest.raises(UsageError):
         resolve_device(f"cuda:{torch.cuda.device_count()}")  # one past the last GPU (or no GPU at all)
+
+
+def test_generators_chunks_and_progress_are_checked_before_any_work(recon, pipe):
+    """A generator list of the wrong length, chunk_frames < 1, a negative overlap and a progress that
+    cannot be called are UsageErrors naming the argument (they used to be a plain ValueError, a run in
+    4-frame chunks, or a TypeError only when the first step finished)."""
+    wav = 0.1 * torch.randn(2, 2000, generator=torch.Generator().manual_seed(0))
+    one = [torch.Generator().manual_seed(1)]
+    with pytest.raises(UsageError, match="got 1 generators for a batch of 2"):
+        recon.encode(wav, sample=True, generator=one)
+    with pytest.raises(UsageError, match="generator: must be a torch.Generator"):
+        recon.encode(wav, sample=True, generator=[1, 2])
+    z, _ = recon.encode(wav[0])
+    for call in (lambda **kw: recon.reconstruct(wav[0], **kw), lambda **kw: recon.decode_latent(z, **kw)):
+        for kwargs, message in (
+            ({"chunk_frames": 0}, "chunk_frames 0: must be an integer >= 1"),
+            ({"chunk_frames": 8.5}, "chunk_frames 8.5"),
+            ({"overlap_frames": -1}, "overlap_frames -1: must be an integer >= 0"),
+            ({"progress": "bar"}, "progress: expected a callable"),
+        ):
+            with pytest.raises(UsageError, match=message):
+                call(**kwargs)
+    with pytest.raises(UsageError, match="progress: expected a callable"):
+        pipe.generate(["rain"], duration=0.2, steps=2, progress=5)
+    calls = []
+    pipe.generate(["rain"], duration=0.2, steps=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (2, 2)

@@ -442,6 +442,18 @@ def test_cli_trains_prints_export_and_refuses_to_clobber(manifest, tmp_path):
     assert (saved["max_steps"], saved["lr"], saved["seed"]) == (2, 1e-3, 3)
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "already holds a run" in result.output
+    assert "each batch holds some of them twice" not in result.output and "needs a GPU" not in result.output
+
+
+def test_settings_that_do_not_do_what_they_say_are_warned_about(manifest, tmp_path):
+    """--precision fp16 on CPU trains in fp32 (accelerate has no fp16 autocast there), and a batch
+    larger than the data repeats items: both runs work, and both say so up front."""
+    run = tmp_path / "run"
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(vae_config(tmp_path))]
+    result = CliRunner().invoke(app, [*args, "--max-steps", "1", "--batch-size", "6", "--precision", "fp16"])
+    assert result.exit_code == 0, result.output
+    assert "batch size 6 is larger than the 4 training items" in result.output
+    assert "precision fp16 needs a GPU: on CPU this run trains in fp32" in result.output
 
 
 def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path, monkeypatch):

@@ -186,6 +186,14 @@ class Trainer(CheckpointMixin):
                 cfg.batch_size,
                 len(self.local),
             )
+            if cfg.precision == "fp16" and self.acc.device.type == "cpu":
+                logger.warning("precision fp16 needs a GPU: on CPU this run trains in fp32 (bf16 works on CPU)")
+            if cfg.batch_size > len(data):
+                logger.warning(
+                    "batch size %d is larger than the %d training items: each batch holds some of them twice",
+                    cfg.batch_size,
+                    len(data),
+                )
         self.unwrapped = dict(stage.modules)
         stage.to(self.acc.device)
         self.optims = {}

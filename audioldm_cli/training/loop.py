@@ -187,7 +187,9 @@ class Trainer(CheckpointMixin):
                 len(self.local),
             )
             if cfg.precision == "fp16" and self.acc.device.type == "cpu":
-                logger.warning("precision fp16 needs a GPU: on CPU this run trains in fp32 (bf16 works on CPU)")
+                logger.warning(
+                    "precision fp16 needs a GPU: on CPU this run trains in fp32 (bf16 works on CPU)"
+                )
             if cfg.batch_size > len(data):
                 logger.warning(
                     "batch size %d is larger than the %d training items: each batch holds some of them twice",

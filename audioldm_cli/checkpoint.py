@@ -197,6 +197,14 @@ class PipelineConfig:
         }
 
 
+def default_model_dir() -> Path:
+    """The embedded default model: `checkpoints/default` of the source tree, else the one installed
+    beside the package."""
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent / "checkpoints" / "default", here / "checkpoints" / "default"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
 def read_pipeline_config(folder: str | os.PathLike) -> PipelineConfig:
     """Read and validate `folder/pipeline.json`."""
     path, data = read_folder_json(folder, PIPELINE_NAME, ModelError)

@@ -285,9 +285,10 @@ RefineOpt = Annotated[
     typer.Option(
         "--refine-steps",
         min=0,
-        help="Fit each latent to its mel for N gradient steps before decoding (weights unchanged): a closer "
-        "round trip, one VAE-decoder forward and backward pass per step (100: ~12 s per 5 s clip on 2 CPU "
-        "cores for the default model). 0: the encoder's latent as it is.",
+        help="Fit each latent to its mel for N gradient steps (weights unchanged), so that decoding it "
+        "gives the input back more closely; one VAE-decoder forward and backward pass per step (100: ~12 s "
+        "per 5 s clip on 2 CPU cores for the default model). 0: the encoder's latent as it is, what "
+        "`train ldm` trains on (unlike reconstruct, encode does not use the model's recommendation).",
     ),
 ]
 ReconRefineOpt = Annotated[
@@ -336,10 +337,10 @@ def check_speed_options(dtype: str, device: str, compile_: bool) -> None:
 
 
 def default_model_dir() -> Path:
-    """`checkpoints/default` of the source tree, else the one installed beside the package."""
-    here = Path(__file__).resolve().parent
-    candidates = [here.parent / "checkpoints" / "default", here / "checkpoints" / "default"]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    """The embedded default model folder (`checkpoint.default_model_dir`)."""
+    from .checkpoint import default_model_dir as find
+
+    return find()
 
 
 def check_audio_output(path: Path, overwrite: bool) -> Path:

@@ -85,13 +85,17 @@ class AudioLDM:
     # loading and saving
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> AudioLDM:
+    def from_pretrained(
+        cls, folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+    ) -> AudioLDM:
         """Load a model folder (see CONTRIBUTING.md) strictly; weights load on CPU, then move to `device`.
+
+        No folder: the embedded default model (`checkpoints/default`), as the CLI's commands load it.
 
         An official AudioLDM `.ckpt` gives its VAE and vocoder (reconstruct and encode only);
         `save_pretrained` then converts it into a model folder.
         """
-        folder = Path(folder)
+        folder = ckpt.default_model_dir() if folder is None else Path(folder)
         device = resolve_device(device)  # fail on a missing GPU before reading weights
         if folder.suffix == ".ckpt" and folder.is_file():
             from .convert import EMA_PREFIX, UNET_PREFIX, convert_state, read_state

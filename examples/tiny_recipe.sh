@@ -5,7 +5,7 @@
 #
 # Steps: 1. write 8 one-second clips + captions (train.jsonl)   2. train vocoder   3. train vae (stores
 # the new vocoder in its export)   4. train ldm on top of the vae export   5. generate from the ldm export.
-# Every stage runs 4 steps of a test-sized model: the result is noise, the plumbing is real.
+# Every stage runs a few steps (its tiny config's max_steps) of a test-sized model: the result is noise, the plumbing is real.
 # Set AUDIOLDM to run another command, e.g. AUDIOLDM="python -m audioldm_cli".
 set -euo pipefail
 

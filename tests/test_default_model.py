@@ -28,6 +28,13 @@ def test_cli_default_is_the_embedded_folder():
     assert default_model_dir().resolve() == DEFAULT.resolve()
 
 
+def test_python_default_is_the_embedded_folder_from_any_folder(tmp_path, monkeypatch):
+    """`AudioLDM.from_pretrained()` loads the default as the CLI does, wherever Python runs."""
+    monkeypatch.chdir(tmp_path)
+    model = AudioLDM.from_pretrained()
+    assert model.model_dir.resolve() == DEFAULT.resolve() and model.unet is not None
+
+
 def test_pipeline_json_references_its_parts():
     doc = json.loads((DEFAULT / "pipeline.json").read_text())
     assert doc["_class_name"] == "AudioLDM" and doc["format_version"] == 1

@@ -224,13 +224,20 @@ def mel(
         Optional[Path],
         typer.Option("--out-dir", help="Output folder; folders given as input are mirrored.", rich_help_panel="Output"),
     ] = None,
-    preset: Annotated[str, typer.Option("--preset", help="Mel preset: audioldm-16k or hifigan-22k.")] = "audioldm-16k",
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            help="Mel preset: audioldm-16k (the official AudioLDM models') or hifigan-22k (the default model's).",
+            rich_help_panel="Model",
+        ),
+    ] = "audioldm-16k",
     fmt: Annotated[
         Optional[MelFormat],
         typer.Option("--format", help="File format (default: -o's extension, else npy).", rich_help_panel="Output"),
     ] = None,
     overwrite: Annotated[bool, typer.Option("-y", "--overwrite", help="Replace existing outputs.", rich_help_panel="Output")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.")] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Compute log-mel spectrograms (frames x mels, time-major) of audio files; long files are streamed."""
     from .audio import iter_audio_blocks

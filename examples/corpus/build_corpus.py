@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,8 @@ GENERATED_SHARE = {"instrument": 0.75, "drums": 0.6}
 # what a bad source file or a failing tool raises: the clip is skipped and reported, the build goes on
 RENDER_ERRORS = (OSError, RuntimeError, ValueError, subprocess.SubprocessError)
 CHECKPOINT_EVERY = 500  # clips between manifest rewrites during a build
+# the fields of a clip's sidecar (its manifest row; "split" is left out of the manifests)
+ROW_FIELDS = ("wav", "caption", "category", "source_package", "license", "copyright", "source_file", "split")
 NATURE_MIN_WINDOWS = 5  # windows past a loop's length are random, pitch-shifted re-takes
 TARGET_DBFS = -20.0
 PEAK = 0.89
@@ -321,15 +324,11 @@ def midi_batch(jobs: list[dict], soundfont: str, rate: int, n: int) -> list[np.n
 
 
 def render_midi_jobs(jobs: list[dict], out_dir: str, rate: int, seconds: float, on_done) -> None:
-    """Render all MIDI jobs whose clip is missing, batched by soundfont; calls on_done(row, error)."""
+    """Render the MIDI jobs (those without a valid clip), batched by soundfont; calls on_done(row, error)."""
     n = round(seconds * rate)
     todo: dict[str, list[dict]] = defaultdict(list)
     for job in jobs:
-        wav = Path(out_dir) / job["wav"]
-        if wav.exists() and wav.with_suffix(".json").exists():
-            on_done(reuse(job, wav.with_suffix(".json")), None)
-        else:
-            todo[job["params"]["soundfont_path"]].append(job)
+        todo[job["params"]["soundfont_path"]].append(job)
     for sfpath, sjobs in todo.items():
         for i in range(0, len(sjobs), MIDI_BATCH):
             batch = sjobs[i : i + MIDI_BATCH]
@@ -394,11 +393,7 @@ RENDER = {
 
 
 def render_job(job: dict, out_dir: str, rate: int, seconds: float) -> tuple[dict | None, str | None]:
-    """Render one clip (unless its wav and sidecar exist): returns (manifest row, error)."""
-    wav = Path(out_dir) / job["wav"]
-    side = wav.with_suffix(".json")
-    if wav.exists() and side.exists():
-        return reuse(job, side), None
+    """Render one clip (over any existing one: check_clip decides what is reused): returns (manifest row, error)."""
     try:
         rng = rng_for("render", job["id"])
         n = round(seconds * rate)
@@ -408,11 +403,59 @@ def render_job(job: dict, out_dir: str, rate: int, seconds: float) -> tuple[dict
         return None, f"{job['id']}: {type(e).__name__}: {e}"
 
 
-def reuse(job: dict, side: Path) -> dict:
-    """The manifest row of an existing clip: its sidecar, with the caption the current maps give."""
-    row = json.loads(side.read_text())
+def check_clip(job: dict, out_dir: str | Path, rate: int, seconds: float) -> tuple[dict | None, str | None]:
+    """Whether the job's existing clip can be reused with these options. Reads only and never raises.
+
+    (row, None): reuse it; row is its sidecar with the caption the current maps give.
+    (None, None): there is no clip yet. (None, why): there is one, but it must be rendered again: its
+    sidecar is unreadable or another clip's, or its wav is damaged or not mono 16-bit PCM of exactly
+    `seconds` at `rate` (a build with other --rate/--seconds in the same OUT, or an interrupted copy).
+    """
+    wav = Path(out_dir) / job["wav"]
+    side = wav.with_suffix(".json")
+    if not wav.exists() and not side.exists():
+        return None, None
+    if not side.exists():
+        return None, "no .json sidecar"
+    if not wav.exists():
+        return None, "no .wav next to its sidecar"
+    try:
+        row = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, f"unreadable sidecar ({type(e).__name__})"
+    if not isinstance(row, dict) or row.get("wav") != job["wav"]:
+        return None, "its sidecar is not this clip's"
+    lacking = [k for k in ROW_FIELDS if not isinstance(row.get(k), str)]
+    if lacking:
+        return None, f"sidecar lacks {', '.join(lacking)}"
+    try:
+        info = sf.info(str(wav))
+    except Exception as e:  # noqa: BLE001 - any failure to read the header means "render it again"
+        return None, f"unreadable wav ({type(e).__name__})"
+    n = round(seconds * rate)
+    if info.format != "WAV" or info.subtype != "PCM_16":
+        return None, f"{info.format} {info.subtype}, not WAV PCM_16"
+    if info.channels != 1:
+        return None, f"{info.channels} channels, not 1"
+    if info.samplerate != rate:
+        return None, f"sample rate {info.samplerate} Hz, not {rate}"
+    if info.frames != n:
+        return None, f"{info.frames} frames, not {n} ({seconds:g} s at {rate} Hz)"
     row.update({k: job[k] for k in ("caption", "category", "license", "copyright")})
-    return row
+    return row, None
+
+
+class Skipped(str):
+    """The error of a clip left out for its content (a silent source: nothing to caption), not a failure."""
+
+
+def remove_temp_files(out: Path) -> int:
+    """Delete the half-written clips (atomic_path's `.NAME.XXXX.tmp.wav`/`.json`) a killed build left."""
+    n = 0
+    for p in (out / "clips").glob("*/.*.tmp.*"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
 
 
 def finish_job(job: dict, x: np.ndarray, out_dir: str, rate: int) -> tuple[dict | None, str | None]:
@@ -424,7 +467,7 @@ def finish_job(job: dict, x: np.ndarray, out_dir: str, rate: int) -> tuple[dict 
     try:
         x = np.nan_to_num(x)
         if np.abs(x).max() < 1e-3:
-            return None, f"{job['id']}: silent clip"
+            return None, Skipped(f"{job['id']}: silent clip ({';'.join(job['sources'])})")
         x = normalise(x, rate)
         wav.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(wav) as tmp:
@@ -688,8 +731,24 @@ def sources_md(rows: list[dict]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+EPILOG = """\
+examples:
+  python examples/corpus/build_corpus.py --small    # ~300 clips (25 per category): a smoke test
+  python examples/corpus/build_corpus.py --jobs 2   # the full corpus, ~7,200 clips
+
+The first build downloads about 3 GB of Debian packages into OUT/debs (apt-get download); all
+later steps run offline. Re-running the same command resumes: downloads, extractions and finished
+clips are reused. A clip whose file does not match --rate/--seconds (or is damaged) is rendered
+again, so changing --rate or --seconds in an existing OUT re-renders its clips.
+
+Exit status: 0 when every clip was made (a clip whose source is silent is skipped, not a failure);
+1 on bad input or when some clips failed (the manifest then lists the others); 130 when
+interrupted (the manifest lists the clips done so far).
+"""
+
+
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=HERE / "work", help="output and work folder (default: %(default)s)")
     ap.add_argument("--rate", "-r", type=int, default=22050, help="sample rate in Hz (default: %(default)s)")
@@ -716,24 +775,83 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
+    state: dict = {}  # build() puts OUT and, once rendering starts, the list of finished rows here
+    try:
+        return build(args, state)
+    except KeyboardInterrupt:
+        return interrupted(state)
+
+
+def interrupted(state: dict) -> int:
+    """Ctrl-C: write the manifest of the clips finished so far (atomically), clean up, exit 130."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the write short
+    try:
+        if state.get("rows") is None:
+            log.error("interrupted before any clip was rendered; re-run the same command to resume")
+            return 130
+        write_outputs(state["out"], state["rows"])
+        remove_temp_files(state["out"])
+        log.error(
+            "interrupted: %d clips done (in %s); re-run the same command to resume",
+            len(state["rows"]),
+            state["out"] / "manifest.jsonl",
+        )
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def build(args, state: dict) -> int:
     t0 = time.time()
     missing = [t for t in src.TOOLS if shutil.which(t) is None and not (args.skip_download and t == "apt-get")]
     if missing:
         log.error("error: missing tools: %s (apt-get install -y fluidsynth espeak-ng ffmpeg)", ", ".join(missing))
         return 2
     out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        log.error("error: --out %s is not a folder", out)
+        return 1
+    if args.skip_download:  # checked before OUT is created: a wrong --out leaves nothing behind
+        if not out.is_dir():
+            log.error("error: --out %s does not exist: --skip-download needs the downloads of an earlier build", out)
+            return 1
+        for pkg in src.PACKAGES:
+            if src.find_deb(out, pkg) is None and not (src.extract_dir(out, pkg) / ".done").exists():
+                log.error("error: package %s is neither downloaded nor extracted in %s (run without --skip-download)",
+                          pkg, out)
+                return 1
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        log.error("error: --out %s is not a writable folder: %s", out, e.strerror or e)
+        return 1
+    state["out"] = out
     cap_n = args.max_per_category or (25 if args.small else None)
     quotas = {c: (min(q, cap_n) if cap_n else q) for c, q in QUOTAS.items()}
 
     if not args.skip_download:
-        src.download(out)
-    for pkg in src.PACKAGES:
-        if src.find_deb(out, pkg) is None and not (src.extract_dir(out, pkg) / ".done").exists():
-            log.error("error: package %s is neither downloaded nor extracted in %s", pkg, out)
+        try:
+            src.download(out)
+        except (OSError, RuntimeError) as e:
+            log.error("error: %s", e)
             return 1
-        src.extract(out, pkg)
+    bad = []
+    for pkg in src.PACKAGES:  # every package is needed for the same plan: a bad one stops the build
+        try:
+            src.extract(out, pkg)
+        except (OSError, RuntimeError) as e:
+            bad.append(pkg)
+            log.error("error: %s", e)
+    if bad:
+        again = "re-run without --skip-download" if args.skip_download else "re-run"
+        log.error("error: %d package(s) could not be extracted (%s): delete the .deb(s) named above and %s to "
+                  "download them again", len(bad), ", ".join(bad), again)
+        return 1
 
     cands = plan_file_jobs(out, args.seconds, quotas)
     jobs, have = select(cands, quotas)
@@ -741,27 +859,47 @@ def main(argv=None) -> int:
     per = Counter(j["category"] for j in jobs)
     log.info("plan: %d clips: %s", len(jobs), ", ".join(f"{c} {per[c]}" for c in cap.CATEGORIES))
 
-    rows, errors = [], []
+    n_tmp = remove_temp_files(out)
+    if n_tmp:
+        log.info("removed %d half-written temp files left by an interrupted build", n_tmp)
+    reused, todo, redo = [], [], Counter()
+    for j in jobs:
+        row, why = check_clip(j, out, args.rate, args.seconds)
+        if row is not None:
+            reused.append(row)
+            continue
+        todo.append(j)
+        if why is not None:
+            redo[why] += 1
+            if sum(redo.values()) <= 10:
+                log.info("re-render %s: %s", j["wav"], why)
+    if redo:
+        log.info("re-render: %d existing clips are not valid for --rate %d --seconds %g (%s)", sum(redo.values()),
+                 args.rate, args.seconds, "; ".join(f"{why}: {n}" for why, n in redo.most_common(3)))
+    log.info("reuse: %d finished clips; %d to render", len(reused), len(todo))
+
+    rows, errors, skipped = list(reused), [], []
+    state["rows"] = rows  # from here an interrupted build writes the manifest of what is done
     done = 0
     t1 = time.time()
-    midi_jobs = [j for j in jobs if j["kind"] in ("instrument", "drum_midi")]
-    work = [(j, str(out), args.rate, args.seconds) for j in jobs if j["kind"] not in ("instrument", "drum_midi")]
+    midi_jobs = [j for j in todo if j["kind"] in ("instrument", "drum_midi")]
+    work = [(j, str(out), args.rate, args.seconds) for j in todo if j["kind"] not in ("instrument", "drum_midi")]
     work.sort(key=lambda w: (w[0]["kind"], w[0].get("path", ""), w[0]["id"]))  # decoded files get reused
-    total = len(jobs)
+    total = len(todo)
 
     def on_done(row, err):
         nonlocal done
         done += 1
-        _collect(row, err, rows, errors)
+        _collect(row, err, rows, errors, skipped)
         _progress(done, total, t1)
-        if done % CHECKPOINT_EVERY == 0:  # an interrupted build still leaves a usable manifest
+        if done % CHECKPOINT_EVERY == 0:  # a killed build still leaves a usable manifest
             write_outputs(out, rows)
 
     render_midi_jobs(midi_jobs, str(out), args.rate, args.seconds, on_done)
-    if args.jobs > 1:
+    if args.jobs > 1 and work:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(args.jobs) as pool:
+        with mp.get_context("fork").Pool(args.jobs, initializer=_ignore_sigint) as pool:
             it = pool.imap_unordered(_render_star, work, chunksize=4)
             for row, err in it:
                 on_done(row, err)
@@ -770,7 +908,8 @@ def main(argv=None) -> int:
             on_done(*render_job(*w))
     write_outputs(out, rows)
     planned = {j["wav"] for j in jobs}
-    stale = [p for p in (out / "clips").glob("*/*.wav") if p.relative_to(out).as_posix() not in planned]
+    stale = [p for p in (out / "clips").glob("*/*.wav")
+             if not p.name.startswith(".") and p.relative_to(out).as_posix() not in planned]
     if stale and args.prune:
         for p in stale:
             p.unlink()
@@ -781,22 +920,34 @@ def main(argv=None) -> int:
     hours = len(rows) * args.seconds / 3600
     per = Counter(r["category"] for r in rows)
     n_val = sum(r["split"] == "val" for r in rows)
-    log.info("done: %d clips (%.2f h; %d held out), %d failed, %.0f s: %s", len(rows), hours, n_val,
-             len(errors), time.time() - t0, ", ".join(f"{c} {per[c]}" for c in cap.CATEGORIES))
+    log.info("done: %d clips (%.2f h; %d held out), %d failed, %d silent (skipped), %.0f s: %s", len(rows), hours,
+             n_val, len(errors), len(skipped), time.time() - t0, ", ".join(f"{c} {per[c]}" for c in cap.CATEGORIES))
+    for e in skipped:
+        log.info("skipped: %s", e)
     for e in errors[:20]:
         log.warning("failed: %s", e)
-    return 1 if errors and not rows else 0
+    if errors:
+        more = " (the first 20 above)" if len(errors) > 20 else " (above)"
+        log.error("error: %d of %d clips failed%s; the manifest lists the %d that were made; re-run to retry",
+                  len(errors), len(jobs), more, len(rows))
+        return 1
+    return 0
+
+
+def _ignore_sigint():
+    """Pool workers leave Ctrl-C to the main process (which stops them): no traceback from each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _render_star(args):
     return render_job(*args)
 
 
-def _collect(row, err, rows, errors):
+def _collect(row, err, rows, errors, skipped):
     if row is not None:
         rows.append(row)
     if err is not None:
-        errors.append(err)
+        (skipped if isinstance(err, Skipped) else errors).append(err)
 
 
 def _progress(done: int, total: int, t1: float) -> None:

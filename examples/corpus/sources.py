@@ -7,6 +7,7 @@ import fnmatch
 import logging
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,12 +99,19 @@ def extract(work: Path, package: str) -> Path:
         raise RuntimeError(f"no .deb for {package} in {debs_dir(work)}; run without --skip-download")
     dest.mkdir(parents=True, exist_ok=True)
     globs = [*SOUND_GLOBS, "*/copyright", "*.txt.gz"]
-    dpkg = subprocess.Popen(["dpkg", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-    tar = subprocess.run(["tar", "-x", "-C", str(dest), "--wildcards", "--no-anchored", *globs],
-                         stdin=dpkg.stdout, capture_output=True, text=True, check=False)
-    dpkg.stdout.close()
-    if dpkg.wait() != 0 or tar.returncode not in (0, 2):  # tar exits 2 when a glob matches nothing
-        raise RuntimeError(f"extracting {deb.name} failed: {tar.stderr.strip()[-300:]}")
+    with tempfile.TemporaryFile() as dpkg_err:  # a file, not a pipe: a chatty dpkg cannot block
+        dpkg = subprocess.Popen(["dpkg", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=dpkg_err)
+        tar = subprocess.run(["tar", "-x", "-C", str(dest), "--wildcards", "--no-anchored", *globs],
+                             stdin=dpkg.stdout, capture_output=True, text=True, check=False)
+        dpkg.stdout.close()
+        dpkg_rc = dpkg.wait()
+        dpkg_err.seek(0)
+        why = dpkg_err.read().decode(errors="replace").strip()
+    # tar exits 2 when a glob matches nothing, but also on a cut-off archive
+    if dpkg_rc != 0 or tar.returncode not in (0, 2) or "Unexpected EOF" in tar.stderr:
+        why = (why or tar.stderr.strip()).splitlines()[-1:] or [f"dpkg exit {dpkg_rc}, tar exit {tar.returncode}"]
+        raise RuntimeError(f"{deb} is corrupt or truncated ({why[0][-200:]}): delete it so that it is "
+                           "downloaded again")
     done.write_text(deb.name + "\n")
     log.info("extract: %s", deb.name)
     return dest

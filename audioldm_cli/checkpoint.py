@@ -198,11 +198,16 @@ class PipelineConfig:
 
 
 def default_model_dir() -> Path:
-    """The embedded default model: `checkpoints/default` of the source tree, else the one installed
-    beside the package."""
+    """The embedded default model: `checkpoints/default` of the source tree (a clone, an editable
+    install), else the copy a wheel installs into the environment (`share/audioldm-cli/default`)."""
+    import sys
+
     here = Path(__file__).resolve().parent
-    candidates = [here.parent / "checkpoints" / "default", here / "checkpoints" / "default"]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    candidates = [
+        here.parent / "checkpoints" / "default",
+        Path(sys.prefix) / "share" / "audioldm-cli" / "default",
+    ]
+    return next((c for c in candidates if (c / PIPELINE_NAME).is_file()), candidates[0])
 
 
 def read_pipeline_config(folder: str | os.PathLike) -> PipelineConfig:

@@ -28,6 +28,37 @@ def test_cli_default_is_the_embedded_folder():
     assert default_model_dir().resolve() == DEFAULT.resolve()
 
 
+def test_a_wheel_installs_every_file_of_the_default_and_it_is_found_there(tmp_path, monkeypatch):
+    """pyproject's data-files copy checkpoints/default into <env>/share/audioldm-cli/default, where
+    default_model_dir looks when there is no source tree (a non-editable install)."""
+    import tomllib
+
+    from audioldm_cli import checkpoint
+
+    root = DEFAULT.parents[1]
+    data_files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    installed = {
+        f"{dest}/{path.name}": path
+        for dest, patterns in data_files.items()
+        for pattern in patterns
+        for path in root.glob(pattern)
+    }
+    shipped = {
+        f"share/audioldm-cli/default/{p.relative_to(DEFAULT).as_posix()}": p
+        for p in DEFAULT.rglob("*")
+        if p.is_file()
+    }
+    assert installed == shipped
+    env = tmp_path / "env"
+    (env / "share" / "audioldm-cli" / "default").mkdir(parents=True)
+    (env / "share" / "audioldm-cli" / "default" / "pipeline.json").write_text("{}")
+    monkeypatch.setattr(
+        checkpoint, "__file__", str(tmp_path / "site-packages" / "audioldm_cli" / "checkpoint.py")
+    )
+    monkeypatch.setattr("sys.prefix", str(env))
+    assert checkpoint.default_model_dir() == env / "share" / "audioldm-cli" / "default"
+
+
 def test_python_default_is_the_embedded_folder_from_any_folder(tmp_path, monkeypatch):
     """`AudioLDM.from_pretrained()` loads the default as the CLI does, wherever Python runs."""
     monkeypatch.chdir(tmp_path)

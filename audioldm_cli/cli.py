@@ -814,7 +814,9 @@ def convert(
 # transfer / inpaint / superres (editing an input file with the text-to-audio model)
 
 StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.", rich_help_panel="Sampling")]
-GuidanceOpt = Annotated[float, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off).", rich_help_panel="Sampling")]
+GuidanceOpt = Annotated[Optional[float], typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation for generate (`audioldm info` shows it), else 2.5.", rich_help_panel="Sampling")]
+EditRescaleOpt = Annotated[Optional[float], typer.Option("--guidance-rescale", help="0-1, as generate --guidance-rescale. Default: the model's, else 0.", rich_help_panel="Sampling")]
+EditLimitOpt = Annotated[Optional[float], typer.Option("--frame-level-limit", help="As generate --frame-level-limit. Default: the model's, else none; inf turns it off.", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
 EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]
@@ -840,9 +842,10 @@ def transfer(
     input: Annotated[Path, typer.Argument(help="Audio file to transform (any format, length and rate).")],
     text: Annotated[str, typer.Argument(help="What it should sound like.")],
     strength: Annotated[float, typer.Option("--strength", help="0 < s <= 1: how far from the input (noised to step s x steps).", rich_help_panel="Sampling")] = 0.5,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
-    dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
+    dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
+    frame_level_limit: EditLimitOpt = None,
 ) -> None:
     """Text-guided style transfer of an audio file; the output is exactly as long as the input."""
     from . import editing
@@ -853,7 +856,7 @@ def transfer(
     check_speed_options(dtype, device, compile_)
     _run_edit("transfer", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.transfer(
         pipe, wav, text, strength=strength, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
-        compile=compile_, progress=progress))
+        compile=compile_, progress=progress, guidance_rescale=guidance_rescale, frame_level_limit=frame_level_limit))
 
 
 @app.command()
@@ -863,9 +866,10 @@ def inpaint(
     text: Annotated[str, typer.Argument(help="What the range should contain (default: unconditional).")] = "",
     start: Annotated[float, typer.Option("--start", help="Start of the range, seconds.")] = ...,
     end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
-    dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
+    dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
+    frame_level_limit: EditLimitOpt = None,
 ) -> None:
     """Regenerate the time range [start, end) of an audio file, keeping the rest."""
     from . import editing
@@ -875,7 +879,8 @@ def inpaint(
     check_speed_options(dtype, device, compile_)
     _run_edit("inpaint", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.inpaint(
         pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
-        compile=compile_, progress=progress, refine_steps=refine_steps))
+        compile=compile_, progress=progress, refine_steps=refine_steps, guidance_rescale=guidance_rescale,
+        frame_level_limit=frame_level_limit))
 
 
 @app.command()
@@ -884,9 +889,10 @@ def superres(
     input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth.")],
     text: Annotated[str, typer.Argument(help="A description of the sound (default: unconditional).")] = "",
     cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = 2.5, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
+    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
-    dtype: DtypeOpt = "auto", compile_: CompileOpt = False,
+    dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
+    frame_level_limit: EditLimitOpt = None,
 ) -> None:
     """Regenerate the upper mel bands of an audio file, keeping those below the cutoff."""
     from . import editing
@@ -906,7 +912,8 @@ def superres(
                 f"nothing to regenerate; give --cutoff below {top:g} Hz to regenerate the bands above it"
             )
         return editing.superres(pipe, wav, text, cutoff, steps=steps, guidance_scale=guidance_scale, seed=seed,
-                                dtype=dtype, compile=compile_, progress=progress, refine_steps=refine_steps)
+                                dtype=dtype, compile=compile_, progress=progress, refine_steps=refine_steps,
+                                guidance_rescale=guidance_rescale, frame_level_limit=frame_level_limit)
 
     _run_edit("superres", input, output, model, device, overwrite, edit)
 

@@ -96,8 +96,17 @@ def component_class(class_name: str) -> type:
 #                      --num-candidates`; needs a ranker or CLAP; the library default is 1)
 #   refine_steps       `reconstruct` fits each latent to its mel for N steps before decoding
 #                      (`AutoencoderKL.refine`; the library default is 0: the encoder's latent as it is)
-SAMPLING_KEYS = ("guidance_scale", "guidance_rescale", "frame_level_limit", "num_candidates", "refine_steps")
+#   steps              `generate`'s denoising steps (the library default, DEFAULT_STEPS, is 50)
+SAMPLING_KEYS = (
+    "guidance_scale",
+    "guidance_rescale",
+    "frame_level_limit",
+    "num_candidates",
+    "refine_steps",
+    "steps",
+)
 DEFAULT_GUIDANCE_SCALE = 3.0
+DEFAULT_STEPS = 50
 
 CONDITIONINGS = {
     "crossattn": ("context_dim",),
@@ -138,6 +147,9 @@ class PipelineConfig:
         n = self.sampling.get("refine_steps", 0)
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ModelError(f"pipeline sampling.refine_steps {n!r} must be an integer >= 0")
+        n = self.sampling.get("steps", DEFAULT_STEPS)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ModelError(f"pipeline sampling.steps {n!r} must be an integer >= 1")
         if self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"

@@ -397,7 +397,7 @@ def generate(
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav.", rich_help_panel="Output")] = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt.")] = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
-    steps: Annotated[int, typer.Option("--steps", help="Denoising steps.", rich_help_panel="Sampling")] = 50,
+    steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps. Default: the model's recommendation (`audioldm info` shows it), else 50.", rich_help_panel="Sampling")] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="ddim | dpmpp-2m.", rich_help_panel="Sampling")] = "ddim",
     guidance_scale: Annotated[Optional[float], typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation (`audioldm info` shows it), else 3.", rich_help_panel="Sampling")] = None,
     guidance_rescale: Annotated[Optional[float], typer.Option("--guidance-rescale", help="0-1: rescale the guided estimate of the clean latent towards the spread of the conditional one (against the over-saturated, tonal output of strong guidance); 0 = plain guidance. Default: the model's (`audioldm info` shows it), else 0.", rich_help_panel="Sampling")] = None,
@@ -663,6 +663,7 @@ def info(
     )
     typer.echo(f"schedule: {description['schedule']}")
     sampling = description["sampling"]
+    typer.echo(f"generate: {sampling['steps']} steps unless --steps is given")
     typer.echo(f"generate: guidance scale {sampling['guidance_scale']:g} unless --guidance-scale is given")
     if sampling["guidance_rescale"]:
         typer.echo(f"generate: guidance rescale {sampling['guidance_rescale']:g} unless --guidance-rescale is given")
@@ -814,9 +815,9 @@ def convert(
 # transfer / inpaint / superres (editing an input file with the text-to-audio model)
 
 StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.", rich_help_panel="Sampling")]
-GuidanceOpt = Annotated[Optional[float], typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation for generate (`audioldm info` shows it), else 2.5.", rich_help_panel="Sampling")]
-EditRescaleOpt = Annotated[Optional[float], typer.Option("--guidance-rescale", help="0-1, as generate --guidance-rescale. Default: the model's, else 0.", rich_help_panel="Sampling")]
-EditLimitOpt = Annotated[Optional[float], typer.Option("--frame-level-limit", help="As generate --frame-level-limit. Default: the model's, else none; inf turns it off.", rich_help_panel="Sampling")]
+GuidanceOpt = Annotated[float | None, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation for generate (`audioldm info` shows it), else 2.5.", rich_help_panel="Sampling")]
+EditRescaleOpt = Annotated[float | None, typer.Option("--guidance-rescale", help="0-1, as generate --guidance-rescale. Default: the model's, else 0.", rich_help_panel="Sampling")]
+EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="As generate --frame-level-limit. Default: the model's, else none; inf turns it off.", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
 EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]

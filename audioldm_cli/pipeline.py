@@ -261,6 +261,11 @@ class AudioLDM:
         return int(self.config.sampling.get("num_candidates", 1)) if self.can_rank else 1
 
     @property
+    def default_steps(self) -> int:
+        """The denoising steps `generate` takes when given none: the model's `sampling.steps`, else 50."""
+        return int(self.config.sampling.get("steps", ckpt.DEFAULT_STEPS))
+
+    @property
     def default_refine_steps(self) -> int:
         """Latent refinement steps `reconstruct` runs when given none: the model's `sampling.refine_steps`,
         else 0 (the encoder's latent as it is)."""
@@ -292,6 +297,7 @@ class AudioLDM:
                 "frame_level_limit": self.config.sampling.get("frame_level_limit"),  # None: no limit
                 "num_candidates": self.default_num_candidates,
                 "refine_steps": self.default_refine_steps,
+                "steps": self.default_steps,
             },
             "latent": {
                 "channels": self.latent_channels,
@@ -540,7 +546,7 @@ class AudioLDM:
         prompts: list[str] | str,
         *,
         duration: float = 5.0,
-        steps: int = 50,
+        steps: int | None = None,
         sampler: str = "ddim",
         guidance_scale: float | None = None,
         guidance_rescale: float | None = None,
@@ -561,6 +567,7 @@ class AudioLDM:
         recommendation (`default_guidance_scale`); `guidance_rescale` (phi in [0, 1], None: the model's
         `default_guidance_rescale`) reins in the over-saturation of strong guidance. Decoded mel frames louder than `frame_level_limit`
         (None: the model's `default_frame_level_limit`; inf: no limit) are turned down to it.
+        `steps` None takes the model's recommendation (`default_steps`).
         `dtype` ("fp32", "fp16", "bf16", "auto") and `compile` (True or a torch.compile backend name)
         speed up the UNet; see `denoiser`.
         """
@@ -585,7 +592,7 @@ class AudioLDM:
         prompts: list[str] | str,
         *,
         duration: float = 5.0,
-        steps: int = 50,
+        steps: int | None = None,
         sampler: str = "ddim",
         guidance_scale: float | None = None,
         guidance_rescale: float | None = None,
@@ -606,6 +613,7 @@ class AudioLDM:
         if not isinstance(negative_prompt, (str, type(None))):
             raise UsageError(f"negative_prompt {negative_prompt!r}: must be a string")
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
+        steps = self.default_steps if steps is None else steps
         if guidance_rescale is None:
             guidance_rescale = self.default_guidance_rescale
         if frame_level_limit is None:
@@ -674,7 +682,8 @@ class AudioLDM:
         """Validate generation arguments, each error naming the value and the rule.
 
         `guidance_scale` None stands for the model's `default_guidance_scale`, `frame_level_limit` None
-        for its `default_frame_level_limit`, `guidance_rescale` None for its `default_guidance_rescale`.
+        for its `default_frame_level_limit`, `guidance_rescale` None for its `default_guidance_rescale`,
+        `steps` None for its `default_steps`.
         """
         from .precision import autocast_dtype
         from .samplers import SAMPLERS
@@ -688,6 +697,7 @@ class AudioLDM:
                 raise UsageError(f"prompt {p!r}: must be a string")
             if not p.strip():
                 raise UsageError(f"prompt {p!r} is empty: every prompt needs some text")
+        steps = self.default_steps if steps is None else steps
         integers = {"--steps": steps, "--num-samples": num_samples, "--batch-size": batch_size}
         numbers = {"--duration": duration, "--guidance-scale": guidance_scale}
         numbers.update({"--guidance-rescale": guidance_rescale, "--frame-level-limit": frame_level_limit})

@@ -39,7 +39,7 @@ def generate_from_audio(
     wav: Tensor,
     *,
     duration: float = 5.0,
-    steps: int = 50,
+    steps: int | None = None,
     sampler: str = "ddim",
     guidance_scale: float = 2.5,
     seed: int = 0,
@@ -62,6 +62,7 @@ def generate_from_audio(
 
     if frame_level_limit is None:
         frame_level_limit = pipe.default_frame_level_limit
+    steps = pipe.default_steps if steps is None else steps
     if guidance_rescale is None:
         guidance_rescale = pipe.default_guidance_rescale
     limit = frame_level_limit

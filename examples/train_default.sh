@@ -33,7 +33,8 @@
 #               the corpus's levels (benchmarks/guidance_levels.py); a number sets it, "none" leaves it out;
 #               and REFINE_STEPS as `reconstruct`'s latent refinement (`reconstruct --refine-steps`: each
 #               latent fitted to its mel before decoding; chosen on 12 val clips: benchmarks/RESULTS.md,
-#               `## Latent refinement`)
+#               `## Latent refinement`), and GENERATE_STEPS as `generate`'s denoising steps (25: as adherent
+#               as 50 on the held-out prompts, in half the time: `Guidance rescale` in benchmarks/RESULTS.md)
 #
 # VAE_STEPS / VAE_DECODER_STEPS / LDM_STEPS are the step targets (seed 0; a VAE stage's cosine learning-rate
 # schedule spans its configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine
@@ -47,7 +48,7 @@
 # the committed UNet: benchmarks/RESULTS.md, "The UNet trained on a GPU").
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, LDM_BATCH (16), STAGE_SECONDS (3300),
-# DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), REFINE_STEPS (50), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), REFINE_STEPS (50), GENERATE_STEPS (25), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -64,6 +65,7 @@ DEVICE="${DEVICE:-cpu}"
 GUIDANCE="${GUIDANCE:-15}"
 GUIDANCE_RESCALE="${GUIDANCE_RESCALE:-1}"
 REFINE_STEPS="${REFINE_STEPS:-50}"
+GENERATE_STEPS="${GENERATE_STEPS:-25}"
 LEVEL_LIMIT="${LEVEL_LIMIT:-corpus}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
@@ -156,7 +158,7 @@ PY
 train_stage ldm "$LDM_STEPS" "$LATENTS/manifest_balanced.jsonl" --init-from "$WORK/vae/export" --batch-size "$LDM_BATCH"
 
 # 3. assemble checkpoints/default (fp16) + the training record
-"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" "$GUIDANCE_RESCALE" "$REFINE_STEPS" <<'PY'
+"$PYTHON" - "$WORK" "$DEST" "$T0" "$T1" "$CORPUS" "$GUIDANCE" "$LEVEL_LIMIT" "$GUIDANCE_RESCALE" "$REFINE_STEPS" "$GENERATE_STEPS" <<'PY'
 import dataclasses, json, math, shutil, sys, time
 from pathlib import Path
 
@@ -180,6 +182,7 @@ if float(sys.argv[8]):  # 0: plain guidance, left out
     sampling["guidance_rescale"] = float(sys.argv[8])
 if int(sys.argv[9]):  # 0: the encoder's latent as it is, left out
     sampling["refine_steps"] = int(sys.argv[9])
+sampling["steps"] = int(sys.argv[10])
 if sys.argv[7] == "corpus":  # the loudest frame of the train split, in the model's own mel
     loudest = -math.inf
     with torch.inference_mode():

@@ -239,6 +239,32 @@ def test_model_recommended_guidance_is_the_default(tiny_model, tmp_path):
     assert "generate: guidance scale 6.5 unless --guidance-scale is given" in info.stdout
 
 
+def test_model_recommended_steps_are_the_default(tiny_model, tmp_path):
+    """pipeline.json sampling.steps replaces 50 when --steps is not given (CLI and library); the flag wins."""
+    from audioldm_cli import AudioLDM
+
+    model = with_sampling(tiny_model, tmp_path / "m", {"steps": 3})
+    outs = {}
+    for name, extra in {"default": [], "s3": ["--steps", "3"], "s4": ["--steps", "4"]}.items():
+        out = tmp_path / f"{name}.wav"
+        args = ["generate", "a dog barking", "--model", model, "--duration", "0.2", "--seed", "3", "-o", out]
+        result = runner.invoke(app, [*map(str, args), "--device", "cpu", *extra])  # not FAST: no --steps
+        assert result.exit_code == 0, result.output
+        outs[name] = sf.read(out)[0]
+    np.testing.assert_allclose(outs["default"], outs["s3"], atol=1e-6)
+    assert np.abs(outs["default"] - outs["s4"]).max() > 1e-3
+    pipe = AudioLDM.from_pretrained(model)
+    assert pipe.default_steps == 3 and AudioLDM.from_pretrained(tiny_model).default_steps == 50
+    calls = []
+    pipe.generate("rain", duration=0.2, seed=1, progress=lambda done, total: calls.append(total))
+    assert calls[-1] == 3  # the library takes the same default
+    info = runner.invoke(app, ["info", str(model)])
+    assert info.exit_code == 0 and "generate: 3 steps unless --steps is given" in info.stdout
+    bad = with_sampling(tiny_model, tmp_path / "bad", {"steps": 0})
+    result = run(bad, "x", "-o", tmp_path / "x.wav", "--duration", "0.05")
+    assert result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer >= 1" in result.stderr
+
+
 def test_library_generate_takes_the_model_guidance_when_none(tiny_model, tmp_path):
     from audioldm_cli import AudioLDM
 
@@ -348,7 +374,8 @@ def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
         ({"frame_level_limit": True}, "sampling.frame_level_limit True must be a finite number"),
         ({"guidance_rescale": 2}, "sampling.guidance_rescale 2 must be a number in [0, 1]"),
         ({"guidance_rescale": "some"}, "sampling.guidance_rescale 'some' must be a number in [0, 1]"),
-        ({"steps": 20}, "pipeline sampling has unknown keys ['steps']"),
+        ({"sampler": "ddim"}, "pipeline sampling has unknown keys ['sampler']"),
+        ({"steps": 2.5}, "sampling.steps 2.5 must be an integer >= 1"),
         ([5], "pipeline sampling [5]: must be a JSON object"),
     ],
 )

@@ -62,6 +62,7 @@ def test_train_default_script_runs_every_stage_and_assembles(tmp_path):
     assert pipeline["sampling"]["guidance_scale"] == 15.0 and pipeline["sampling"]["frame_level_limit"] < 0
     assert pipeline["sampling"]["guidance_rescale"] == 1.0
     assert pipeline["sampling"]["refine_steps"] == 50
+    assert pipeline["sampling"]["steps"] == 25
 
     # the assembled VAE is stage 1b's: stage 1's encoder (which made the UNet's latents), a new decoder
     first = load_file(str(work / "vae" / "export" / "vae" / "model.safetensors"))

@@ -34,7 +34,7 @@
 #               and REFINE_STEPS as `reconstruct`'s latent refinement (`reconstruct --refine-steps`: each
 #               latent fitted to its mel before decoding; chosen on 12 val clips: benchmarks/RESULTS.md,
 #               `## Latent refinement`), and GENERATE_STEPS as `generate`'s denoising steps (25: as adherent
-#               as 50 on the held-out prompts, in half the time: `Guidance rescale` in benchmarks/RESULTS.md)
+#               as 50 on the held-out prompts, with half the denoising: `Guidance rescale` in benchmarks/RESULTS.md)
 #
 # VAE_STEPS / VAE_DECODER_STEPS / LDM_STEPS are the step targets (seed 0; a VAE stage's cosine learning-rate
 # schedule spans its configured max_steps); STAGE_SECONDS caps each stage's wall time (SIGINT: the engine

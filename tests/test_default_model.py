@@ -143,7 +143,7 @@ def test_info_without_a_folder_describes_the_default_and_its_sampling_settings()
     assert -5 < limit < 2  # a log level where real mel frames lie (log-mel floor: log 1e-5 = -11.5)
     steps = sampling["refine_steps"]
     assert f"reconstruct: latents fitted for {steps} steps unless --refine-steps is given" in result.stdout
-    # 25 DDIM steps: as adherent as 50 on the held-out prompts (58.3 % against 57.4 %), in half the time
+    # 25 DDIM steps: as adherent as 50 on the held-out prompts (58.3 % against 57.4 %), half the UNet work
     assert sampling["steps"] == 25 and "generate: 25 steps unless --steps is given" in result.stdout
 
 

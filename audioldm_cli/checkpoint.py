@@ -148,8 +148,11 @@ class PipelineConfig:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ModelError(f"pipeline sampling.refine_steps {n!r} must be an integer >= 0")
         n = self.sampling.get("steps", DEFAULT_STEPS)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ModelError(f"pipeline sampling.steps {n!r} must be an integer >= 1")
+        timesteps = self.schedule.get("timesteps", 1000) if isinstance(self.schedule, Mapping) else 1000
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= timesteps:
+            raise ModelError(
+                f"pipeline sampling.steps {n!r} must be an integer in [1, {timesteps}] (the schedule's timesteps)"
+            )
         if self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"

@@ -262,7 +262,7 @@ def test_model_recommended_steps_are_the_default(tiny_model, tmp_path):
     assert info.exit_code == 0 and "generate: 3 steps unless --steps is given" in info.stdout
     bad = with_sampling(tiny_model, tmp_path / "bad", {"steps": 0})
     result = run(bad, "x", "-o", tmp_path / "x.wav", "--duration", "0.05")
-    assert result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer >= 1" in result.stderr
+    assert result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer in [1, 1000]" in result.stderr
 
 
 def test_library_generate_takes_the_model_guidance_when_none(tiny_model, tmp_path):
@@ -375,7 +375,8 @@ def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
         ({"guidance_rescale": 2}, "sampling.guidance_rescale 2 must be a number in [0, 1]"),
         ({"guidance_rescale": "some"}, "sampling.guidance_rescale 'some' must be a number in [0, 1]"),
         ({"sampler": "ddim"}, "pipeline sampling has unknown keys ['sampler']"),
-        ({"steps": 2.5}, "sampling.steps 2.5 must be an integer >= 1"),
+        ({"steps": 2.5}, "sampling.steps 2.5 must be an integer in [1, 1000]"),
+        ({"steps": 1001}, "sampling.steps 1001 must be an integer in [1, 1000]"),
         ([5], "pipeline sampling [5]: must be a JSON object"),
     ],
 )

@@ -147,12 +147,14 @@ class PipelineConfig:
         n = self.sampling.get("refine_steps", 0)
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ModelError(f"pipeline sampling.refine_steps {n!r} must be an integer >= 0")
-        n = self.sampling.get("steps", DEFAULT_STEPS)
-        timesteps = self.schedule.get("timesteps", 1000) if isinstance(self.schedule, Mapping) else 1000
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= timesteps:
-            raise ModelError(
-                f"pipeline sampling.steps {n!r} must be an integer in [1, {timesteps}] (the schedule's timesteps)"
-            )
+        if "steps" in self.sampling:  # DDIM steps run below the schedule's timesteps: at most T - 1
+            n = self.sampling["steps"]
+            timesteps = self.schedule.get("timesteps", 1000) if isinstance(self.schedule, Mapping) else 1000
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < timesteps:
+                raise ModelError(
+                    f"pipeline sampling.steps {n!r} must be an integer in [1, {timesteps - 1}] "
+                    "(below the schedule's timesteps)"
+                )
         if self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"
@@ -218,9 +220,12 @@ def default_model_dir() -> Path:
     import sys
 
     here = Path(__file__).resolve().parent
+    import site
+
     candidates = [
         here.parent / "checkpoints" / "default",
         Path(sys.prefix) / "share" / "audioldm-cli" / "default",
+        Path(site.getuserbase()) / "share" / "audioldm-cli" / "default",  # pip install --user
     ]
     return next((c for c in candidates if (c / PIPELINE_NAME).is_file()), candidates[0])
 

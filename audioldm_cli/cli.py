@@ -817,7 +817,7 @@ def convert(
 StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.", rich_help_panel="Sampling")]
 GuidanceOpt = Annotated[float | None, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation for generate (`audioldm info` shows it), else 2.5.", rich_help_panel="Sampling")]
 EditRescaleOpt = Annotated[float | None, typer.Option("--guidance-rescale", help="0-1, as generate --guidance-rescale. Default: the model's, else 0.", rich_help_panel="Sampling")]
-EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="As generate --frame-level-limit. Default: the model's, else none; inf turns it off.", rich_help_panel="Sampling")]
+EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="Turn output mel frames louder than this log level down to it, as generate --frame-level-limit (`audioldm info` shows the model's). Default: none, since an edit keeps an input that may be louder than the model's corpus.", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
 EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .errors import UsageError
-from .runtime import ProgressFn, make_generator
+from .runtime import ProgressFn, is_integer, make_generator
 from .samplers import SAMPLERS, randn_like, sample_ddim, stochastic_encode
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ EDIT_GUIDANCE_SCALE = 2.5
 
 @dataclass(frozen=True)
 class EditSampling:
-    """The guidance, guidance rescale and mel frame level limit of an edit."""
+    """The guidance, guidance rescale and mel frame level limit (inf: none) of an edit."""
 
     guidance_scale: float
     guidance_rescale: float
@@ -143,15 +143,28 @@ def edit_sampling(
     guidance_rescale: float | None = None,
     frame_level_limit: float | None = None,
 ) -> EditSampling:
-    """Each value as given, else the model's recommendation for `generate` (`audioldm info`), else
-    guidance 2.5 (AudioLDM's edits), no rescale and no limit. A model trained to need strong guidance
-    needs it to edit too: the default model's style transfer reaches the prompt's category about three
-    times as often with its recommendation as with plain guidance 2.5 (`benchmarks/RESULTS.md`, `## Editing`)."""
+    """Each value as given; else the guidance scale and rescale the model recommends for `generate`
+    (`audioldm info`), or guidance 2.5 (AudioLDM's edits) and no rescale; and no frame level limit.
+
+    A model trained to need strong guidance needs it to edit too: the default model's style transfer
+    reaches the prompt's category about three times as often with its recommendation as with plain
+    guidance 2.5 (`benchmarks/RESULTS.md`, `## Editing`). The model's frame level limit (the loudest
+    frame of its corpus) is not applied unless asked for: an edit keeps (part of) an input that may be
+    louder than that corpus, and the limit would turn it down (it made no difference to the measure)."""
+    pipe.check_generate_inputs(  # the same rules as generate's, each error naming the value
+        ["x"],
+        1.0,
+        1,
+        "ddim",
+        EDIT_GUIDANCE_SCALE if guidance_scale is None else guidance_scale,
+        guidance_rescale=guidance_rescale,
+        frame_level_limit=frame_level_limit,
+    )
     rec = pipe.config.sampling
     return EditSampling(
         float(rec.get("guidance_scale", EDIT_GUIDANCE_SCALE) if guidance_scale is None else guidance_scale),
         float(pipe.default_guidance_rescale if guidance_rescale is None else guidance_rescale),
-        float(pipe.default_frame_level_limit if frame_level_limit is None else frame_level_limit),
+        math.inf if frame_level_limit is None else float(frame_level_limit),
     )
 
 
@@ -173,6 +186,8 @@ def _check(
     frame_level_limit: float | None,
 ) -> EditSampling:
     """Validate an edit's arguments (as `generate`'s) and resolve its sampling."""
+    if not is_integer(steps):  # edits take 50 unless told: no model recommendation (that is generate's)
+        raise UsageError(f"steps {steps!r}: must be an integer")
     pipe.check_generate_inputs(
         ["x"],
         1.0,
@@ -206,8 +221,8 @@ def transfer(
 ) -> EditResult:
     """Text-guided style transfer of `wav` [N] (at `pipe.sample_rate`); output [N].
 
-    `guidance_scale`, `guidance_rescale`, `frame_level_limit`: None takes the model's recommendation
-    (`edit_sampling`). `dtype` and `compile` speed up the UNet as in `AudioLDM.denoiser`.
+    `guidance_scale`, `guidance_rescale`: None takes the model's recommendation; `frame_level_limit`
+    None: no limit (`edit_sampling`). `dtype` and `compile` speed up the UNet as in `AudioLDM.denoiser`.
     """
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
@@ -252,8 +267,8 @@ def masked_edit(
     """Regenerate where `mask_fn(x0)` is 0, keeping the input's latent exactly where it is 1.
 
     `refine_steps` > 0 fits the input's latent to its mel first, so the kept part decodes closer to
-    the input (`AutoencoderKL.refine`). `guidance_scale`, `guidance_rescale`, `frame_level_limit`: None
-    takes the model's recommendation (`edit_sampling`)."""
+    the input (`AutoencoderKL.refine`). `guidance_scale`, `guidance_rescale`: None takes the model's
+    recommendation; `frame_level_limit` None: no limit (`edit_sampling`)."""
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
@@ -261,6 +276,8 @@ def masked_edit(
     x0 = encode_input(pipe, wav, refine_steps)
     mask = mask_fn(x0)
     if not prompt:  # both halves would be the empty prompt
+        if guidance_scale is not None or guidance_rescale is not None:
+            logger.warning("no prompt: the edit is unconditional, so guidance and its rescale do nothing")
         sampling = EditSampling(1.0, 0.0, sampling.frame_level_limit)
     generator = make_generator(seed)
     with torch.inference_mode():

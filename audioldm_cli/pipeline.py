@@ -713,8 +713,8 @@ class AudioLDM:
             raise UsageError(f"--duration {duration}: must be > 0 and <= {MAX_DURATION:g} s")
         if round(duration * self.sample_rate) < 1:
             raise UsageError(f"--duration {duration}: shorter than one sample at {self.sample_rate} Hz")
-        if not 1 <= steps <= self.schedule.timesteps:
-            raise UsageError(f"--steps {steps}: must be between 1 and {self.schedule.timesteps}")
+        if not 1 <= steps < self.schedule.timesteps:  # the DDIM table needs t <= T - 1
+            raise UsageError(f"--steps {steps}: must be between 1 and {self.schedule.timesteps - 1}")
         if sampler not in SAMPLERS:
             raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale

@@ -83,8 +83,9 @@ def ddim_timesteps(num_steps: int, num_train_timesteps: int = 1000) -> Tensor:
     For S dividing T this is exactly the reference's `range(0, T, T // S) + 1`; otherwise the reference
     would run a few extra steps and we run exactly S.
     """
-    if int(num_steps) != num_steps or not 1 <= num_steps <= num_train_timesteps:
-        raise UsageError(f"steps={num_steps!r}: must be an integer between 1 and {num_train_timesteps}")
+    # S = T would need timestep T, one past the table (the reference fails there the same way)
+    if int(num_steps) != num_steps or not 1 <= num_steps < num_train_timesteps:
+        raise UsageError(f"steps={num_steps!r}: must be an integer between 1 and {num_train_timesteps - 1}")
     stride = num_train_timesteps // num_steps
     return torch.arange(num_steps, dtype=torch.int64) * stride + 1
 

@@ -335,8 +335,9 @@ BAD_GENERATE = [
     ("zero duration", ["x", "--duration", "0"], "--duration 0.0: must be > 0"),
     ("NaN duration", ["x", "--duration", "nan"], "--duration nan: must be > 0"),
     ("inf duration", ["x", "--duration", "inf"], "--duration inf: must be > 0"),
-    ("zero steps", ["x", "--steps", "0"], "--steps 0: must be between 1 and 1000"),
-    ("negative steps", ["x", "--steps", "-5"], "--steps -5: must be between 1 and 1000"),
+    ("zero steps", ["x", "--steps", "0"], "--steps 0: must be between 1 and 999"),
+    ("negative steps", ["x", "--steps", "-5"], "--steps -5: must be between 1 and 999"),
+    ("as many steps as timesteps", ["x", "--steps", "1000"], "--steps 1000: must be between 1 and 999"),
     (
         "negative guidance",
         ["x", "--guidance-scale", "-0.5"],

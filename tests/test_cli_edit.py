@@ -120,10 +120,11 @@ def test_zero_steps_is_a_usage_error_for_every_edit(tiny_model, tmp_path):
         assert not (tmp_path / "x.wav").exists()
 
 
-def test_edits_take_the_model_s_recommended_sampling(tiny_model, tmp_path):
-    """transfer / inpaint / superres use the guidance, guidance rescale and frame level limit the model
-    recommends for generate when given none (a model trained to need strong guidance needs it to edit
-    too), else AudioLDM's 2.5 with no rescale and no limit; the flags win."""
+def test_edits_take_the_model_s_recommended_guidance(tiny_model, tmp_path):
+    """transfer / inpaint / superres use the guidance scale and rescale the model recommends for
+    generate when given none (a model trained to need strong guidance needs it to edit too), else
+    AudioLDM's 2.5 with no rescale; the flags win. The model's frame level limit applies only when
+    given: an edit keeps an input that may be louder than the model's corpus."""
     from test_cli_generate import with_sampling
 
     from audioldm_cli import AudioLDM
@@ -131,25 +132,59 @@ def test_edits_take_the_model_s_recommended_sampling(tiny_model, tmp_path):
 
     rec = {"guidance_scale": 6.5, "guidance_rescale": 0.7, "frame_level_limit": -1.0}
     model = with_sampling(tiny_model, tmp_path / "m", rec)
-    assert edit_sampling(AudioLDM.from_pretrained(model)) == EditSampling(6.5, 0.7, -1.0)
-    assert edit_sampling(AudioLDM.from_pretrained(tiny_model)) == EditSampling(2.5, 0.0, float("inf"))
+    inf = float("inf")
+    assert edit_sampling(AudioLDM.from_pretrained(model)) == EditSampling(6.5, 0.7, inf)
+    assert edit_sampling(AudioLDM.from_pretrained(tiny_model)) == EditSampling(2.5, 0.0, inf)
     assert edit_sampling(AudioLDM.from_pretrained(model), 3.0, 0.0, 2.0) == EditSampling(3.0, 0.0, 2.0)
     src = _tone(tmp_path / "in.wav", 16000, 0.6)
-    explicit = ["--guidance-scale", "6.5", "--guidance-rescale", "0.7", "--frame-level-limit", "-1"]
-    plain = ["--guidance-scale", "2.5", "--guidance-rescale", "0", "--frame-level-limit", "inf"]
+    explicit = ["--guidance-scale", "6.5", "--guidance-rescale", "0.7"]
+    plain = ["--guidance-scale", "2.5", "--guidance-rescale", "0"]
+    limited = ["--frame-level-limit", "-3"]
     for command, args in (
         ("transfer", [src, "a cat meowing", "--strength", "0.7"]),
         ("inpaint", [src, "a door slam", "--start", "0.1", "--end", "0.4"]),
         ("superres", [src, "a bell", "--cutoff", "3000"]),
     ):
         outs = {}
-        for name, m, extra in (("default", model, []), ("explicit", tiny_model, explicit), ("plain", model, plain)):
+        for name, m, extra in (
+            ("default", model, []),
+            ("explicit", tiny_model, explicit),
+            ("plain", model, plain),
+            ("limited", model, limited),
+        ):
             out = tmp_path / f"{command}_{name}.wav"
             result = run(command, m, *args, *extra, "-o", out)
             assert result.exit_code == 0, result.output
             outs[name] = sf.read(out)[0]
         np.testing.assert_allclose(outs["default"], outs["explicit"], atol=1e-5, err_msg=command)
         assert np.abs(outs["default"] - outs["plain"]).max() > 1e-3, command
+        # the limit is applied when given (and the default, equal to a model without one, has none)
+        assert np.abs(outs["limited"] - outs["default"]).max() > 1e-3, command
     result = run("transfer", model, src, "rain", "--guidance-rescale", "1.5", "-o", tmp_path / "bad.wav")
     assert result.exit_code == 2 and "--guidance-rescale 1.5: must be between 0 and 1" in result.output
     assert not (tmp_path / "bad.wav").exists()
+
+
+def test_edit_arguments_are_checked_and_an_unconditional_edit_says_guidance_does_nothing(
+    tiny_model, tmp_path, caplog
+):
+    import torch
+
+    from audioldm_cli import AudioLDM
+    from audioldm_cli.editing import edit_sampling, inpaint, transfer
+    from audioldm_cli.errors import UsageError
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    wav = 0.1 * torch.randn(8000, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(UsageError, match="steps None: must be an integer"):
+        transfer(pipe, wav, "a dog", steps=None)
+    with pytest.raises(UsageError, match="--guidance-rescale 'x': must be a number"):
+        edit_sampling(pipe, guidance_rescale="x")
+    with pytest.raises(UsageError, match="--frame-level-limit nan"):
+        edit_sampling(pipe, frame_level_limit=float("nan"))
+    with caplog.at_level("WARNING"):
+        inpaint(pipe, wav, "", 0.1, 0.3, steps=2)
+    assert "guidance and its rescale do nothing" not in caplog.text  # nothing was asked for
+    with caplog.at_level("WARNING"):
+        inpaint(pipe, wav, "", 0.1, 0.3, steps=2, guidance_rescale=0.5)
+    assert "no prompt: the edit is unconditional" in caplog.text

@@ -262,7 +262,24 @@ def test_model_recommended_steps_are_the_default(tiny_model, tmp_path):
     assert info.exit_code == 0 and "generate: 3 steps unless --steps is given" in info.stdout
     bad = with_sampling(tiny_model, tmp_path / "bad", {"steps": 0})
     result = run(bad, "x", "-o", tmp_path / "x.wav", "--duration", "0.05")
-    assert result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer in [1, 1000]" in result.stderr
+    assert result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer in [1, 999]" in result.stderr
+
+
+def test_a_short_schedule_without_a_steps_recommendation_still_loads(tiny_model, tmp_path):
+    """sampling.steps is checked against the schedule only when pipeline.json gives it."""
+    import json
+
+    from audioldm_cli import AudioLDM
+
+    model = with_sampling(tiny_model, tmp_path / "m", {})
+    config = json.loads((model / "pipeline.json").read_text())
+    config["schedule"] = {**config.get("schedule", {}), "timesteps": 20}
+    (model / "pipeline.json").write_text(json.dumps(config))
+    pipe = AudioLDM.from_pretrained(model)
+    assert pipe.schedule.timesteps == 20
+    assert pipe.generate("rain", duration=0.1, steps=19, seed=0).shape == (1, 1600)
+    info = runner.invoke(app, ["info", str(model)])
+    assert info.exit_code == 0, info.output
 
 
 def test_library_generate_takes_the_model_guidance_when_none(tiny_model, tmp_path):
@@ -375,8 +392,8 @@ def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
         ({"guidance_rescale": 2}, "sampling.guidance_rescale 2 must be a number in [0, 1]"),
         ({"guidance_rescale": "some"}, "sampling.guidance_rescale 'some' must be a number in [0, 1]"),
         ({"sampler": "ddim"}, "pipeline sampling has unknown keys ['sampler']"),
-        ({"steps": 2.5}, "sampling.steps 2.5 must be an integer in [1, 1000]"),
-        ({"steps": 1001}, "sampling.steps 1001 must be an integer in [1, 1000]"),
+        ({"steps": 2.5}, "sampling.steps 2.5 must be an integer in [1, 999]"),
+        ({"steps": 1000}, "sampling.steps 1000 must be an integer in [1, 999]"),
         ([5], "pipeline sampling [5]: must be a JSON object"),
     ],
 )

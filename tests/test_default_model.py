@@ -57,6 +57,9 @@ def test_a_wheel_installs_every_file_of_the_default_and_it_is_found_there(tmp_pa
     )
     monkeypatch.setattr("sys.prefix", str(env))
     assert checkpoint.default_model_dir() == env / "share" / "audioldm-cli" / "default"
+    monkeypatch.setattr("sys.prefix", str(tmp_path / "other_env"))  # pip install --user: the user base
+    monkeypatch.setattr("site.getuserbase", lambda: str(env))
+    assert checkpoint.default_model_dir() == env / "share" / "audioldm-cli" / "default"
 
 
 def test_python_default_is_the_embedded_folder_from_any_folder(tmp_path, monkeypatch):

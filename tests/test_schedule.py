@@ -50,11 +50,12 @@ def test_ddim_tables_match_reference(ref, steps, eta):
 def test_ddim_timesteps_exact_length_and_bounds():
     assert ddim_timesteps(30, 1000).tolist()[:3] == [1, 34, 67]
     assert len(ddim_timesteps(30, 1000)) == 30
-    assert ddim_timesteps(1000, 1000).tolist() == list(range(1, 1001))
+    assert ddim_timesteps(999, 1000).tolist() == list(range(1, 1000))
     with pytest.raises(UsageError, match="steps=0"):
         ddim_timesteps(0)
-    with pytest.raises(UsageError, match="between 1 and 1000"):
-        ddim_timesteps(1001)
+    for steps in (1000, 1001):  # 1000 would need timestep 1000, one past the 1000-entry schedule
+        with pytest.raises(UsageError, match="between 1 and 999"):
+            ddim_timesteps(steps)
 
 
 def test_schedule_monotone_and_add_noise_identity_at_small_t():

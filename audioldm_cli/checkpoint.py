@@ -217,11 +217,10 @@ class PipelineConfig:
 def default_model_dir() -> Path:
     """The embedded default model: `checkpoints/default` of the source tree (a clone, an editable
     install), else the copy a wheel installs into the environment (`share/audioldm-cli/default`)."""
+    import site
     import sys
 
     here = Path(__file__).resolve().parent
-    import site
-
     candidates = [
         here.parent / "checkpoints" / "default",
         Path(sys.prefix) / "share" / "audioldm-cli" / "default",

@@ -1,21 +1,23 @@
-"""Style transfer of the default model: does the output reach the prompt's category?
+"""Edits of the default model: does the edited audio reach the prompt's category?
 
-    nice -n 10 python benchmarks/edit_guidance.py [--model checkpoints/default] [--corpus examples/corpus/work]
-                                                  [--strength 0.5 0.7] [--per-category 2] [--steps 50]
+    nice -n 10 python benchmarks/edit_guidance.py [--edit transfer|inpaint] [--model checkpoints/default]
+                                                  [--corpus examples/corpus/work] [--strength 0.5 0.7]
+                                                  [--span 1.5 3.5] [--per-category 2] [--steps 50]
                                                   [--json benchmarks/edit_guidance.json]
 
-Takes `--per-category` held-out val clips of each corpus category and transfers each twice, towards a
+Takes `--per-category` held-out val clips of each corpus category and edits each twice, towards a
 phrasing of the category 4 and of the category 8 places further on in the sorted list (the phrasings are
 `default_model.TUNING_PROMPTS`, never corpus captions nor the held-out prompts that score generation),
-with `audioldm transfer`'s sampling (DDIM, seed 0) under two guidance settings:
+with the edit commands' sampling (DDIM, seed 0) under two guidance settings:
 
-- plain classifier-free guidance 2.5, AudioLDM's default for its edits;
-- the model's recommendation for `generate` (`pipeline.json` sampling: guidance scale, guidance rescale,
-  mel frame level limit).
+- plain classifier-free guidance 2.5, AudioLDM's default for its edits (and no rescale);
+- the edits' defaults: the guidance scale and rescale the model recommends for `generate`.
 
-Each output is classified by `default_model.py`'s classifier (fitted on the train split as there). Reports
-the share classified as the prompt's category (the edit worked) and as the input's (it kept its category).
-Prints a table; `--json` also writes the per-item predictions.
+`--edit transfer` (style transfer at each `--strength`) classifies the whole output; `--edit inpaint`
+regenerates `--span` seconds and classifies that span alone (and, in the JSON, the whole clip). The
+classifier is `default_model.py`'s (fitted on the train split as there). Reports the share classified as
+the prompt's category (the edit worked) and as the input's. Prints a table; `--json` also writes the
+per-item predictions.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=ROOT / "checkpoints" / "default")
     ap.add_argument("--corpus", type=Path, default=ROOT / "examples" / "corpus" / "work")
-    ap.add_argument("--strength", type=float, nargs="+", default=[0.5, 0.7])
+    ap.add_argument("--edit", choices=["transfer", "inpaint"], default="transfer")
+    ap.add_argument("--strength", type=float, nargs="+", default=[0.5, 0.7], help="transfer only")
+    ap.add_argument("--span", type=float, nargs=2, default=[1.5, 3.5], help="inpaint only: start end (s)")
     ap.add_argument("--per-category", type=int, default=2)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--json", type=Path, default=None)
@@ -65,14 +69,33 @@ def main(argv: list[str] | None = None) -> int:
             "guidance_rescale": 0.0,
             "frame_level_limit": float("inf"),
         },
-        f"the model's ({rec.guidance_scale:g}, rescale {rec.guidance_rescale:g}, level limit "
-        f"{rec.frame_level_limit:g})": {},
+        f"the model's ({rec.guidance_scale:g}, rescale {rec.guidance_rescale:g})": {},
     }
-    result = {"model": str(args.model), "classifier": {"chosen": chosen, "cv": cv[chosen]}, "runs": []}
+    result = {
+        "model": str(args.model),
+        "edit": args.edit,
+        "classifier": {"chosen": chosen, "cv": cv[chosen]},
+        "runs": [],
+    }
+    sr = pipe.sample_rate
+    lo, hi = (round(t * sr) for t in args.span)
+
+    def classify(wav: torch.Tensor) -> str:
+        return cats[int(clf.predict(dm.features(front, wav)[None])[0])]
+
+    def edit(wav, prompt, strength, kwargs) -> tuple[str, str]:
+        """(prediction of the judged audio, of the whole output)."""
+        if args.edit == "transfer":
+            out = editing.transfer(pipe, wav, prompt, strength=strength, steps=args.steps, seed=0, **kwargs)
+            pred = classify(out.wav)
+            return pred, pred
+        out = editing.inpaint(pipe, wav, prompt, *args.span, steps=args.steps, seed=0, **kwargs)
+        return classify(out.wav[lo:hi]), classify(out.wav)
+
     print(
-        "| strength | guidance | to the prompt's category | kept the input's | n |\n|---:|---|---:|---:|---:|"
+        "| edit | guidance | to the prompt's category | still the input's | n |\n|---:|---|---:|---:|---:|"
     )
-    for strength in args.strength:
+    for strength in args.strength if args.edit == "transfer" else [None]:
         for name, kwargs in settings.items():
             items, t0 = [], time.time()
             for i, row in enumerate(clips):
@@ -80,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 for shift in (4, 8):
                     target = cats[(cats.index(row["category"]) + shift) % len(cats)]
                     prompt = dm.TUNING_PROMPTS[target][i % 2]
-                    out = editing.transfer(
-                        pipe, wav, prompt, strength=strength, steps=args.steps, seed=0, **kwargs
-                    )
-                    pred = cats[int(clf.predict(dm.features(front, out.wav)[None])[0])]
+                    pred, whole = edit(wav, prompt, strength, kwargs)
                     items.append(
                         {
                             "wav": row["wav"],
@@ -91,11 +111,15 @@ def main(argv: list[str] | None = None) -> int:
                             "target": target,
                             "prompt": prompt,
                             "predicted": pred,
+                            "whole": whole,
                         }
                     )
             to_target = float(np.mean([it["predicted"] == it["target"] for it in items]))
             kept = float(np.mean([it["predicted"] == it["source"] for it in items]))
-            print(f"| {strength:g} | {name} | {to_target:.1%} | {kept:.1%} | {len(items)} |", flush=True)
+            label = (
+                f"{strength:g}" if strength is not None else f"inpaint {args.span[0]:g}-{args.span[1]:g} s"
+            )
+            print(f"| {label} | {name} | {to_target:.1%} | {kept:.1%} | {len(items)} |", flush=True)
             result["runs"].append(
                 {
                     "strength": strength,

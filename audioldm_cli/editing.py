@@ -151,12 +151,27 @@ def edit_sampling(
     guidance 2.5 (`benchmarks/RESULTS.md`, `## Editing`). The model's frame level limit (the loudest
     frame of its corpus) is not applied unless asked for: an edit keeps (part of) an input that may be
     louder than that corpus, and the limit would turn it down (it made no difference to the measure)."""
-    pipe.check_generate_inputs(  # the same rules as generate's, each error naming the value
+    return _validated_sampling(pipe, 1, "ddim", "fp32", guidance_scale, guidance_rescale, frame_level_limit)
+
+
+def _validated_sampling(
+    pipe,
+    steps: int,
+    sampler: str,
+    dtype: str,
+    guidance_scale: float | None,
+    guidance_rescale: float | None,
+    frame_level_limit: float | None,
+) -> EditSampling:
+    """Check an edit's sampling arguments by generate's rules (each error naming the value), once, then
+    resolve the guidance values as `edit_sampling` documents."""
+    pipe.check_generate_inputs(
         ["x"],
         1.0,
-        1,
-        "ddim",
+        steps,
+        sampler,
         EDIT_GUIDANCE_SCALE if guidance_scale is None else guidance_scale,
+        dtype=dtype,
         guidance_rescale=guidance_rescale,
         frame_level_limit=frame_level_limit,
     )
@@ -188,19 +203,12 @@ def _check(
     """Validate an edit's arguments (as `generate`'s) and resolve its sampling."""
     if not is_integer(steps):  # edits take 50 unless told: no model recommendation (that is generate's)
         raise UsageError(f"steps {steps!r}: must be an integer")
-    pipe.check_generate_inputs(
-        ["x"],
-        1.0,
-        steps,
-        sampler,
-        EDIT_GUIDANCE_SCALE if guidance_scale is None else guidance_scale,
-        dtype=dtype,
-        guidance_rescale=guidance_rescale,
-        frame_level_limit=frame_level_limit,
+    sampling = _validated_sampling(
+        pipe, steps, sampler, dtype, guidance_scale, guidance_rescale, frame_level_limit
     )
     if wav.dim() != 1 or wav.numel() == 0:
         raise UsageError(f"expected a mono waveform [N], got shape {tuple(wav.shape)}")
-    return edit_sampling(pipe, guidance_scale, guidance_rescale, frame_level_limit)
+    return sampling
 
 
 def transfer(

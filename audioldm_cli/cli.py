@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 from .errors import USER_ERRORS, UsageError
@@ -31,7 +32,24 @@ SEED_MIN, SEED_MAX = 0, 2**32 - 1
 
 logger = logging.getLogger("audioldm_cli")
 
+ANYWHERE_FLAGS = ("-q", "--quiet", "-v", "--verbose")  # the root options also accepted after the command
+
+
+class _RootGroup(TyperGroup):
+    """The root command: `-q/--quiet` and `-v/--verbose` may also follow the command name
+    (`audioldm generate "rain" -o rain.wav -q`); they are moved in front of it before parsing.
+    Tokens after `--` are left alone (they are arguments, like a prompt that reads "-q")."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        moved = [a for a in args[:end] if a in ANYWHERE_FLAGS]
+        if moved:
+            args = moved + [a for a in args[:end] if a not in ANYWHERE_FLAGS] + args[end:]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_RootGroup,
     name="audioldm",
     help="Text-to-audio generation with AudioLDM-style latent diffusion, on CPU or GPU.",
     no_args_is_help=True,
@@ -149,8 +167,8 @@ def _main(
         Optional[bool],
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print errors (no progress, no info).")] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Print debug messages.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print errors (no progress, no info); also after the command.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Print debug messages; also after the command.")] = False,
 ) -> None:
     """Text-to-audio generation with AudioLDM-style latent diffusion, on CPU or GPU.
 

@@ -40,3 +40,23 @@ def test_closed_stdout_stops_quietly(tiny_model):
     proc.wait(timeout=120)
     assert "error" not in stderr.lower() and "Traceback" not in stderr
     assert proc.returncode in (0, 141)
+
+
+def test_quiet_and_verbose_also_follow_the_command(tiny_model):
+    """`audioldm info M -q` works like `audioldm -q info M`; after `--` a "-q" is an argument, not the flag."""
+    import logging
+
+    log = logging.getLogger("audioldm_cli")
+    for args, level in (
+        (["info", str(tiny_model), "-q"], logging.ERROR),
+        (["info", "--quiet", str(tiny_model)], logging.ERROR),
+        (["info", str(tiny_model), "-v"], logging.DEBUG),
+        (["-q", "info", str(tiny_model), "--verbose"], logging.ERROR),  # quiet wins, as before the command
+        (["info", str(tiny_model)], logging.INFO),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert log.level == level, args
+    result = runner.invoke(app, ["info", str(tiny_model), "--", "-q"])
+    assert result.exit_code == 2 and "-q" in result.output  # an extra argument, refused by `info`
+    assert runner.invoke(app, ["info", str(tiny_model), "-x"]).exit_code == 2

@@ -736,6 +736,10 @@ def _run_training(stage: str, data: Path, out: Path, config: Path | None, resume
         emit_path(out / "export")
     if state.interrupted:
         raise fail(f"interrupted at step {state.step}: saved {state.checkpoint}; continue with --resume", 130)
+    if state.main_process and state.skipped_rows:  # a batch that went on past bad items exits 1 at the end
+        n = len(state.skipped_rows)
+        raise fail(f"{n} data row{'s' * (n != 1)} skipped (listed above), the model trained on the rest: "
+                   f"fix or remove {'them' if n != 1 else 'it'} and retrain, or use {out / 'export'} as it is", 1)
 
 
 @train_app.command("vae")

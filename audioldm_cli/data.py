@@ -63,6 +63,13 @@ class Row:
 def read_manifest(source: str | Path, *, require_captions: bool = False, option: str = "--data") -> list[Row]:
     """Parse a manifest file or folder into usable rows; bad rows are logged with their line and skipped.
     Errors name the file as `option` (the command-line option it came from)."""
+    return parse_manifest(source, require_captions=require_captions, option=option)[0]
+
+
+def parse_manifest(
+    source: str | Path, *, require_captions: bool = False, option: str = "--data"
+) -> tuple[list[Row], list[str]]:
+    """`read_manifest`, also returning the skipped rows (each "where: why", as logged)."""
     source = Path(source)
     if not source.exists():
         raise UsageError(f"{option} {source}: no such file or folder")
@@ -97,7 +104,7 @@ def read_manifest(source: str | Path, *, require_captions: bool = False, option:
         first = f" (first: {problems[0]})" if problems else ""
         raise UsageError(f"{option} {source}: no usable rows, {len(problems)} bad{first}")
     logger.info("%s: %d rows (%d skipped)", source, len(good), len(problems))
-    return good
+    return good, problems
 
 
 def _row_problem(row: Row, require_captions: bool) -> str | None:
@@ -241,6 +248,7 @@ class SegmentDataset:
             examples/corpus, otherwise show the onset in few crops: a 3 s crop of a 5 s clip starts
             within 0.1 s of it ~5 % of the time).
         cache_items: decoded files kept in memory (0 disables the cache).
+        skipped: the manifest rows left out before this dataset was built (see `skipped_rows`).
     """
 
     def __init__(
@@ -254,6 +262,7 @@ class SegmentDataset:
         caption_dropout: float = 0.0,
         start_crop: float = 0.0,
         cache_items: int = 512,
+        skipped: Sequence[str] = (),
     ) -> None:
         if not rows:
             raise UsageError("the dataset has no rows")
@@ -268,12 +277,19 @@ class SegmentDataset:
         self.latent_segment = latent_segment
         self.seed, self.caption_dropout = int(seed), float(caption_dropout)
         self._bad: set[int] = set()
+        self._skipped = list(skipped)
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._cache_items = cache_items
         self._orders: OrderedDict[int, list[int]] = OrderedDict()  # pass -> row order (see pass_order)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def skipped_rows(self) -> list[str]:
+        """Rows left out so far: the manifest's bad rows, then those found unreadable while training."""
+        return self._skipped + [
+            f"{self.rows[i].where}: cannot read {self.rows[i].path}" for i in sorted(self._bad)
+        ]
 
     def row_index(self, step: int, position: int, batch_size: int) -> int:
         """Row at `position` of global batch `step`: one fixed permutation per pass over the data."""

@@ -632,8 +632,9 @@ def test_manifest_with_missing_files_and_bad_rows(tmp_path):
     result = runner.invoke(
         app, ["train", "vae", "--data", str(manifest), "--out", str(run), "--config", str(config)]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # trained on the rest, then exit 1 as a batch does
     assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 4 data rows skipped (listed above)")
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("WARNING:") and "row skipped" in ln]
     assert sorted(w.split("train.jsonl:")[1].split(":")[0] for w in warnings) == ["2", "3", "4", "5"], (
         warnings

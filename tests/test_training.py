@@ -445,6 +445,33 @@ def test_cli_trains_prints_export_and_refuses_to_clobber(manifest, tmp_path):
     assert "each batch holds some of them twice" not in result.output and "needs a GPU" not in result.output
 
 
+def test_skipped_rows_train_the_rest_then_exit_1(manifest, tmp_path):
+    """A batch goes on past bad items and exits 1 at the end: a row whose file is missing (found when the
+    manifest is read) and a file that cannot be decoded (found while training) are left out, the run
+    trains on the rest and exports it, and the last line says how many rows were skipped."""
+    rows = manifest.read_text().splitlines()
+    (manifest.parent / "broken.wav").write_bytes(b"RIFF....WAVEfmt not audio")
+    extra = [
+        json.dumps({"wav": "absent.wav", "caption": "x"}),
+        json.dumps({"wav": "broken.wav", "caption": "y"}),
+    ]
+    data = manifest.parent / "with_bad.jsonl"
+    data.write_text("\n".join(rows + extra) + "\n")
+    run = tmp_path / "run"
+    args = ["train", "vae", "--data", str(data), "--out", str(run), "--config", str(vae_config(tmp_path))]
+    result = CliRunner().invoke(app, [*args, "--max-steps", "3", "--batch-size", "2", "--save-every", "0"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(run / "export")
+    assert (run / "export" / "vae" / "config.json").is_file()  # exported: nothing trained is lost
+    assert "with_bad.jsonl:5: file not found" in result.output
+    assert "with_bad.jsonl:6: cannot read" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: 2 data rows skipped (listed above)")
+    state = train(
+        "vae", manifest, tmp_path / "clean", config=vae_config(tmp_path), overrides={"max_steps": 1}
+    )
+    assert state.skipped_rows == []  # a clean manifest: exit 0 (test_cli_trains_prints_export...)
+
+
 def test_settings_that_do_not_do_what_they_say_are_warned_about(manifest, tmp_path):
     """--precision fp16 on CPU trains in fp32 (accelerate has no fp16 autocast there), and a batch
     larger than the data repeats items: both runs work, and both say so up front."""

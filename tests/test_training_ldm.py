@@ -197,9 +197,10 @@ def test_ldm_skips_latents_of_another_vae(manifest, tiny_model, tmp_path, caplog
     latents = tmp_path / "latents.jsonl"
     latents.write_text("\n".join(lines) + "\n")
     with caplog.at_level("WARNING"):
-        train("ldm", latents, tmp_path / "run", config=ldm_config(tmp_path, max_steps=2, save_every=0),
-              init_from=str(tiny_model))
+        state = train("ldm", latents, tmp_path / "run", config=ldm_config(tmp_path, max_steps=2, save_every=0),
+                      init_from=str(tiny_model))
     bad = Path(rows[1]["wav"]).stem
+    assert state.skipped_rows == [f"latents.jsonl:2: cannot read {tmp_path / (bad + '.latent.safetensors')}"]
     skipped = [r.getMessage() for r in caplog.records if "same config but other weights" in r.getMessage()]
     assert skipped and all(bad in m for m in skipped), caplog.text
     assert (tmp_path / "run" / "export" / "pipeline.json").is_file()

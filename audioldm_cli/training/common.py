@@ -11,7 +11,7 @@ from torch import nn
 
 from vocoder.config import MelConfig, mel_preset
 
-from ..data import Row, SegmentDataset, read_manifest, sample_generator
+from ..data import Row, SegmentDataset, parse_manifest, sample_generator
 from ..errors import ModelError, UsageError
 from .config import TrainConfig
 
@@ -67,7 +67,7 @@ def make_datasets(
     check_latent: Callable[[dict, str], None] | None = None,
 ) -> tuple[SegmentDataset, SegmentDataset]:
     """(training set, validation set); validation uses `val_data` or the first rows of `data`."""
-    rows = read_manifest(data, require_captions=require_captions)
+    rows, skipped = parse_manifest(data, require_captions=require_captions)
     reader = audio_reader(sample_rate, check_latent)
     train = SegmentDataset(
         rows,
@@ -77,12 +77,21 @@ def make_datasets(
         seed=cfg.seed,
         caption_dropout=caption_dropout,
         start_crop=cfg.start_crop,
+        skipped=skipped,
     )
-    val_rows: list[Row] = (
-        read_manifest(val_data, require_captions=require_captions, option="--val-data") if val_data else rows
-    )
+    val_rows: list[Row] = rows
+    val_skipped: list[str] = []
+    if val_data:
+        val_rows, val_skipped = parse_manifest(
+            val_data, require_captions=require_captions, option="--val-data"
+        )
     val = SegmentDataset(
-        val_rows[: cfg.val_items], reader, segment, latent_segment=latent_segment, seed=cfg.seed
+        val_rows[: cfg.val_items],
+        reader,
+        segment,
+        latent_segment=latent_segment,
+        seed=cfg.seed,
+        skipped=val_skipped,
     )
     return train, val
 

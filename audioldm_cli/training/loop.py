@@ -52,6 +52,8 @@ class TrainState:
     last_losses: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
     main_process: bool = True  # False on the other processes of a distributed run
+    # data rows left out ("where: why"), set by `run.train`
+    skipped_rows: list[str] = field(default_factory=list)
 
 
 class Stage:

@@ -59,7 +59,8 @@ def train(
     progress: ProgressFn | None = None,
     accelerator=None,
 ) -> TrainState:
-    """Train one stage into run folder `out` (see `training/loop.py` for its layout); returns the final state.
+    """Train one stage into run folder `out` (see `training/loop.py` for its layout); returns the final state,
+    whose `skipped_rows` lists the data rows left out (bad manifest rows, files found unreadable).
 
     Args:
         stage: "vae", "vocoder", "ldm" or "ranker".
@@ -134,11 +135,13 @@ def train(
     try:
         if hasattr(built.stage, "prepare_export"):
             built.stage.prepare_export(val_set)
-        return trainer.run(progress)
+        state = trainer.run(progress)
     except Exception:
         if not resume and trainer.acc.is_main_process:
             _discard_unstarted_run(out, created)
         raise
+    state.skipped_rows = list(dict.fromkeys(train_set.skipped_rows() + val_set.skipped_rows()))
+    return state
 
 
 def _discard_unstarted_run(out: Path, created: bool) -> None:

@@ -207,18 +207,18 @@ def test_ctrl_c_writes_the_manifest_of_finished_clips_and_exits_130(tmp_path, ti
 def test_bad_out_folders_are_one_line_errors(tmp_path, tiny, caplog, monkeypatch):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert bc.main(argv(afile)) == 1
-    assert bc.main(["--out", str(afile / "sub")]) == 1
+    assert bc.main(argv(afile)) == 2  # a usage error, as in the audioldm commands
+    assert bc.main(["--out", str(afile / "sub")]) == 2
     assert "is not a writable folder: Not a directory" in caplog.text
     missing = tmp_path / "missing" / "out"
-    assert bc.main(argv(missing)) == 1
+    assert bc.main(argv(missing)) == 2
     assert not (tmp_path / "missing").exists()
 
     def read_only(*a, **k):
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(bc.tempfile, "TemporaryFile", read_only)
-    assert bc.main(["--out", str(tmp_path / "ro")]) == 1
+    assert bc.main(["--out", str(tmp_path / "ro")]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [
         f"error: --out {afile} is not a folder",
@@ -226,6 +226,18 @@ def test_bad_out_folders_are_one_line_errors(tmp_path, tiny, caplog, monkeypatch
         f"error: --out {missing} does not exist: --skip-download needs the downloads of an earlier build",
         f"error: --out {tmp_path / 'ro'} is not a writable folder: Read-only file system",
     ]
+
+
+def test_skip_download_without_the_packages_is_a_usage_error(tmp_path, tiny, caplog, monkeypatch):
+    monkeypatch.setattr(src, "PACKAGES", ("tinysnd",))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert bc.main(argv(out)) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        f"error: package tinysnd is neither downloaded nor extracted in {out.resolve()} (run without --skip-download)"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing written
 
 
 def _deb(tmp_path: Path) -> Path:

@@ -742,8 +742,9 @@ clips are reused. A clip whose file does not match --rate/--seconds (or is damag
 again, so changing --rate or --seconds in an existing OUT re-renders its clips.
 
 Exit status: 0 when every clip was made (a clip whose source is silent is skipped, not a failure);
-1 on bad input or when some clips failed (the manifest then lists the others); 130 when
-interrupted (the manifest lists the clips done so far).
+2 on a usage error (a bad --out, --skip-download without an earlier build's downloads, a missing
+tool); 1 when a package cannot be downloaded or extracted, or when some clips failed (the manifest
+then lists the others); 130 when interrupted (the manifest lists the clips done so far).
 """
 
 
@@ -813,23 +814,23 @@ def build(args, state: dict) -> int:
     out = args.out.resolve()
     if out.exists() and not out.is_dir():
         log.error("error: --out %s is not a folder", out)
-        return 1
+        return 2
     if args.skip_download:  # checked before OUT is created: a wrong --out leaves nothing behind
         if not out.is_dir():
             log.error("error: --out %s does not exist: --skip-download needs the downloads of an earlier build", out)
-            return 1
+            return 2
         for pkg in src.PACKAGES:
             if src.find_deb(out, pkg) is None and not (src.extract_dir(out, pkg) / ".done").exists():
                 log.error("error: package %s is neither downloaded nor extracted in %s (run without --skip-download)",
                           pkg, out)
-                return 1
+                return 2
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as e:
         log.error("error: --out %s is not a writable folder: %s", out, e.strerror or e)
-        return 1
+        return 2
     state["out"] = out
     cap_n = args.max_per_category or (25 if args.small else None)
     quotas = {c: (min(q, cap_n) if cap_n else q) for c, q in QUOTAS.items()}

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 # Extensions `write_audio` can produce: soundfile format and sample encoding.
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+# Frames handed to libsndfile per write call: one Vorbis write of more than ~2M frames (2 min 10 s at
+# 16 kHz) segfaults libsndfile 1.2.2, so `write_audio` streams the samples in blocks of this size.
+WRITE_BLOCK_FRAMES = 1 << 18
 
 # torchaudio.functional.resample defaults; `iter_audio_blocks` needs the filter's reach.
 _LOWPASS_WIDTH = 6
@@ -302,6 +305,7 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
     """Write `wav` ([N] mono or [C, N]) to `path`; the format follows the extension (.wav, .flac, .ogg).
 
     Samples beyond [-1, 1] are clipped with a warning. The file appears atomically (temp file + rename).
+    The samples go to libsndfile `WRITE_BLOCK_FRAMES` at a time (long Vorbis writes crash it otherwise).
     """
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
@@ -325,8 +329,13 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
         )
         data = np.clip(data, -1.0, 1.0)
     data = data.T if data.ndim == 2 else data
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), data, int(sample_rate), format=fmt[0], subtype=fmt[1])
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    with (
+        atomic_path(path) as tmp,
+        sf.SoundFile(str(tmp), "w", int(sample_rate), channels, format=fmt[0], subtype=fmt[1]) as f,
+    ):
+        for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
+            f.write(data[start : start + WRITE_BLOCK_FRAMES])
     return path
 
 

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from audioldm_cli import audio
 from audioldm_cli.audio import (
     AUDIO_SUFFIXES,
     audio_info,
@@ -176,6 +177,32 @@ def test_write_multichannel(tmp_path):
     write_audio(tmp_path / "s.flac", wav, 16000)
     assert audio_info(tmp_path / "s.flac") == (100, 16000, 2)
     assert read_audio(tmp_path / "s.flac")[0][0].item() == pytest.approx(0.125, abs=1e-4)
+
+
+@pytest.mark.parametrize("ext,fmt", [("wav", "WAV"), ("flac", "FLAC")])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_block_writes_equal_one_write(tmp_path, monkeypatch, ext, fmt, channels):
+    monkeypatch.setattr(audio, "WRITE_BLOCK_FRAMES", 1000)
+    data = tone(440, 16000, 0.3, channels=channels)  # 4800 frames: four full blocks and a short one
+    sf.write(tmp_path / f"one.{ext}", data, 16000, format=fmt, subtype="PCM_16")
+    write_audio(tmp_path / f"blocks.{ext}", torch.from_numpy(data.T.copy()).squeeze(0), 16000)
+    assert (tmp_path / f"blocks.{ext}").read_bytes() == (tmp_path / f"one.{ext}").read_bytes()
+
+
+def test_block_writes_ogg(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio, "WRITE_BLOCK_FRAMES", 1000)
+    wav = torch.from_numpy(tone(440, 16000, 0.3)[:, 0])
+    back, _ = read_audio(write_audio(tmp_path / "b.ogg", wav, 16000))
+    assert back.shape == wav.shape
+    torch.testing.assert_close(back, wav, atol=0.05, rtol=0)
+
+
+def test_write_long_ogg(tmp_path):
+    # one libsndfile write of more than ~2M Vorbis frames segfaults; write_audio writes in blocks
+    wav = torch.from_numpy(tone(440, 16000, 190.0)[:, 0])  # 3.04M samples
+    out = write_audio(tmp_path / "long.ogg", wav, 16000)
+    assert audio_info(out) == (wav.shape[0], 16000, 1)
+    assert read_audio(out)[0].shape == wav.shape
 
 
 def test_write_errors(tmp_path):

@@ -1,6 +1,6 @@
 """User-facing errors. The CLI prints their message on one line and exits 1 (2 for `UsageError`)."""
 
-from vocoder.checkpoint import CheckpointError
+from vocoder.errors import CheckpointError  # not vocoder.checkpoint: `audioldm --help` needs no torch
 
 
 class AudioLDMError(Exception):

@@ -24,6 +24,19 @@ def test_unknown_command_is_usage_error():
     assert result.exit_code == 2
 
 
+def test_importing_the_cli_loads_neither_torch_nor_numpy():
+    """`audioldm --help` stays fast, and Ctrl-C while torch loads meets the CLI's handler, not a traceback."""
+    import subprocess
+    import sys
+
+    code = "import sys, audioldm_cli.cli; print(*(m for m in ('torch', 'numpy') if m in sys.modules))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == []
+
+
 def test_closed_stdout_stops_quietly(tiny_model):
     """`audioldm info M | head -1`: the reader leaving early is not an error (no 'error:' line, no traceback)."""
     import subprocess

@@ -143,6 +143,16 @@ def test_bad_input_shape():
         model(torch.randn(1, 80, 4))
 
 
+def test_public_names_resolve():
+    import vocoder
+    import vocoder.checkpoint
+
+    for name in vocoder.__all__:
+        getattr(vocoder, name)  # the lazy table and __all__ agree
+    assert vocoder.CheckpointError is vocoder.checkpoint.CheckpointError
+    assert not hasattr(vocoder, "nonexistent")
+
+
 def test_vocoder_never_imports_audioldm_cli():
     import vocoder
 

@@ -9,11 +9,27 @@ Importable on its own: nothing here imports `audioldm_cli`.
 Training pieces live in `vocoder.discriminators` and `vocoder.losses`.
 """
 
-from .checkpoint import CheckpointError, atomic_path, load_state_dict_strict, read_component, save_component
-from .config import MEL_PRESETS, MelConfig
-from .generator import VOCODER_PRESETS, HifiGanConfig, HifiGanGenerator, waveform_to_int16
-from .mel import LogMel
-from .pretrained import DEFAULT_VOCODER, load_vocoder, save_vocoder
+import importlib
+
+# Each public name -> the submodule defining it, imported on first use: `audioldm_cli.errors` imports
+# `vocoder.errors` at start-up, and that must not pay for torch.
+_SOURCES = {
+    "CheckpointError": "errors",
+    "atomic_path": "checkpoint",
+    "load_state_dict_strict": "checkpoint",
+    "read_component": "checkpoint",
+    "save_component": "checkpoint",
+    "MEL_PRESETS": "config",
+    "MelConfig": "config",
+    "VOCODER_PRESETS": "generator",
+    "HifiGanConfig": "generator",
+    "HifiGanGenerator": "generator",
+    "waveform_to_int16": "generator",
+    "LogMel": "mel",
+    "DEFAULT_VOCODER": "pretrained",
+    "load_vocoder": "pretrained",
+    "save_vocoder": "pretrained",
+}
 
 __all__ = [
     "DEFAULT_VOCODER",
@@ -32,3 +48,13 @@ __all__ = [
     "save_vocoder",
     "waveform_to_int16",
 ]
+
+
+def __getattr__(name: str):
+    if name in _SOURCES:
+        return getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+    raise AttributeError(f"module 'vocoder' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

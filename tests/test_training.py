@@ -296,6 +296,35 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes(manifest, tmp_path):
     assert state.step == 6 and not state.interrupted
 
 
+def test_sigterm_saves_a_checkpoint_like_sigint(manifest, tmp_path):
+    """A job scheduler's SIGTERM stops the run after the step, saved and exported, as Ctrl-C does."""
+    run = tmp_path / "run"
+
+    def progress(done: int, total: int) -> None:
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def unhandled(signum, frame):  # what runs if the engine installed no handler: fail, do not die
+        raise RuntimeError("SIGTERM reached the test's own handler")
+
+    original = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        state = train(
+            "vae",
+            manifest,
+            run,
+            config=vae_config(tmp_path),
+            overrides={"max_steps": 6, "save_every": 0},
+            progress=progress,
+        )
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the caller's handler restored
+    finally:
+        signal.signal(signal.SIGTERM, original)
+    assert state.interrupted and state.step == 2
+    assert state.checkpoint == run / "checkpoints" / "step_00000002"
+    assert (run / "export" / "vae" / "model.safetensors").is_file()
+
+
 def test_sigint_during_the_final_save_waits_for_the_export(manifest, tmp_path, monkeypatch):
     """A Ctrl-C (or `timeout -s INT`) that lands while the last checkpoint is written no longer aborts
     the export: the run finishes, exported, and the caller's handler is restored."""

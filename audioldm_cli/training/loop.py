@@ -232,7 +232,7 @@ class Trainer(CheckpointMixin):
     # the loop
 
     def run(self, progress: ProgressFn | None = None) -> TrainState:
-        """Train until `max_steps` or SIGINT; save, export and return the state."""
+        """Train until `max_steps`, SIGINT or SIGTERM; save, export and return the state."""
         cfg = self.cfg
         progress = progress or (lambda done, total: None)
         previous = self._install_sigint()
@@ -433,30 +433,38 @@ class Trainer(CheckpointMixin):
         return results
 
     # ------------------------------------------------------------------------------------------
-    # SIGINT: finish the current step, save, export, return
+    # SIGINT or SIGTERM (a job scheduler's stop): finish the current step, save, export, return
 
-    def _install_sigint(self):
+    STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def _install_sigint(self) -> dict | None:
+        """Handle SIGINT and SIGTERM until `_restore_sigint`; returns the previous handlers. A second
+        signal of the same kind gets its previous handler (Ctrl-C: KeyboardInterrupt, abort unsaved)."""
         if threading.current_thread() is not threading.main_thread():
             return None
+        previous: dict = {}
 
         def handler(signum, frame):
+            name = signal.Signals(signum).name
+            again = "press Ctrl-C again" if signum == signal.SIGINT else f"send {name} again"
             if self._finishing:
-                logger.warning(
-                    "SIGINT: finishing the checkpoint and the export (press Ctrl-C again to abort)"
-                )
+                logger.warning("%s: finishing the checkpoint and the export (%s to abort)", name, again)
             else:
-                logger.warning(
-                    "SIGINT: stopping after this step (press Ctrl-C again to abort without saving)"
-                )
+                logger.warning("%s: stopping after this step (%s to abort without saving)", name, again)
             self._stop = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            again_handler = previous[signum]
+            if signum == signal.SIGINT and not callable(again_handler):
+                again_handler = signal.default_int_handler  # also under `nohup` (SIG_IGN)
+            signal.signal(signum, again_handler)
 
-        return signal.signal(signal.SIGINT, handler)
+        for signum in self.STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, handler)
+        return previous
 
     @staticmethod
-    def _restore_sigint(previous) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def _restore_sigint(previous: dict | None) -> None:
+        for signum, old in (previous or {}).items():
+            signal.signal(signum, old)
 
     def _should_stop(self) -> bool:
         """Agree on stopping across processes, so that all of them save the same step."""

@@ -12,10 +12,14 @@ Each command lives in its own section below; keep sections independent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -35,10 +39,29 @@ logger = logging.getLogger("audioldm_cli")
 ANYWHERE_FLAGS = ("-q", "--quiet", "-v", "--verbose")  # the root options also accepted after the command
 
 
+# the click that Typer runs on: its own copy (typer._click) in recent releases, click itself before
+_CLICK_ERRORS = importlib.import_module(TyperGroup.__mro__[1].__module__.rpartition(".")[0] + ".exceptions")
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    """Click's usage errors (an unknown option, a value of the wrong type, a missing argument) as one
+    `error:` line and exit 2, like ours, instead of a usage line, a hint and a boxed panel."""
+    try:
+        yield
+    except getattr(_CLICK_ERRORS, "NoArgsIsHelpError", ()):  # a bare `audioldm` / `audioldm train`: the help
+        raise
+    except _CLICK_ERRORS.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} -h')" if e.ctx is not None else ""
+        typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+        raise typer.Exit(2) from None
+
+
 class _RootGroup(TyperGroup):
     """The root command: `-q/--quiet` and `-v/--verbose` may also follow the command name
     (`audioldm generate "rain" -o rain.wav -q`); they are moved in front of it before parsing.
-    Tokens after `--` are left alone (they are arguments, like a prompt that reads "-q")."""
+    Tokens after `--` are left alone (they are arguments, like a prompt that reads "-q").
+    Usage errors of any command are one line (`_one_line_usage_errors`)."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
@@ -46,6 +69,14 @@ class _RootGroup(TyperGroup):
         if moved:
             args = moved + [a for a in args[:end] if a not in ANYWHERE_FLAGS] + args[end:]
         return super().parse_args(ctx, args)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx):
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
 
 
 app = typer.Typer(
@@ -75,19 +106,45 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread while a command runs, so that its cleanup runs (temp files and
+    claimed output names are removed) before it exits 143; a BaseException, like KeyboardInterrupt."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises `Terminated` inside the block (main thread only; the previous handler comes back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cli_command(fn):
-    """Turn user errors raised inside a command into a one-line message and exit code 1 (2 for usage)."""
+    """Turn user errors raised inside a command into a one-line message and exit code 1 (2 for usage);
+    Ctrl-C exits 130 and SIGTERM 143, each after the command's cleanup (no partial outputs)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_raises():
+                return fn(*args, **kwargs)
         except UsageError as e:
             raise fail(str(e), 2) from None
         except USER_ERRORS as e:
             raise fail(str(e), 1) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except Terminated:
+            raise fail("terminated", 143) from None
         except BrokenPipeError:  # stdout's reader went away (`... | head`): stop quietly, as Unix tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(141) from None
@@ -282,12 +339,19 @@ def mel(
                 typer.echo(f"error: {e}", err=True)
                 failed += 1
                 continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            save_mel(dst, spec, frontend.config, source=src.name)
-            emit_path(dst)
             progress(done, len(pairs))
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                failed += 1
+                _report_item_error(dst.parent, e)
+                continue
+            if not _write_item(dst, overwrite, save_mel, spec, frontend.config, source=src.name):
+                failed += 1
+                continue
+            emit_path(dst)
     if failed:
-        raise fail(f"{failed} of {len(pairs)} inputs failed; the others were written", 1)
+        raise fail(f"{failed} of {len(pairs)} inputs failed; the others were written", 1) if len(pairs) > 1 else typer.Exit(1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,7 +500,7 @@ def generate(
     import os
 
     from .audio import write_audio
-    from .batch import check_new_outputs, claim_output
+    from .batch import check_new_outputs
     from .runtime import progress_bar
 
     check_speed_options(dtype, device, compile_)
@@ -478,12 +542,8 @@ def generate(
             batch_size=batch_size, dtype=dtype, compile=compile_, frame_level_limit=frame_level_limit,
             progress=progress,
         ), prompts, num_samples, num_candidates, ranker):
-            try:
-                with claim_output(paths[index], overwrite) as path:
-                    write_audio(path, wav, pipe.sample_rate)
-            except (*USER_ERRORS, OSError) as e:  # e.g. another process took the name meanwhile
+            if not _write_item(paths[index], overwrite, write_audio, wav, pipe.sample_rate):
                 failures += 1
-                _report_item_error(paths[index], e)
                 continue
             emit_path(paths[index])
     if failures:
@@ -491,9 +551,35 @@ def generate(
 
 
 def _report_item_error(src: Path, error: Exception) -> None:
-    """One `error:` line for a failed batch item, naming the file once."""
-    message = str(error)
+    """One `error:` line for a failed batch item, naming the file once (an OSError names `src`, not the
+    temp file an atomic write failed on)."""
+    if isinstance(error, OSError) and not isinstance(error, USER_ERRORS):
+        message = f"cannot write it ({error.strerror or error})"
+    else:
+        message = str(error)
     typer.echo(f"error: {message}" if str(src) in message else f"error: {src}: {message}", err=True)
+
+
+def _write_item(target: Path, overwrite: bool, write, *args, **kwargs) -> bool:
+    """Run `write(path, *args, **kwargs)` on a claimed `target` (see `batch.claim_output`); on failure
+    report it and return False, so that a batch goes on with its next item."""
+    from .batch import claim_output
+
+    try:
+        with claim_output(target, overwrite) as path:
+            write(path, *args, **kwargs)
+    except (*USER_ERRORS, OSError) as e:  # another process took the name, a full disk, ...
+        _report_item_error(target, e)
+        return False
+    return True
+
+
+def _batch_failed(failures: int, total: int, what: str) -> typer.Exit:
+    """The end of a batch with failures: a count line when there were several items (one item's own
+    error line says it all), exit 1."""
+    if total == 1:
+        return typer.Exit(1)
+    return fail(f"{failures} of {total} {what} failed", 1)
 
 
 def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) -> Path:
@@ -529,7 +615,7 @@ def reconstruct(
     import json
 
     from .audio import find_audio_files, read_audio, write_audio
-    from .batch import check_new_outputs, claim_output
+    from .batch import check_new_outputs
     from .checkpoint import is_latent_path, load_latent
     from .metrics import reconstruction_report
     from .runtime import progress_bar
@@ -558,14 +644,16 @@ def reconstruct(
                 else:
                     ref, _ = read_audio(src, pipe.sample_rate)
                     wav = pipe.reconstruct(ref, vocoder_only=vocoder_only, refine_steps=refine_steps)
-                with claim_output(target, overwrite) as path:
-                    write_audio(path, wav, pipe.sample_rate)
             except USER_ERRORS as e:
                 failures += 1
                 _report_item_error(src, e)
-                continue
-            finally:
                 progress(i + 1, len(sources))
+                continue
+            written = _write_item(target, overwrite, write_audio, wav, pipe.sample_rate)
+            progress(i + 1, len(sources))
+            if not written:
+                failures += 1
+                continue
             row = {"input": str(src), "output": str(target)}
             if report and ref is not None:
                 row.update(reconstruction_report(ref, wav, pipe.mel_config))
@@ -576,7 +664,7 @@ def reconstruct(
     if report and as_json:
         typer.echo(json.dumps({"files": reports, "failed": failures}, indent=2))
     if failures:
-        raise fail(f"{failures} of {len(sources)} input(s) failed", 1)
+        raise _batch_failed(failures, len(sources), "input(s)")
 
 
 def _encode_targets(inputs: list[Path], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
@@ -609,7 +697,7 @@ def encode(
     import torch
 
     from .audio import read_audio
-    from .batch import check_new_outputs, claim_output
+    from .batch import check_new_outputs
     from .checkpoint import LATENT_NPY_SUFFIX, LATENT_SUFFIX, save_latent
     from .runtime import make_generator, progress_bar
 
@@ -641,13 +729,19 @@ def encode(
                     torch.stack([w for _, w in members]), sample=sample, generator=gens, refine_steps=refine_steps
                 )
                 for ((i, src, target), _), z in zip(members, latent):
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with claim_output(target, overwrite) as path:
-                        save_latent(path, z, {**meta, "source": src.name})
+                    try:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as e:
+                        failures += 1
+                        _report_item_error(target.parent, e)
+                        continue
+                    if not _write_item(target, overwrite, save_latent, z, {**meta, "source": src.name}):
+                        failures += 1
+                        continue
                     emit_path(target)
             progress(min(len(pairs), start + batch_size), len(pairs))
     if failures:
-        raise fail(f"{failures} of {len(pairs)} input(s) failed", 1)
+        raise _batch_failed(failures, len(pairs), "input(s)")
 
 
 @app.command()
@@ -848,6 +942,7 @@ EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Outp
 def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, device: str, overwrite: bool, edit) -> None:
     """Shared body of the editing commands: check the output, load, read, edit, write, print the path."""
     from .audio import read_audio, write_audio
+    from .batch import claim_output
     from .runtime import progress_bar
 
     target = check_audio_output(output or src.with_name(f"{src.stem}_{kind}.wav"), overwrite)
@@ -855,7 +950,8 @@ def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, dev
     wav, _ = read_audio(src, pipe.sample_rate)
     with progress_bar(kind, total=None) as progress:
         result = edit(pipe, wav, progress)
-    write_audio(target, result.wav, pipe.sample_rate)  # atomic (temp file + rename)
+    with claim_output(target, overwrite) as path:  # a file that appeared meanwhile is not replaced
+        write_audio(path, result.wav, pipe.sample_rate)  # atomic (temp file + rename)
     emit_path(target)
 
 
@@ -991,7 +1087,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
                          guidance_rescale: float | None = None) -> None:
     """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
     from .audio import read_audio, write_audio
-    from .batch import check_new_outputs, claim_output
+    from .batch import check_new_outputs
     from .runtime import progress_bar
     from .variations import generate_from_audio
 
@@ -1020,10 +1116,14 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
                                    num_samples=num_samples, dtype=dtype, compile=compile_,
                                    frame_level_limit=frame_level_limit, guidance_rescale=guidance_rescale,
                                    progress=progress)
+    failures = 0
     for path, out in zip(paths, wavs):
-        with claim_output(path, overwrite) as tmp:
-            write_audio(tmp, out, pipe.sample_rate)
+        if not _write_item(path, overwrite, write_audio, out, pipe.sample_rate):
+            failures += 1
+            continue
         emit_path(path)
+    if failures:
+        raise fail(f"{failures} of {len(paths)} output(s) could not be written", 1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -930,7 +930,7 @@ def convert(
 # ----------------------------------------------------------------------------------------------
 # transfer / inpaint / superres (editing an input file with the text-to-audio model)
 
-StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.", rich_help_panel="Sampling")]
+StepsOpt = Annotated[int | None, typer.Option("--steps", min=1, help="DDIM steps. Default: the model's recommendation for generate (`audioldm info` shows it), else 50.", rich_help_panel="Sampling")]
 GuidanceOpt = Annotated[float | None, typer.Option("--guidance-scale", help="Classifier-free guidance (1 = off). Default: the model's recommendation for generate (`audioldm info` shows it), else 2.5.", rich_help_panel="Sampling")]
 EditRescaleOpt = Annotated[float | None, typer.Option("--guidance-rescale", help="0-1, as generate --guidance-rescale. Default: the model's, else 0.", rich_help_panel="Sampling")]
 EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="Turn output mel frames louder than this log level down to it, as generate --frame-level-limit (`audioldm info` shows the model's). Default: none, since an edit keeps an input that may be louder than the model's corpus.", rich_help_panel="Sampling")]
@@ -961,7 +961,7 @@ def transfer(
     input: Annotated[Path, typer.Argument(help="Audio file to transform (any format, length and rate).")],
     text: Annotated[str, typer.Argument(help="What it should sound like.")],
     strength: Annotated[float, typer.Option("--strength", help="0 < s <= 1: how far from the input (noised to step s x steps).", rich_help_panel="Sampling")] = 0.5,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0,
+    steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,
@@ -971,7 +971,8 @@ def transfer(
 
     if not text.strip():
         raise UsageError("TEXT is empty: transfer needs a prompt")
-    editing.transfer_start(strength, steps)
+    if steps is not None:  # else checked once the model's recommendation is known
+        editing.transfer_start(strength, steps)
     check_speed_options(dtype, device, compile_)
     _run_edit("transfer", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.transfer(
         pipe, wav, text, strength=strength, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
@@ -985,7 +986,7 @@ def inpaint(
     text: Annotated[str, typer.Argument(help="What the range should contain (default: unconditional).")] = "",
     start: Annotated[float, typer.Option("--start", help="Start of the range, seconds.")] = ...,
     end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
+    steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,
@@ -1008,7 +1009,7 @@ def superres(
     input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth.")],
     text: Annotated[str, typer.Argument(help="A description of the sound (default: unconditional).")] = "",
     cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
-    steps: StepsOpt = 50, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
+    steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
     output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,

@@ -193,22 +193,24 @@ def _model_fn(pipe, prompt: str, negative: str, sampling: EditSampling, dtype: s
 def _check(
     pipe,
     wav: Tensor,
-    steps: int,
+    steps: int | None,
     sampler: str,
     guidance_scale: float | None,
     dtype: str,
     guidance_rescale: float | None,
     frame_level_limit: float | None,
-) -> EditSampling:
-    """Validate an edit's arguments (as `generate`'s) and resolve its sampling."""
-    if not is_integer(steps):  # edits take 50 unless told: no model recommendation (that is generate's)
+) -> tuple[int, EditSampling]:
+    """Validate an edit's arguments (as `generate`'s) and resolve its steps (None: the model's
+    recommendation for `generate`, `AudioLDM.default_steps`) and sampling."""
+    steps = pipe.default_steps if steps is None else steps
+    if not is_integer(steps):
         raise UsageError(f"steps {steps!r}: must be an integer")
     sampling = _validated_sampling(
         pipe, steps, sampler, dtype, guidance_scale, guidance_rescale, frame_level_limit
     )
     if wav.dim() != 1 or wav.numel() == 0:
         raise UsageError(f"expected a mono waveform [N], got shape {tuple(wav.shape)}")
-    return sampling
+    return int(steps), sampling
 
 
 def transfer(
@@ -217,7 +219,7 @@ def transfer(
     prompt: str,
     *,
     strength: float = 0.5,
-    steps: int = 50,
+    steps: int | None = None,
     guidance_scale: float | None = None,
     negative_prompt: str = "",
     seed: int = 0,
@@ -229,13 +231,16 @@ def transfer(
 ) -> EditResult:
     """Text-guided style transfer of `wav` [N] (at `pipe.sample_rate`); output [N].
 
-    `guidance_scale`, `guidance_rescale`: None takes the model's recommendation; `frame_level_limit`
-    None: no limit (`edit_sampling`). `dtype` and `compile` speed up the UNet as in `AudioLDM.denoiser`.
+    `steps`, `guidance_scale`, `guidance_rescale`: None takes the model's recommendation for `generate`
+    (steps: else 50); `frame_level_limit` None: no limit (`edit_sampling`). `dtype` and `compile` speed
+    up the UNet as in `AudioLDM.denoiser`.
     """
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    sampling = _check(pipe, wav, steps, "ddim", guidance_scale, dtype, guidance_rescale, frame_level_limit)
+    steps, sampling = _check(
+        pipe, wav, steps, "ddim", guidance_scale, dtype, guidance_rescale, frame_level_limit
+    )
     transfer_start(strength, steps)  # fail before encoding
     x0 = encode_input(pipe, wav)
     with torch.inference_mode():
@@ -260,7 +265,7 @@ def masked_edit(
     prompt: str,
     mask_fn: Callable[[Tensor], Tensor],
     *,
-    steps: int = 50,
+    steps: int | None = None,
     sampler: str = "ddim",
     guidance_scale: float | None = None,
     negative_prompt: str = "",
@@ -275,12 +280,15 @@ def masked_edit(
     """Regenerate where `mask_fn(x0)` is 0, keeping the input's latent exactly where it is 1.
 
     `refine_steps` > 0 fits the input's latent to its mel first, so the kept part decodes closer to
-    the input (`AutoencoderKL.refine`). `guidance_scale`, `guidance_rescale`: None takes the model's
-    recommendation; `frame_level_limit` None: no limit (`edit_sampling`)."""
+    the input (`AutoencoderKL.refine`). `steps`, `guidance_scale`, `guidance_rescale`: None takes the
+    model's recommendation for `generate` (steps: else 50); `frame_level_limit` None: no limit
+    (`edit_sampling`)."""
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    sampling = _check(pipe, wav, steps, sampler, guidance_scale, dtype, guidance_rescale, frame_level_limit)
+    steps, sampling = _check(
+        pipe, wav, steps, sampler, guidance_scale, dtype, guidance_rescale, frame_level_limit
+    )
     x0 = encode_input(pipe, wav, refine_steps)
     mask = mask_fn(x0)
     if not prompt:  # both halves would be the empty prompt

@@ -165,6 +165,43 @@ def test_edits_take_the_model_s_recommended_guidance(tiny_model, tmp_path):
     assert not (tmp_path / "bad.wav").exists()
 
 
+def test_edits_take_the_models_recommended_steps(tiny_model, tmp_path):
+    """Without --steps an edit runs the denoising steps the model recommends for generate (the default
+    model: 25, as good as 50 for edits too: `## Editing`), else 50; --steps wins."""
+    from test_cli_generate import with_sampling
+
+    model = with_sampling(tiny_model, tmp_path / "m", {"steps": 4})
+    src = _tone(tmp_path / "in.wav", 16000, 0.6)
+    common = ["--device", "cpu", "--seed", "0"]
+    for command, args in (
+        ("transfer", [src, "a cat meowing", "--strength", "0.7"]),
+        ("inpaint", [src, "a door slam", "--start", "0.1", "--end", "0.4"]),
+        ("superres", [src, "a bell", "--cutoff", "3000"]),
+    ):
+        outs = {}
+        for name, m, extra in (
+            ("recommended", model, []),
+            ("given", model, ["--steps", "4"]),
+            ("other", model, ["--steps", "3"]),
+            ("no recommendation", tiny_model, []),
+            ("fifty", tiny_model, ["--steps", "50"]),
+        ):
+            out = tmp_path / f"{command}_{name}.wav"
+            result = runner.invoke(
+                app, [command, *map(str, args), "--model", str(m), *common, *extra, "-o", str(out)]
+            )
+            assert result.exit_code == 0, result.output
+            outs[name] = sf.read(out)[0]
+        np.testing.assert_array_equal(outs["recommended"], outs["given"], err_msg=command)
+        assert np.abs(outs["recommended"] - outs["other"]).max() > 1e-4, command
+        np.testing.assert_array_equal(outs["no recommendation"], outs["fifty"], err_msg=command)
+    # --strength x steps below one step: refused once the recommendation is known, before any output
+    result = runner.invoke(
+        app, ["transfer", str(src), "rain", "--strength", "0.2", "--model", str(model), *common]
+    )
+    assert result.exit_code == 2 and "--strength 0.2 x --steps 4 is below one step" in result.output
+
+
 def test_edit_arguments_are_checked_and_an_unconditional_edit_says_guidance_does_nothing(
     tiny_model, tmp_path, caplog
 ):
@@ -176,8 +213,8 @@ def test_edit_arguments_are_checked_and_an_unconditional_edit_says_guidance_does
 
     pipe = AudioLDM.from_pretrained(tiny_model)
     wav = 0.1 * torch.randn(8000, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(UsageError, match="steps None: must be an integer"):
-        transfer(pipe, wav, "a dog", steps=None)
+    with pytest.raises(UsageError, match="steps 2.5: must be an integer"):
+        transfer(pipe, wav, "a dog", steps=2.5)
     with pytest.raises(UsageError, match="--guidance-rescale 'x': must be a number"):
         edit_sampling(pipe, guidance_rescale="x")
     with pytest.raises(UsageError, match="--frame-level-limit nan"):

@@ -1,6 +1,7 @@
 """Long inputs in overlapping chunks with a linear cross-fade, so that memory stays bounded.
 
-The caller renders the waveform of any span of mel frames `[lo, hi)` (with whatever context it needs);
+The caller renders the waveform (or any tensor whose last axis is time, `hop` samples per frame) of any
+span of frames `[lo, hi)` (with whatever context it needs);
 `overlap_add` splits the whole length into cores of `chunk_frames`, renders each core widened by
 `overlap_frames` on both sides, and blends neighbours with complementary linear ramps `overlap_frames`
 wide centred on each border. The frames nearest a rendered span's edge, the least accurate ones,
@@ -18,7 +19,7 @@ from torch import Tensor
 from .errors import UsageError
 from .runtime import ProgressFn, check_progress, is_integer
 
-# render(lo, hi) -> waveform [B, (hi - lo) * hop] for mel frames [lo, hi)
+# render(lo, hi) -> waveform [B, (hi - lo) * hop] for mel frames [lo, hi) (or [..., (hi - lo) * hop])
 RenderFn = Callable[[int, int], Tensor]
 
 
@@ -62,7 +63,8 @@ def overlap_add(
     multiple: int = 1,
     progress: ProgressFn | None = None,
 ) -> Tensor:
-    """Waveform [B, total * hop] of `total` mel frames, rendered chunk by chunk and cross-faded."""
+    """Waveform [B, total * hop] of `total` mel frames, rendered chunk by chunk and cross-faded (any
+    leading dimensions: the last axis is the time axis that is blended)."""
     if not is_integer(chunk_frames) or chunk_frames < 1:
         raise UsageError(f"chunk_frames {chunk_frames!r}: must be an integer >= 1")
     if not is_integer(overlap_frames) or overlap_frames < 0:
@@ -75,9 +77,9 @@ def overlap_add(
         lo, hi = max(0, start - margin), min(total, end + margin)
         piece = render(lo, hi).float().cpu()
         if out is None:
-            out = torch.zeros(piece.shape[0], total * hop)
+            out = torch.zeros(*piece.shape[:-1], total * hop)
         w = crossfade_weights(lo, hi, start, end, margin, total).repeat_interleave(hop)
-        out[:, lo * hop : hi * hop] += piece * w
+        out[..., lo * hop : hi * hop] += piece * w
         weight[lo * hop : hi * hop] += w
         if progress is not None:
             progress(k + 1, len(spans))

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from vocoder.config import MelConfig, preset_name
 
 from . import checkpoint as ckpt
-from .chunking import overlap_add
+from .chunking import overlap_add, plan_chunks
 from .errors import AudioLDMError, ModelError, UsageError
 from .frontend import limit_frame_level
 from .runtime import ProgressFn, check_progress, check_seed, is_integer, make_generator, resolve_device
@@ -406,13 +406,16 @@ class AudioLDM:
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         *,
         refine_steps: int = 0,
+        chunk_frames: int = CHUNK_FRAMES,
+        overlap_frames: int = CHUNK_OVERLAP,
     ) -> tuple[Tensor, dict]:
         """wav [B, N] (or [N]) at `sample_rate` -> (latent [B, C, T', F'] scaled by scale_factor, metadata).
 
         The latent is the posterior mean, or with `sample=True` a draw from the posterior, its noise
         drawn on CPU from `generator` (one, or one per item so that items do not depend on the batch).
         `refine_steps` > 0 fits the posterior mean to the mel for that many steps (`AutoencoderKL.refine`):
-        the decoder then reproduces the input more closely.
+        the decoder then reproduces the input more closely. Inputs longer than `chunk_frames` mel frames
+        are encoded in overlapping chunks (`latent_of`), so that memory stays bounded.
         """
         if sample and refine_steps:
             raise UsageError("refine_steps fits the posterior mean; it cannot be combined with sample=True")
@@ -422,23 +425,94 @@ class AudioLDM:
                 raise UsageError("generator: must be a torch.Generator or a list of them (one per item)")
             if len(generator) != wav.shape[0]:
                 raise UsageError(f"generator: got {len(generator)} generators for a batch of {wav.shape[0]}")
-        with torch.inference_mode():
-            mel = self.mel(wav, self.frames_for(wav.shape[-1]))
-            if sample:
-                posterior = self.vae.encode(mel)
-                z = posterior.mean + posterior.std * randn_like(posterior.mean, generator)
-        if not sample:
-            z = self.latent_of(mel, refine_steps)
-        return (z * self.scale_factor).float().cpu(), self.latent_metadata(wav.shape[-1])
+        n, hop = wav.shape[-1], self.hop_length
+        frames = self.frames_for(n)
+        padded = F.pad(wav, (0, frames * hop - n))  # as `mel` pads it
+        context = math.ceil(self.mel_config.n_fft / hop)  # frames around a chunk: its mel equals the whole's
 
-    def latent_of(self, mel: Tensor, refine_steps: int = 0) -> Tensor:
+        def mel_of(a: int, b: int) -> Tensor:  # mel frames [a, b) of the whole input, from its samples
+            lo, hi = max(0, a - context), min(frames, b + context)
+            with torch.inference_mode():
+                mel = self.frontend(padded[:, lo * hop : hi * hop].to(self.device))[:, a - lo : b - lo]
+            return mel.unsqueeze(1)
+
+        if sample:
+
+            def moments(part: Tensor) -> Tensor:
+                with torch.inference_mode():
+                    posterior = self.vae.encode(part)
+                    return torch.cat([posterior.mean, posterior.std], 1)
+
+            chunks = self._encode_in_chunks(frames, mel_of, moments, chunk_frames, overlap_frames)
+            mean, std = chunks.chunk(2, 1)
+            z = mean + std * randn_like(mean, generator)
+        else:
+            z = self._encode_in_chunks(
+                frames, mel_of, self._posterior_mean(refine_steps), chunk_frames, overlap_frames
+            )
+        return (z * self.scale_factor).float().cpu(), self.latent_metadata(n)
+
+    def latent_of(
+        self,
+        mel: Tensor,
+        refine_steps: int = 0,
+        *,
+        chunk_frames: int = CHUNK_FRAMES,
+        overlap_frames: int = CHUNK_OVERLAP,
+    ) -> Tensor:
         """mel [B, 1, T, F] -> unscaled latent: the posterior mean, fitted to the mel for `refine_steps`
-        steps when > 0 (`AutoencoderKL.refine`; it runs outside inference mode: it needs gradients)."""
+        steps when > 0 (`AutoencoderKL.refine`; it runs outside inference mode: it needs gradients).
+
+        A mel longer than `chunk_frames` frames is encoded in overlapping chunks, cross-faded in the latent
+        (as `reconstruct` does), so that memory and time grow linearly with its length instead of
+        holding the whole input's activations (and, for the VAE's attention, quadratically more)."""
+        fitted = self._posterior_mean(refine_steps)
+        return self._encode_in_chunks(
+            mel.shape[2], lambda a, b: mel[:, :, a:b], fitted, chunk_frames, overlap_frames
+        )
+
+    def _posterior_mean(self, refine_steps: int):
+        """mel [B, 1, T, F] -> the posterior mean, fitted to it for `refine_steps` steps when > 0."""
         if not is_integer(refine_steps) or refine_steps < 0:
             raise UsageError(f"refine_steps {refine_steps!r}: must be an integer >= 0")
-        with torch.inference_mode():
-            z = self.vae.encode(mel).mode()
-        return self.vae.refine(mel, z, refine_steps)[0].to(z.dtype) if refine_steps else z
+
+        def fitted_mean(part: Tensor) -> Tensor:
+            with torch.inference_mode():
+                z = self.vae.encode(part).mode()
+            return self.vae.refine(part, z, refine_steps)[0].to(z.dtype) if refine_steps else z
+
+        return fitted_mean
+
+    def _encode_in_chunks(
+        self,
+        frames: int,
+        mel_of,
+        encode,
+        chunk_frames: int = CHUNK_FRAMES,
+        overlap_frames: int = CHUNK_OVERLAP,
+    ) -> Tensor:
+        """`encode(mel)` ([B, 1, T, F] -> [B, C, T / time_factor, F']) of the `frames` mel frames that
+        `mel_of(a, b)` gives span by span ([B, 1, b - a, F]), over chunks of `chunk_frames` frames with
+        `overlap_frames` of overlap, cross-faded along the latent's time axis (`overlap_add`); in one
+        piece when that is no longer (or `frames` is not a multiple of the time factor)."""
+        if not is_integer(chunk_frames) or chunk_frames < 1:
+            raise UsageError(f"chunk_frames {chunk_frames!r}: must be an integer >= 1")
+        if not is_integer(overlap_frames) or overlap_frames < 0:
+            raise UsageError(f"overlap_frames {overlap_frames!r}: must be an integer >= 0")
+        tf = self.time_factor
+        total, chunk, overlap = frames // tf, max(1, chunk_frames // tf), math.ceil(overlap_frames / tf)
+        if frames % tf or len(plan_chunks(total, chunk, overlap)) == 1:
+            return encode(mel_of(0, frames))
+        device = None
+
+        def render(lo: int, hi: int) -> Tensor:  # latent frames [lo, hi), time last for overlap_add
+            nonlocal device
+            z = encode(mel_of(lo * tf, hi * tf))
+            device = z.device
+            return z.transpose(2, 3)
+
+        z = overlap_add(render, total, 1, chunk_frames=chunk, overlap_frames=overlap)
+        return z.transpose(2, 3).to(device)
 
     def latent_metadata(self, n_samples: int) -> dict:
         return {

@@ -116,6 +116,38 @@ def test_long_latents_decode_in_chunks(recon):
     assert torch.corrcoef(torch.cat([whole, chunked]))[0, 1] > 0.9
 
 
+def test_long_inputs_encode_in_bounded_chunks(recon, monkeypatch):
+    """The encoder sees no more than a chunk and its overlaps at a time (memory stays bounded), and the
+    cross-faded latent stays close to the one-piece latent (GroupNorm statistics depend on the chunk)."""
+    wav = _signal(32000)  # 200 mel frames, 50 latent frames
+    whole, _ = recon.encode(wav, chunk_frames=10**6)
+    real, seen = recon.vae.encode, []
+
+    def recording(mel):
+        seen.append(mel.shape[2])
+        return real(mel)
+
+    monkeypatch.setattr(recon.vae, "encode", recording)
+    chunked, _ = recon.encode(wav, chunk_frames=64, overlap_frames=16)
+    assert chunked.shape == whole.shape and torch.isfinite(chunked).all()
+    assert len(seen) == 4 and max(seen) <= 64 + 2 * 16, seen
+    assert torch.corrcoef(torch.stack([whole.flatten(), chunked.flatten()]))[0, 1] > 0.9
+    # each chunk's mel, computed from the samples around it, is the whole file's mel
+    mel = recon.mel(wav.reshape(1, -1), 200)
+    from_mel = recon.latent_of(mel, chunk_frames=64, overlap_frames=16) * recon.scale_factor
+    torch.testing.assert_close(chunked, from_mel, rtol=1e-4, atol=1e-5)
+    seen.clear()
+    sampled, _ = recon.encode(wav, sample=True, generator=torch.Generator().manual_seed(0), chunk_frames=64)
+    assert sampled.shape == whole.shape and max(seen) <= 64 + 2 * 32
+    refined, _ = recon.encode(wav, refine_steps=2, chunk_frames=64, overlap_frames=16)
+    assert refined.shape == whole.shape and not torch.equal(refined, chunked)
+    seen.clear()
+    short, _ = recon.encode(_signal(8000), chunk_frames=64, overlap_frames=16)  # 52 frames: one piece
+    assert seen == [52] and torch.equal(short, recon.encode(_signal(8000), chunk_frames=10**6)[0])
+    with pytest.raises(UsageError, match="overlap_frames -1: must be an integer >= 0"):
+        recon.encode(wav, overlap_frames=-1)
+
+
 def test_encode_sample_is_seeded_per_item(recon):
     wav = torch.stack([_signal(2000, seed=1), _signal(2000, seed=2)])
     gens = lambda: [torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)]

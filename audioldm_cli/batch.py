@@ -55,6 +55,18 @@ def unique_stems(stems: list[str]) -> list[str]:
     return out
 
 
+def already_exists(path: Path, more: int = 0) -> UsageError:
+    """The error for an output that exists without -y; an empty file is most likely the name claimed by
+    a run that was killed (SIGKILL, a crash) before it could write or remove it (`claim_output`)."""
+    try:
+        empty = path.is_file() and path.stat().st_size == 0
+    except OSError:
+        empty = False
+    hint = " (an empty file: perhaps left by a run that was killed)" if empty else ""
+    others = f" (and {more} more)" if more else ""
+    return UsageError(f"output {path} already exists{hint}{others}; pass -y/--overwrite to replace it")
+
+
 def check_new_outputs(paths: list[Path], overwrite: bool) -> None:
     """Before any work: refuse existing outputs without -y and duplicate targets."""
     if len(set(paths)) != len(paths):
@@ -63,8 +75,7 @@ def check_new_outputs(paths: list[Path], overwrite: bool) -> None:
     if not overwrite:
         existing = [p for p in paths if p.exists()]
         if existing:
-            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise UsageError(f"output {existing[0]} already exists{more}; pass -y/--overwrite to replace it")
+            raise already_exists(existing[0], len(existing) - 1)
 
 
 @contextlib.contextmanager

@@ -161,7 +161,9 @@ def check_output_path(path: Path, overwrite: bool) -> Path:
     if path.exists() and path.is_dir():
         raise UsageError(f"output {path} is a directory; use --out-dir for a folder")
     if path.exists() and not overwrite:
-        raise UsageError(f"output {path} already exists; pass -y/--overwrite to replace it")
+        from .batch import already_exists
+
+        raise already_exists(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"output folder {parent} does not exist")
@@ -281,7 +283,9 @@ def _plan_mel_outputs(
             if dst in seen:
                 raise UsageError(f"{seen[dst]} and {src} would both write {dst}; rename one or run them separately")
             if dst.exists() and not overwrite:
-                raise UsageError(f"output {dst} already exists; pass -y/--overwrite to replace it")
+                from .batch import already_exists
+
+                raise already_exists(dst)
             seen[dst] = src
             pairs.append((src, dst))
     prepare_out_dir(out_dir)  # created only once every output is known to be fine

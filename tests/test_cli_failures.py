@@ -166,3 +166,18 @@ def test_one_failed_input_is_one_error_line(tiny_model, tmp_path):
         assert result.exit_code == 1
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "bad.wav" in errors[0], result.output
+
+
+def test_an_empty_output_left_by_a_killed_run_is_named_as_such(tiny_model, tmp_path):
+    """A run killed hard (SIGKILL) cannot remove the name it claimed; the next run says what it likely is."""
+    src = tone(tmp_path / "a.wav")
+    args = ["reconstruct", str(src), "--model", str(tiny_model), "--device", "cpu", "-o"]
+    (tmp_path / "left.wav").touch()
+    result = runner.invoke(app, [*args, str(tmp_path / "left.wav")])
+    assert result.exit_code == 2
+    assert "already exists (an empty file: perhaps left by a run that was killed)" in result.output
+    tone(tmp_path / "real.wav")
+    result = runner.invoke(app, [*args, str(tmp_path / "real.wav")])
+    assert result.exit_code == 2 and "real.wav already exists; pass -y/--overwrite" in result.output
+    result = runner.invoke(app, [*args, str(tmp_path / "left.wav"), "-y"])
+    assert result.exit_code == 0 and sf.info(tmp_path / "left.wav").frames == 1600

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import math
+import numbers
 import os
 import struct
 import threading
@@ -31,6 +32,7 @@ import torchaudio.transforms as T
 from vocoder.checkpoint import atomic_path
 
 from .errors import AudioReadError, UsageError
+from .runtime import is_integer
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,19 @@ WRITE_BLOCK_FRAMES = 1 << 18
 # torchaudio.functional.resample defaults; `iter_audio_blocks` needs the filter's reach.
 _LOWPASS_WIDTH = 6
 _ROLLOFF = 0.99
+# `write_audio` takes a [C, N] array with more channels than this (or than samples) for a transposed one.
+_MAX_WRITE_CHANNELS = 64
+
+
+def _positive_int(value, what: str = "sample rate", unit: str = "integer") -> int:
+    """`value` as an int, or a UsageError: a positive int, numpy integer or integer-valued float (16000.0);
+    never a bool, a string or a fraction (16000.7 would be truncated silently)."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    if not is_integer(value) or value <= 0:
+        shown = value if isinstance(value, numbers.Number) and not isinstance(value, bool) else repr(value)
+        raise UsageError(f"{what} {shown}: must be a positive {unit}")
+    return int(value)
 
 
 def _open(path: str | os.PathLike) -> sf.SoundFile:
@@ -149,15 +164,16 @@ _MAX_KERNEL_TAPS = 1 << 22
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """Band-limited resampling along the last axis (torchaudio's windowed-sinc defaults)."""
+    orig_sr, new_sr = _positive_int(orig_sr), _positive_int(new_sr)
     if orig_sr == new_sr:
         return wav
-    g = math.gcd(int(orig_sr), int(new_sr))
-    orig, new = int(orig_sr) // g, int(new_sr) // g
+    g = math.gcd(orig_sr, new_sr)
+    orig, new = orig_sr // g, new_sr // g
     width = math.ceil(_LOWPASS_WIDTH * orig / (min(orig, new) * _ROLLOFF))
     with torch.no_grad():
         if new * (2 * width + orig) > _MAX_KERNEL_TAPS:
             return _resample_direct(wav, orig, new)
-        return _resampler(int(orig_sr), int(new_sr))(wav)
+        return _resampler(orig_sr, new_sr)(wav)
 
 
 def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int = 1 << 15) -> torch.Tensor:
@@ -198,8 +214,8 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
         (wav [N] float32 tensor, its sample rate).
     """
     path = Path(path)
-    if sample_rate is not None and sample_rate <= 0:
-        raise UsageError(f"sample rate {sample_rate}: must be a positive integer")
+    if sample_rate is not None:
+        sample_rate = _positive_int(sample_rate)
     with _open(path) as f:
         try:
             data = f.read(dtype="float32", always_2d=True)
@@ -276,8 +292,9 @@ def iter_audio_blocks(
     bounded by a few blocks whatever the file's length.
     """
     path = Path(path)
-    if block_samples <= 0:
-        raise UsageError(f"block size {block_samples}: must be a positive number of samples")
+    block_samples = _positive_int(block_samples, "block size", "number of samples")
+    if sample_rate is not None:
+        sample_rate = _positive_int(sample_rate)
     with _open(path) as f:
         file_sr = f.samplerate
         target = file_sr if sample_rate is None else sample_rate
@@ -304,6 +321,8 @@ def iter_audio_blocks(
 def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
     """Write `wav` ([N] mono or [C, N]) to `path`; the format follows the extension (.wav, .flac, .ogg).
 
+    A [C, N] array with C > N or C > 64 is refused (it is a soundfile-style [N, C] one), as are NaN/inf
+    samples and a sample rate that is not a positive integer: a UsageError before anything is written.
     Samples beyond [-1, 1] are clipped with a warning. The file appears atomically (temp file + rename).
     The samples go to libsndfile `WRITE_BLOCK_FRAMES` at a time (long Vorbis writes crash it otherwise).
     """
@@ -313,15 +332,28 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
         raise UsageError(
             f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}"
         )
+    sample_rate = _positive_int(sample_rate)
     data = (
         wav.detach().to("cpu", torch.float32).numpy()
         if isinstance(wav, torch.Tensor)
         else np.asarray(wav, np.float32)
     )
     if data.ndim not in (1, 2):
-        raise ValueError(f"write_audio expects [N] or [C, N] samples, got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise ValueError(f"refusing to write {path}: the audio holds NaN/inf samples")
+        raise UsageError(
+            f"output {path}: audio of shape {data.shape}; give [N] mono or [C, N] (channels first)"
+        )
+    channels, frames = data.shape if data.ndim == 2 else (1, data.shape[0])
+    if not 0 < channels <= _MAX_WRITE_CHANNELS or (channels > 1 and channels > frames):  # [1, 0]: empty
+        raise UsageError(
+            f"output {path}: audio of shape {data.shape} would be {channels} channels of {frames} samples; "
+            f"give [N] mono or [C, N] (channels first, C <= {_MAX_WRITE_CHANNELS}, C <= N): transpose a "
+            "soundfile-style [N, C] array"
+        )
+    bad = int((~np.isfinite(data)).sum())
+    if bad:
+        raise UsageError(
+            f"output {path}: the audio holds {bad} NaN/inf samples (of {data.size}); nothing written"
+        )
     over = int((np.abs(data) > 1.0).sum())
     if over:
         logger.warning(
@@ -329,10 +361,9 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
         )
         data = np.clip(data, -1.0, 1.0)
     data = data.T if data.ndim == 2 else data
-    channels = 1 if data.ndim == 1 else data.shape[1]
     with (
         atomic_path(path) as tmp,
-        sf.SoundFile(str(tmp), "w", int(sample_rate), channels, format=fmt[0], subtype=fmt[1]) as f,
+        sf.SoundFile(str(tmp), "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f,
     ):
         for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
             f.write(data[start : start + WRITE_BLOCK_FRAMES])

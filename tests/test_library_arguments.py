@@ -139,3 +139,10 @@ def test_train_checks_its_arguments_before_any_work(tmp_path):
     with pytest.raises(UsageError, match="data: expected a path, got NoneType"):
         train("vae", None, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_generate_checks_the_sampler_type_and_every_outputs_seed_first(pipe):
+    with pytest.raises(UsageError, match=r"--sampler \['ddim'\]: choose one of"):
+        pipe.generate(["a dog"], duration=0.25, steps=2, sampler=["ddim"])
+    with pytest.raises(UsageError, match=r"output 1 would take seed 18446744073709551616"):
+        pipe.generate(["a dog", "rain"], duration=0.25, steps=2, seed=2**64 - 1, batch_size=1)

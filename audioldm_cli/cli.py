@@ -779,10 +779,16 @@ def info(
     )
     typer.echo(f"schedule: {description['schedule']}")
     sampling = description["sampling"]
-    typer.echo(f"generate: {sampling['steps']} steps unless --steps is given")
-    typer.echo(f"generate: guidance scale {sampling['guidance_scale']:g} unless --guidance-scale is given")
+    typer.echo(f"generate and edits: {sampling['steps']} steps unless --steps is given")
+    if "guidance_scale" in pipe.config.sampling:  # the model's recommendation, which the edits take too
+        typer.echo(f"generate and edits: guidance scale {sampling['guidance_scale']:g} unless --guidance-scale is given")
+    else:
+        from .editing import EDIT_GUIDANCE_SCALE
+
+        typer.echo(f"generate: guidance scale {sampling['guidance_scale']:g}, edits: {EDIT_GUIDANCE_SCALE:g}, "
+                   "unless --guidance-scale is given")
     if sampling["guidance_rescale"]:
-        typer.echo(f"generate: guidance rescale {sampling['guidance_rescale']:g} unless --guidance-rescale is given")
+        typer.echo(f"generate and edits: guidance rescale {sampling['guidance_rescale']:g} unless --guidance-rescale is given")
     if sampling["frame_level_limit"] is not None:
         typer.echo(f"generate: mel frames limited to level {sampling['frame_level_limit']:g} unless --frame-level-limit is given")
     if sampling["num_candidates"] > 1:

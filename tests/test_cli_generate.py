@@ -236,7 +236,9 @@ def test_model_recommended_guidance_is_the_default(tiny_model, tmp_path):
     assert AudioLDM.from_pretrained(tiny_model).default_guidance_scale == 3.0  # no recommendation
     info = runner.invoke(app, ["info", str(model)])
     assert info.exit_code == 0, info.output
-    assert "generate: guidance scale 6.5 unless --guidance-scale is given" in info.stdout
+    assert "generate and edits: guidance scale 6.5 unless --guidance-scale is given" in info.stdout
+    info = runner.invoke(app, ["info", str(tiny_model)])  # no recommendation: each command's own
+    assert "generate: guidance scale 3, edits: 2.5, unless --guidance-scale is given" in info.stdout
 
 
 def test_model_recommended_steps_are_the_default(tiny_model, tmp_path):
@@ -259,7 +261,7 @@ def test_model_recommended_steps_are_the_default(tiny_model, tmp_path):
     pipe.generate("rain", duration=0.2, seed=1, progress=lambda done, total: calls.append(total))
     assert calls[-1] == 3  # the library takes the same default
     info = runner.invoke(app, ["info", str(model)])
-    assert info.exit_code == 0 and "generate: 3 steps unless --steps is given" in info.stdout
+    assert info.exit_code == 0 and "generate and edits: 3 steps unless --steps is given" in info.stdout
     bad = with_sampling(tiny_model, tmp_path / "bad", {"steps": 0})
     result = run(bad, "x", "-o", tmp_path / "x.wav", "--duration", "0.05")
     assert result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer in [1, 999]" in result.stderr
@@ -312,7 +314,7 @@ def test_model_guidance_rescale_is_the_default_and_the_flag_overrides_it(tiny_mo
     )  # the library takes the same default
     info = runner.invoke(app, ["info", str(model)])
     assert info.exit_code == 0, info.output
-    assert "generate: guidance rescale 0.7 unless --guidance-rescale is given" in info.stdout
+    assert "generate and edits: guidance rescale 0.7 unless --guidance-rescale is given" in info.stdout
     assert "guidance-rescale" not in runner.invoke(app, ["info", str(tiny_model)]).stdout
 
 

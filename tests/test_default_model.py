@@ -137,9 +137,9 @@ def test_info_without_a_folder_describes_the_default_and_its_sampling_settings()
     result = CliRunner().invoke(app, ["info"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"model: {default_model_dir()} ")
-    assert f"generate: guidance scale {sampling['guidance_scale']:g} unless" in result.stdout
+    assert f"generate and edits: guidance scale {sampling['guidance_scale']:g} unless" in result.stdout
     assert 0 < sampling["guidance_rescale"] <= 1  # measured to help this model (benchmarks/RESULTS.md)
-    assert f"generate: guidance rescale {sampling['guidance_rescale']:g} unless" in result.stdout
+    assert f"generate and edits: guidance rescale {sampling['guidance_rescale']:g} unless" in result.stdout
     limit = sampling["frame_level_limit"]
     line = f"generate: mel frames limited to level {limit:g} unless --frame-level-limit is given"
     assert line in result.stdout
@@ -147,7 +147,7 @@ def test_info_without_a_folder_describes_the_default_and_its_sampling_settings()
     steps = sampling["refine_steps"]
     assert f"reconstruct: latents fitted for {steps} steps unless --refine-steps is given" in result.stdout
     # 25 DDIM steps: as adherent as 50 on the held-out prompts (58.3 % against 57.4 %), half the UNet work
-    assert sampling["steps"] == 25 and "generate: 25 steps unless --steps is given" in result.stdout
+    assert sampling["steps"] == 25 and "generate and edits: 25 steps unless --steps is given" in result.stdout
 
 
 def test_reconstruct_fits_the_latent_by_default_and_comes_closer(pipe):

@@ -38,8 +38,13 @@ logger = logging.getLogger(__name__)
 
 # Extensions picked up when a folder is given as input (matched case-insensitively).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
-# Extensions `write_audio` can produce: soundfile format and sample encoding.
+# Extensions `write_audio` can produce: soundfile format and sample encoding (MP3 where this libsndfile,
+# 1.1 or later, has the encoder).
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+if "MP3" in sf.available_formats():
+    WRITE_FORMATS[".mp3"] = ("MP3", "MPEG_LAYER_III")
+# The sample rates MPEG audio (layers 1-3, versions 1, 2 and 2.5) can store.
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # Frames handed to libsndfile per write call: one Vorbis write of more than ~2M frames (2 min 10 s at
 # 16 kHz) segfaults libsndfile 1.2.2, so `write_audio` streams the samples in blocks of this size.
 WRITE_BLOCK_FRAMES = 1 << 18
@@ -319,7 +324,8 @@ def iter_audio_blocks(
 
 
 def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
-    """Write `wav` ([N] mono or [C, N]) to `path`; the format follows the extension (.wav, .flac, .ogg).
+    """Write `wav` ([N] mono or [C, N]) to `path`; the format follows the extension (.wav, .flac, .ogg,
+    .mp3 at the rates MPEG audio stores, `MP3_RATES`).
 
     A [C, N] array with C > N or C > 64 is refused (it is a soundfile-style [N, C] one), as are NaN/inf
     samples and a sample rate that is not a positive integer: a UsageError before anything is written.
@@ -333,6 +339,11 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
             f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}"
         )
     sample_rate = _positive_int(sample_rate)
+    if fmt[0] == "MP3" and sample_rate not in MP3_RATES:
+        raise UsageError(
+            f"output {path}: MP3 cannot store {sample_rate} Hz (only {', '.join(map(str, MP3_RATES))}); "
+            "write .wav, .flac or .ogg"
+        )
     data = (
         wav.detach().to("cpu", torch.float32).numpy()
         if isinstance(wav, torch.Tensor)

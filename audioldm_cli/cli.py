@@ -479,7 +479,7 @@ def _generation_items(prompts: list[str], prompts_file: Path | None) -> list[tup
 @cli_command
 def generate(
     text: Annotated[Optional[list[str]], typer.Argument(help="Prompt(s), e.g. \"a dog barking\".")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only).", rich_help_panel="Output")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3.", rich_help_panel="Output")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav.", rich_help_panel="Output")] = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt.")] = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
@@ -605,7 +605,7 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) ->
 @cli_command
 def reconstruct(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one.")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only).", rich_help_panel="Output")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only): .wav, .flac, .ogg or .mp3.", rich_help_panel="Output")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input).", rich_help_panel="Output")] = None,
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
     refine_steps: ReconRefineOpt = None,
@@ -946,7 +946,7 @@ EditRescaleOpt = Annotated[float | None, typer.Option("--guidance-rescale", help
 EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="Turn output mel frames louder than this log level down to it, as generate --frame-level-limit (`audioldm info` shows the model's). Default: none, since an edit keeps an input that may be louder than the model's corpus.", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
-EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]
+EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]
 
 
 def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, device: str, overwrite: bool, edit) -> None:

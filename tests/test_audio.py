@@ -320,3 +320,16 @@ def test_find_audio_files_expands_folders_sorted(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(AudioReadError, match="folder holds no audio files"):
         find_audio_files([tmp_path / "empty"])
+
+
+@pytest.mark.skipif(".mp3" not in audio.WRITE_FORMATS, reason="this libsndfile has no MP3 encoder")
+def test_mp3_output_keeps_the_length(tmp_path):
+    for rate, n in ((16000, 12345), (22050, 30000)):
+        wav = torch.from_numpy(tone(440, rate, n / rate)[:n, 0])
+        out = write_audio(tmp_path / f"x{rate}.mp3", wav, rate)
+        back, sr = read_audio(out)
+        assert (back.shape[0], sr) == (n, rate)
+        assert torch.corrcoef(torch.stack([back, wav]))[0, 1] > 0.9  # lossy, but the same tone
+    with pytest.raises(UsageError, match="MP3 cannot store 96000 Hz"):
+        write_audio(tmp_path / "hi.mp3", torch.zeros(100), 96000)
+    assert not (tmp_path / "hi.mp3").exists()

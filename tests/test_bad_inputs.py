@@ -414,7 +414,7 @@ MISC = [
     (["reconstruct", "{d}/bad.latent.safetensors", "-o", "{d}/x.wav"], 1, "{d}/bad.latent.safetensors"),
     (["reconstruct", "{d}/empty.latent.safetensors", "-o", "{d}/x.wav"], 1, "{d}/empty.latent.safetensors"),
     (["reconstruct", "{d}/a.wav", "-o", "{d}/sub"], 2, "output {d}/sub"),
-    (["reconstruct", "{d}/a.wav", "-o", "{d}/x.mp3"], 2, "unknown audio extension '.mp3'"),
+    (["reconstruct", "{d}/a.wav", "-o", "{d}/x.m4a"], 2, "unknown audio extension '.m4a'"),
     (
         ["reconstruct", "{d}/a.wav", "--out-dir", "{d}/a.wav"],
         2,

@@ -255,3 +255,15 @@ def test_a_bad_refine_steps_in_pipeline_json_is_refused(recon_model, tmp_path, n
     (model / "pipeline.json").write_text(json.dumps(doc))
     result = run(model, tmp_path / "missing.wav")
     assert result.exit_code != 0 and "refine_steps" in result.output
+
+
+@pytest.mark.skipif(
+    ".mp3" not in __import__("audioldm_cli.audio").audio.WRITE_FORMATS, reason="no MP3 encoder"
+)
+def test_mp3_output_is_as_long_as_the_input(recon_model, tmp_path):
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(440, 16000, 2345), 16000)
+    result = run(recon_model, src, "-o", tmp_path / "b.mp3")
+    assert result.exit_code == 0, result.output
+    info = sf.info(tmp_path / "b.mp3")
+    assert (info.format, info.frames, info.samplerate) == ("MP3", 2345, 16000)

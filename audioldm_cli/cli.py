@@ -436,6 +436,23 @@ def default_model_dir() -> Path:
     return find()
 
 
+AudioFormatOpt = Annotated[str | None, typer.Option("--format", help="Audio format of the outputs the command names (--out-dir): wav, flac, ogg or mp3 (default: wav); -o takes its extension.", rich_help_panel="Output")]
+
+
+def audio_suffix(fmt: str | None, output: Path | None) -> str:
+    """The suffix of the outputs a command names, from --format (checked against what can be written)."""
+    if fmt is None:
+        return ".wav"
+    from .audio import WRITE_FORMATS
+
+    if output is not None:
+        raise UsageError("--format names the outputs of --out-dir; with -o the file's extension decides")
+    suffix = "." + fmt.lower().lstrip(".")
+    if suffix not in WRITE_FORMATS:
+        raise UsageError(f"--format {fmt!r}: choose one of {', '.join(s[1:] for s in WRITE_FORMATS)}")
+    return suffix
+
+
 def check_audio_output(path: Path, overwrite: bool) -> Path:
     """`check_output_path` plus a writable audio extension, before any work is done."""
     from .audio import WRITE_FORMATS
@@ -480,7 +497,8 @@ def _generation_items(prompts: list[str], prompts_file: Path | None) -> list[tup
 def generate(
     text: Annotated[Optional[list[str]], typer.Argument(help="Prompt(s), e.g. \"a dog barking\".")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3.", rich_help_panel="Output")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav.", rich_help_panel="Output")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav (see --format).", rich_help_panel="Output")] = None,
+    fmt: AudioFormatOpt = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt.")] = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
     steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps. Default: the model's recommendation (`audioldm info` shows it), else 50.", rich_help_panel="Sampling")] = None,
@@ -508,11 +526,12 @@ def generate(
     from .runtime import progress_bar
 
     check_speed_options(dtype, device, compile_)
+    suffix = audio_suffix(fmt, output)
     if audio_prompt is not None:  # see the "CLAP extras" section
         return _generate_from_audio(audio_prompt, text, prompts_file, output, out_dir, duration, steps, sampler,
                                     guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
                                     dtype=dtype, compile_=compile_, frame_level_limit=frame_level_limit,
-                                    guidance_rescale=guidance_rescale)
+                                    guidance_rescale=guidance_rescale, suffix=suffix)
     items = _generation_items(list(text or []), prompts_file)
     from .samplers import SAMPLERS
 
@@ -526,7 +545,7 @@ def generate(
         paths = [check_audio_output(output, overwrite)]
     else:
         folder = prepare_out_dir(out_dir or Path("."))
-        paths = [folder / f"{stem}_{k}.wav" for stem, _ in items for k in range(max(num_samples, 1))]
+        paths = [folder / f"{stem}_{k}{suffix}" for stem, _ in items for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
     prompts = [prompt for _, prompt in items]  # guidance_scale None: the model's (see check_generate_inputs)
@@ -586,7 +605,7 @@ def _batch_failed(failures: int, total: int, what: str) -> typer.Exit:
     return fail(f"{failures} of {total} {what} failed", 1)
 
 
-def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) -> Path:
+def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None, ext: str = ".wav") -> Path:
     from .checkpoint import LATENT_NPY_SUFFIX, LATENT_SUFFIX
 
     if output is not None:
@@ -598,7 +617,7 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) ->
             break
     else:
         stem = src.stem
-    return (out_dir if out_dir is not None else src.parent) / f"{stem}_recon.wav"
+    return (out_dir if out_dir is not None else src.parent) / f"{stem}_recon{ext}"
 
 
 @app.command()
@@ -606,7 +625,8 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None) ->
 def reconstruct(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only): .wav, .flac, .ogg or .mp3.", rich_help_panel="Output")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input).", rich_help_panel="Output")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input; see --format).", rich_help_panel="Output")] = None,
+    fmt: AudioFormatOpt = None,
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
     refine_steps: ReconRefineOpt = None,
     report: Annotated[bool, typer.Option("--report", help="Print mel L1, log-spectral and multi-resolution STFT distances.")] = False,
@@ -632,7 +652,8 @@ def reconstruct(
         raise UsageError("-o/--output takes exactly one input and no --out-dir; use --out-dir for several")
     if out_dir is not None:
         prepare_out_dir(out_dir)
-    targets = [_reconstruct_target(src, output, out_dir) for src in sources]
+    suffix = audio_suffix(fmt, output)
+    targets = [_reconstruct_target(src, output, out_dir, suffix) for src in sources]
     if output is not None:
         check_audio_output(output, overwrite)
     check_new_outputs(targets, overwrite)
@@ -1095,7 +1116,7 @@ def _best_of(items, prompts: list[str], num_samples: int, num_candidates: int, r
 def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir, duration, steps, sampler,
                          guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
                          dtype: str = "auto", compile_: bool = False, frame_level_limit: float | None = None,
-                         guidance_rescale: float | None = None) -> None:
+                         guidance_rescale: float | None = None, suffix: str = ".wav") -> None:
     """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
     from .audio import read_audio, write_audio
     from .batch import check_new_outputs
@@ -1116,7 +1137,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
         paths = [check_audio_output(output, overwrite)]
     else:
         folder = prepare_out_dir(out_dir or Path("."))
-        paths = [folder / f"{audio_prompt.stem}_variation_{k}.wav" for k in range(max(num_samples, 1))]
+        paths = [folder / f"{audio_prompt.stem}_variation_{k}{suffix}" for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
     guidance_scale = pipe.default_guidance_scale if guidance_scale is None else guidance_scale

@@ -181,3 +181,38 @@ def test_an_empty_output_left_by_a_killed_run_is_named_as_such(tiny_model, tmp_p
     assert result.exit_code == 2 and "real.wav already exists; pass -y/--overwrite" in result.output
     result = runner.invoke(app, [*args, str(tmp_path / "left.wav"), "-y"])
     assert result.exit_code == 0 and sf.info(tmp_path / "left.wav").frames == 1600
+
+
+def test_format_names_the_outputs_of_out_dir(tiny_model, tmp_path):
+    a, b = tone(tmp_path / "a.wav"), tone(tmp_path / "b.wav", 2000)
+    model = ["--model", str(tiny_model), "--device", "cpu"]
+    result = runner.invoke(
+        app, ["reconstruct", str(a), str(b), "--out-dir", str(tmp_path / "r"), "--format", "flac", *model]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["a_recon.flac", "b_recon.flac"]
+    assert sf.info(tmp_path / "r" / "b_recon.flac").frames == 2000
+    gen = [
+        "generate",
+        "rain",
+        "--out-dir",
+        str(tmp_path / "g"),
+        "--steps",
+        "2",
+        "--duration",
+        "0.3",
+        "--seed",
+        "0",
+    ]
+    result = runner.invoke(app, [*gen, "--format", "OGG", *model])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "g").iterdir()] == ["rain_0.ogg"]
+    for args, message in (
+        (
+            ["reconstruct", str(a), "-o", str(tmp_path / "x.wav"), "--format", "flac"],
+            "with -o the file's extension decides",
+        ),
+        (["reconstruct", str(a), "--format", "aac"], "--format 'aac': choose one of wav, flac, ogg"),
+    ):
+        result = runner.invoke(app, [*args, *model])
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -344,12 +344,6 @@ def mel(
                 failed += 1
                 continue
             progress(done, len(pairs))
-            try:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                failed += 1
-                _report_item_error(dst.parent, e)
-                continue
             if not _write_item(dst, overwrite, save_mel, spec, frontend.config, source=src.name):
                 failed += 1
                 continue
@@ -584,11 +578,13 @@ def _report_item_error(src: Path, error: Exception) -> None:
 
 
 def _write_item(target: Path, overwrite: bool, write, *args, **kwargs) -> bool:
-    """Run `write(path, *args, **kwargs)` on a claimed `target` (see `batch.claim_output`); on failure
-    report it and return False, so that a batch goes on with its next item."""
+    """Run `write(path, *args, **kwargs)` on a claimed `target` (see `batch.claim_output`) in its folder,
+    created if missing (an input tree mirrored under --out-dir); on failure report it and return False,
+    so that a batch goes on with its next item."""
     from .batch import claim_output
 
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with claim_output(target, overwrite) as path:
             write(path, *args, **kwargs)
     except (*USER_ERRORS, OSError) as e:  # another process took the name, a full disk, ...
@@ -754,12 +750,6 @@ def encode(
                     torch.stack([w for _, w in members]), sample=sample, generator=gens, refine_steps=refine_steps
                 )
                 for ((i, src, target), _), z in zip(members, latent):
-                    try:
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                    except OSError as e:
-                        failures += 1
-                        _report_item_error(target.parent, e)
-                        continue
                     if not _write_item(target, overwrite, save_latent, z, {**meta, "source": src.name}):
                         failures += 1
                         continue

@@ -534,16 +534,11 @@ class AudioLDM:
         total, chunk, overlap = frames // tf, max(1, chunk_frames // tf), math.ceil(overlap_frames / tf)
         if frames % tf or len(plan_chunks(total, chunk, overlap)) == 1:
             return encode(mel_of(0, frames))
-        device = None
-
         def render(lo: int, hi: int) -> Tensor:  # latent frames [lo, hi), time last for overlap_add
-            nonlocal device
-            z = encode(mel_of(lo * tf, hi * tf))
-            device = z.device
-            return z.transpose(2, 3)
+            return encode(mel_of(lo * tf, hi * tf)).transpose(2, 3)
 
-        z = overlap_add(render, total, 1, chunk_frames=chunk, overlap_frames=overlap)
-        return z.transpose(2, 3).to(device)
+        z = overlap_add(render, total, 1, chunk_frames=chunk, overlap_frames=overlap)  # on the CPU
+        return z.transpose(2, 3).to(self.device)
 
     def latent_metadata(self, n_samples: int) -> dict:
         return {

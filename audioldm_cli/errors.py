@@ -1,5 +1,7 @@
 """User-facing errors. The CLI prints their message on one line and exits 1 (2 for `UsageError`)."""
 
+import contextlib
+
 from vocoder.errors import CheckpointError  # not vocoder.checkpoint: `audioldm --help` needs no torch
 
 
@@ -24,6 +26,18 @@ class ModelFileError(ModelError, CheckpointError):
     `train`): an AudioLDMError like every other user error, still caught by `except CheckpointError`."""
 
 
+@contextlib.contextmanager
+def as_model_errors():
+    """Inside the block, a plain `vocoder` CheckpointError becomes a `ModelFileError` (the library's entry
+    points use it, so that `except AudioLDMError` catches unreadable model files too)."""
+    try:
+        yield
+    except CheckpointError as e:
+        if isinstance(e, AudioLDMError):
+            raise
+        raise ModelFileError(str(e)) from e
+
+
 # Every exception class the CLI reports as a one-line error rather than a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (AudioLDMError, CheckpointError)
 
@@ -33,6 +47,7 @@ __all__ = [
     "AudioReadError",
     "ModelError",
     "ModelFileError",
+    "as_model_errors",
     "CheckpointError",
     "USER_ERRORS",
 ]

@@ -29,7 +29,7 @@ from vocoder.config import MelConfig, preset_name
 
 from . import checkpoint as ckpt
 from .chunking import overlap_add, plan_chunks
-from .errors import AudioLDMError, CheckpointError, ModelError, ModelFileError, UsageError
+from .errors import AudioLDMError, ModelError, UsageError, as_model_errors
 from .frontend import limit_frame_level
 from .runtime import (
     ProgressFn,
@@ -107,12 +107,8 @@ class AudioLDM:
             raise UsageError(f"folder: expected a path, got {type(folder).__name__}")
         folder = ckpt.default_model_dir() if folder is None else Path(folder)
         device = resolve_device(device)  # fail on a missing GPU before reading weights
-        try:
+        with as_model_errors():
             return cls._load(folder, device)
-        except CheckpointError as e:
-            if isinstance(e, AudioLDMError):
-                raise
-            raise ModelFileError(str(e)) from e
 
     @classmethod
     def _load(cls, folder: Path, device: torch.device) -> AudioLDM:

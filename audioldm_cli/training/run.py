@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vocoder.checkpoint import atomic_path, read_folder_json
 
-from ..errors import AudioLDMError, CheckpointError, ModelFileError, UsageError
+from ..errors import UsageError, as_model_errors
 from ..runtime import ProgressFn, check_progress
 from .checkpoints import CHECKPOINTS
 from .config import TrainConfig, merge_overrides, read_config_file
@@ -81,14 +81,10 @@ def train(
             raise UsageError(f"{name}: expected a path, got {type(value).__name__}")
     if overrides is not None and not isinstance(overrides, Mapping):
         raise UsageError(f"overrides: expected a mapping of train keys, got {type(overrides).__name__}")
-    try:
+    with as_model_errors():
         return _train(
             stage, data, out, config, overrides, resume, init_from, vocoder, val_data, progress, accelerator
         )
-    except CheckpointError as e:
-        if isinstance(e, AudioLDMError):
-            raise
-        raise ModelFileError(str(e)) from e
 
 
 def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_data, progress, accelerator):

@@ -292,7 +292,7 @@ def save_model_folder(
     `dtype=torch.float16` halves the files; weights are cast back to float32 when loaded.
     """
     if dtype not in (None, torch.float32, torch.float16, torch.bfloat16):
-        raise UsageError(f"dtype {dtype!r}: store weights as torch.float32, torch.float16 or torch.bfloat16")
+        raise UsageError("store weights as torch.float32, torch.float16 or torch.bfloat16", dtype=dtype)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for kind, entry in config.components.items():

@@ -66,9 +66,9 @@ def overlap_add(
     """Waveform [B, total * hop] of `total` mel frames, rendered chunk by chunk and cross-faded (any
     leading dimensions: the last axis is the time axis that is blended)."""
     if not is_integer(chunk_frames) or chunk_frames < 1:
-        raise UsageError(f"chunk_frames {chunk_frames!r}: must be an integer >= 1")
+        raise UsageError("must be an integer >= 1", chunk_frames=chunk_frames)
     if not is_integer(overlap_frames) or overlap_frames < 0:
-        raise UsageError(f"overlap_frames {overlap_frames!r}: must be an integer >= 0")
+        raise UsageError("must be an integer >= 0", overlap_frames=overlap_frames)
     check_progress(progress)
     spans = plan_chunks(total, chunk_frames, overlap_frames, multiple)
     margin = _margin(overlap_frames, multiple)

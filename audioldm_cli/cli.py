@@ -28,7 +28,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import USER_ERRORS, UsageError
+from .errors import USER_ERRORS, AudioLDMError, UsageError
 
 # --seed of generate, encode and the edit commands: torch's CPU generator uses the low 32 bits of a seed,
 # so a wider range would make different seeds give the same audio
@@ -36,6 +36,8 @@ SEED_MIN, SEED_MAX = 0, 2**32 - 1
 
 logger = logging.getLogger("audioldm_cli")
 
+# The library arguments whose flag is not `--` + the name in kebab-case (see `UsageError.cli_message`).
+LIBRARY_FLAGS = {"cutoff_hz": "--cutoff", "n_samples": "n_samples"}  # n_samples: a latent file's metadata
 ANYWHERE_FLAGS = ("-q", "--quiet", "-v", "--verbose")  # the root options also accepted after the command
 
 
@@ -100,6 +102,11 @@ app.add_typer(train_app, name="train")
 # shared plumbing
 
 
+def cli_text(error: Exception) -> str:
+    """An error's message as the command line says it: the library arguments it names as flags."""
+    return error.cli_message(LIBRARY_FLAGS) if isinstance(error, AudioLDMError) else str(error)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error on stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
@@ -138,9 +145,9 @@ def cli_command(fn):
             with _sigterm_raises():
                 return fn(*args, **kwargs)
         except UsageError as e:
-            raise fail(str(e), 2) from None
+            raise fail(cli_text(e), 2) from None
         except USER_ERRORS as e:
-            raise fail(str(e), 1) from None
+            raise fail(cli_text(e), 1) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
         except Terminated:
@@ -573,7 +580,7 @@ def _report_item_error(src: Path, error: Exception) -> None:
     if isinstance(error, OSError) and not isinstance(error, USER_ERRORS):
         message = f"cannot write it ({error.strerror or error})"
     else:
-        message = str(error)
+        message = cli_text(error)
     typer.echo(f"error: {message}" if str(src) in message else f"error: {src}: {message}", err=True)
 
 

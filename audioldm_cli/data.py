@@ -60,31 +60,31 @@ class Row:
 # manifests
 
 
-def read_manifest(source: str | Path, *, require_captions: bool = False, option: str = "--data") -> list[Row]:
+def read_manifest(source: str | Path, *, require_captions: bool = False, option: str = "data") -> list[Row]:
     """Parse a manifest file or folder into usable rows; bad rows are logged with their line and skipped.
-    Errors name the file as `option` (the command-line option it came from)."""
+    Errors name the file as the argument `option` (`data`, `val_data`), a flag on the command line."""
     return parse_manifest(source, require_captions=require_captions, option=option)[0]
 
 
 def parse_manifest(
-    source: str | Path, *, require_captions: bool = False, option: str = "--data"
+    source: str | Path, *, require_captions: bool = False, option: str = "data"
 ) -> tuple[list[Row], list[str]]:
     """`read_manifest`, also returning the skipped rows (each "where: why", as logged)."""
     source = Path(source)
     if not source.exists():
-        raise UsageError(f"{option} {source}: no such file or folder")
+        raise UsageError("no such file or folder", **{option: source})
     if source.is_dir():
         rows, problems = _folder_rows(source)
     else:
         suffix = source.suffix.lower()
         if suffix not in (".jsonl", ".jsonlines", ".ndjson", ".json", ".csv", ".tsv"):
             raise UsageError(
-                f"{option} {source}: unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder"
+                f"unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder", **{option: source}
             )
         try:
             text = source.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"{option} {source}: cannot read it as UTF-8 text ({e})") from None
+            raise UsageError(f"cannot read it as UTF-8 text ({e})", **{option: source}) from None
         if suffix == ".json":
             rows, problems = _json_rows(source, text, option)
         elif suffix in (".csv", ".tsv"):
@@ -102,7 +102,7 @@ def parse_manifest(
         logger.warning("%s; row skipped", problem)
     if not good:
         first = f" (first: {problems[0]})" if problems else ""
-        raise UsageError(f"{option} {source}: no usable rows, {len(problems)} bad{first}")
+        raise UsageError(f"no usable rows, {len(problems)} bad{first}", **{option: source})
     logger.info("%s: %d rows (%d skipped)", source, len(good), len(problems))
     return good, problems
 
@@ -156,29 +156,30 @@ def _jsonl_rows(source: Path, text: str) -> tuple[list[Row], list[str]]:
     return _collect(items)
 
 
-def _json_rows(source: Path, text: str, option: str = "--data") -> tuple[list[Row], list[str]]:
+def _json_rows(source: Path, text: str, option: str = "data") -> tuple[list[Row], list[str]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"{option} {source}: not valid JSON (line {e.lineno}: {e.msg})") from None
+        raise UsageError(f"not valid JSON (line {e.lineno}: {e.msg})", **{option: source}) from None
     records = doc.get("data") if isinstance(doc, dict) else doc
     if not isinstance(records, list):
-        raise UsageError(f'{option} {source}: expected {{"data": [...]}} or a list of rows')
+        raise UsageError('expected {"data": [...]} or a list of rows', **{option: source})
     # Entries have no line of their own in a pretty-printed file: report the entry number.
     return _collect(
         [_record_row(source.parent, r, f"{source.name} entry {i}") for i, r in enumerate(records, 1)]
     )
 
 
-def _csv_rows(source: Path, text: str, delimiter: str, option: str = "--data") -> tuple[list[Row], list[str]]:
+def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> tuple[list[Row], list[str]]:
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
     fields = [f.strip() for f in reader.fieldnames or []]
     reader.fieldnames = fields
     has_path = any(f in fields for f in PATH_COLUMNS)
     if not has_path and "audiocap_id" not in fields and "youtube_id" not in fields:
         raise UsageError(
-            f"{option} {source}: no path column; the header needs one of {', '.join(PATH_COLUMNS)} "
-            f"(or AudioCaps' audiocap_id/youtube_id), got {', '.join(fields) or 'nothing'}"
+            f"no path column; the header needs one of {', '.join(PATH_COLUMNS)} "
+            f"(or AudioCaps' audiocap_id/youtube_id), got {', '.join(fields) or 'nothing'}",
+            **{option: source},
         )
     items: list[Row | str] = []
     for record in reader:
@@ -269,9 +270,9 @@ class SegmentDataset:
         if segment <= 0:
             raise UsageError(f"segment length {segment}: must be > 0")
         if not 0.0 <= caption_dropout <= 1.0:
-            raise UsageError(f"caption_dropout {caption_dropout}: must be in [0, 1]")
+            raise UsageError("must be in [0, 1]", caption_dropout=caption_dropout)
         if not 0.0 <= start_crop <= 1.0:
-            raise UsageError(f"start_crop {start_crop}: must be in [0, 1]")
+            raise UsageError("must be in [0, 1]", start_crop=start_crop)
         self.start_crop = float(start_crop)
         self.rows, self.reader, self.segment = list(rows), reader, int(segment)
         self.latent_segment = latent_segment
@@ -375,7 +376,7 @@ class SegmentDataset:
 def local_positions(batch_size: int, rank: int, world: int) -> range:
     """The contiguous share of a global batch that process `rank` of `world` computes."""
     if batch_size % world:
-        raise UsageError(f"--batch-size {batch_size}: must be a multiple of the {world} processes")
+        raise UsageError(f"must be a multiple of the {world} processes", batch_size=batch_size)
     per = batch_size // world
     return range(rank * per, (rank + 1) * per)
 

@@ -38,10 +38,10 @@ class EditResult:
 def transfer_start(strength: float, steps: int) -> int:
     """The DDIM index the input is noised to: int(strength * steps), as the reference (at most steps - 1)."""
     if not (is_real(strength) and math.isfinite(strength) and 0.0 < strength <= 1.0):
-        raise UsageError(f"--strength {strength}: must be in (0, 1]")
+        raise UsageError("must be in (0, 1]", strength=strength)
     t_enc = min(int(strength * steps), steps - 1)
     if t_enc < 1:
-        raise UsageError(f"--strength {strength} x --steps {steps} is below one step; raise either")
+        raise UsageError("their product is below one step; raise either", strength=strength, steps=steps)
     return t_enc
 
 
@@ -74,13 +74,11 @@ def time_mask(pipe, latent: Tensor, start: float, end: float, n_samples: int) ->
     """Keep-mask [1, 1, T', 1]: 0 on the latent frames covering [start, end) seconds, 1 elsewhere."""
     duration = n_samples / pipe.sample_rate
     if not (is_real(start) and is_real(end)):
-        raise UsageError(f"--start {start!r} --end {end!r}: must be numbers (seconds)")
+        raise UsageError("must be numbers (seconds)", start=start, end=end)
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
-        raise UsageError(f"--start {start} --end {end}: need 0 <= start < end")
+        raise UsageError("need 0 <= start < end", start=start, end=end)
     if start >= duration or end > duration + 1e-9:
-        raise UsageError(
-            f"--start {start} --end {end}: the range must lie inside the input ({duration:.3f} s)"
-        )
+        raise UsageError(f"the range must lie inside the input ({duration:.3f} s)", start=start, end=end)
     per_frame = pipe.hop_length * pipe.time_factor / pipe.sample_rate  # seconds per latent frame
     lo, hi = int(start / per_frame), math.ceil(end / per_frame)
     mask = torch.ones(1, 1, latent.shape[2], 1)
@@ -100,14 +98,14 @@ def band_mask(pipe, latent: Tensor, cutoff_hz: float) -> Tensor:
     mel = pipe.mel_config
     fmin, fmax = mel.f_min, mel.f_max or mel.sample_rate / 2
     if not (is_real(cutoff_hz) and math.isfinite(cutoff_hz) and fmin < cutoff_hz < fmax):
-        raise UsageError(f"--cutoff {cutoff_hz} Hz: must lie between {fmin:g} and {fmax:g} Hz")
+        raise UsageError(f"must lie between {fmin:g} and {fmax:g} Hz", cutoff_hz=cutoff_hz)
     # triangle i spans mel edge points i .. i + 2 of n_mels + 2 evenly spaced ones: count the bins
     # whose upper edge lies at or below the cutoff, then the latent rows made only of such bins
     frac = (hz_to_mel(cutoff_hz) - hz_to_mel(fmin)) / (hz_to_mel(fmax) - hz_to_mel(fmin))
     bins = max(0, math.floor((mel.n_mels + 1) * frac + 1e-9) - 1)
     rows = bins // pipe.freq_factor
     if rows < 1:
-        raise UsageError(f"--cutoff {cutoff_hz} Hz keeps no latent row; raise it")
+        raise UsageError("keeps no latent row; raise it", cutoff_hz=cutoff_hz)
     mask = torch.zeros(1, 1, 1, latent.shape[3])
     mask[..., :rows] = 1.0
     return mask
@@ -220,7 +218,7 @@ def _check(
     check_progress(progress)
     steps = pipe.default_steps if steps is None else steps
     if not is_integer(steps):
-        raise UsageError(f"steps {steps!r}: must be an integer")
+        raise UsageError("must be an integer", steps=steps)
     sampling = _validated_sampling(
         pipe, steps, sampler, dtype, guidance_scale, guidance_rescale, frame_level_limit
     )

@@ -368,7 +368,7 @@ class AudioLDM:
         """
         frame_level_limit = math.inf if frame_level_limit is None else frame_level_limit
         if not is_real(frame_level_limit):
-            raise UsageError(f"frame_level_limit {frame_level_limit!r}: must be a number (inf: no limit)")
+            raise UsageError("must be a number (inf: no limit)", frame_level_limit=frame_level_limit)
         if not isinstance(latent, Tensor):
             raise UsageError(f"expected a latent as a torch.Tensor, got {type(latent).__name__}")
         if latent.dim() == 3:
@@ -378,9 +378,9 @@ class AudioLDM:
         if not bool(torch.isfinite(latent).all()):
             raise UsageError("the latent holds NaN/inf values")
         if math.isnan(frame_level_limit) or frame_level_limit == -math.inf:
-            raise UsageError(f"frame_level_limit {frame_level_limit}: must be a number (inf: no limit)")
+            raise UsageError("must be a number (inf: no limit)", frame_level_limit=frame_level_limit)
         if n_samples is not None and not is_integer(n_samples):
-            raise UsageError(f"n_samples {n_samples!r}: must be an integer (None: every decoded sample)")
+            raise UsageError("must be an integer (None: every decoded sample)", n_samples=n_samples)
         if (
             latent.shape[1] != self.latent_channels
             or latent.shape[-1] * self.freq_factor != self.mel_config.n_mels
@@ -394,7 +394,7 @@ class AudioLDM:
         n_samples = total * hop if n_samples is None else n_samples
         if not 0 < n_samples <= total * hop:
             raise ModelError(
-                f"n_samples {n_samples}: the latent's {latent.shape[2]} frames decode to {total * hop} samples"
+                f"the latent's {latent.shape[2]} frames decode to {total * hop} samples", n_samples=n_samples
             )
         latent = latent.float() / self.scale_factor
 
@@ -501,7 +501,7 @@ class AudioLDM:
     def _posterior_mean(self, refine_steps: int):
         """mel [B, 1, T, F] -> the posterior mean, fitted to it for `refine_steps` steps when > 0."""
         if not is_integer(refine_steps) or refine_steps < 0:
-            raise UsageError(f"refine_steps {refine_steps!r}: must be an integer >= 0")
+            raise UsageError("must be an integer >= 0", refine_steps=refine_steps)
 
         def fitted_mean(part: Tensor) -> Tensor:
             with torch.inference_mode():
@@ -523,9 +523,9 @@ class AudioLDM:
         `overlap_frames` of overlap, cross-faded along the latent's time axis (`overlap_add`); in one
         piece when that is no longer (or `frames` is not a multiple of the time factor)."""
         if not is_integer(chunk_frames) or chunk_frames < 1:
-            raise UsageError(f"chunk_frames {chunk_frames!r}: must be an integer >= 1")
+            raise UsageError("must be an integer >= 1", chunk_frames=chunk_frames)
         if not is_integer(overlap_frames) or overlap_frames < 0:
-            raise UsageError(f"overlap_frames {overlap_frames!r}: must be an integer >= 0")
+            raise UsageError("must be an integer >= 0", overlap_frames=overlap_frames)
         tf = self.time_factor
         total, chunk, overlap = frames // tf, max(1, chunk_frames // tf), math.ceil(overlap_frames / tf)
         if frames % tf or len(plan_chunks(total, chunk, overlap)) == 1:
@@ -607,7 +607,7 @@ class AudioLDM:
         if refine_steps is None:
             refine_steps = 0 if vocoder_only else self.default_refine_steps
         if not is_integer(refine_steps) or refine_steps < 0:
-            raise UsageError(f"refine_steps {refine_steps!r}: must be an integer >= 0")
+            raise UsageError("must be an integer >= 0", refine_steps=refine_steps)
         if vocoder_only and refine_steps:
             raise UsageError("refine_steps fits VAE latents; vocoder_only skips the VAE")
 
@@ -707,7 +707,7 @@ class AudioLDM:
             raise UsageError(f"prompts: expected a string or a list of strings, got {type(prompts).__name__}")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not isinstance(negative_prompt, (str, type(None))):
-            raise UsageError(f"negative_prompt {negative_prompt!r}: must be a string")
+            raise UsageError("must be a string", negative_prompt=negative_prompt)
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         steps = self.default_steps if steps is None else steps
         if guidance_rescale is None:
@@ -792,42 +792,42 @@ class AudioLDM:
         if self.unet is None:
             raise ModelError("this model has no UNet: it can reconstruct and encode, not generate")
         if not prompts:
-            raise UsageError("no prompt given: pass at least one TEXT or --prompts-file")
+            raise UsageError("no prompt given: pass at least one")
         for p in prompts:
             if not isinstance(p, str):
                 raise UsageError(f"prompt {p!r}: must be a string")
             if not p.strip():
                 raise UsageError(f"prompt {p!r} is empty: every prompt needs some text")
         steps = self.default_steps if steps is None else steps
-        integers = {"--steps": steps, "--num-samples": num_samples, "--batch-size": batch_size}
-        numbers = {"--duration": duration, "--guidance-scale": guidance_scale}
-        numbers.update({"--guidance-rescale": guidance_rescale, "--frame-level-limit": frame_level_limit})
+        integers = {"steps": steps, "num_samples": num_samples, "batch_size": batch_size}
+        numbers = {"duration": duration, "guidance_scale": guidance_scale}
+        numbers.update({"guidance_rescale": guidance_rescale, "frame_level_limit": frame_level_limit})
         for name, value in integers.items():
             if not is_integer(value):
-                raise UsageError(f"{name} {value!r}: must be an integer")
+                raise UsageError("must be an integer", **{name: value})
         for name, value in numbers.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
-                raise UsageError(f"{name} {value!r}: must be a number")
+                raise UsageError("must be a number", **{name: value})
         if not (is_real(duration) and math.isfinite(duration) and 0 < duration <= MAX_DURATION):
-            raise UsageError(f"--duration {duration}: must be > 0 and <= {MAX_DURATION:g} s")
+            raise UsageError(f"must be > 0 and <= {MAX_DURATION:g} s", duration=duration)
         if round(duration * self.sample_rate) < 1:
-            raise UsageError(f"--duration {duration}: shorter than one sample at {self.sample_rate} Hz")
+            raise UsageError(f"shorter than one sample at {self.sample_rate} Hz", duration=duration)
         if not 1 <= steps < self.schedule.timesteps:  # the DDIM table needs t <= T - 1
-            raise UsageError(f"--steps {steps}: must be between 1 and {self.schedule.timesteps - 1}")
+            raise UsageError(f"must be between 1 and {self.schedule.timesteps - 1}", steps=steps)
         if not isinstance(sampler, str) or sampler not in SAMPLERS:
-            raise UsageError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+            raise UsageError(f"choose one of {', '.join(SAMPLERS)}", sampler=sampler)
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
-            raise UsageError(f"--guidance-scale {guidance_scale}: must be a finite number >= 0")
+            raise UsageError("must be a finite number >= 0", guidance_scale=guidance_scale)
         if guidance_rescale is not None and not 0 <= guidance_rescale <= 1:  # also refuses NaN
-            raise UsageError(f"--guidance-rescale {guidance_rescale}: must be between 0 and 1")
+            raise UsageError("must be between 0 and 1", guidance_rescale=guidance_rescale)
         limit = frame_level_limit
         if limit is not None and (math.isnan(limit) or limit == -math.inf):
-            raise UsageError(f"--frame-level-limit {frame_level_limit}: must be a number (inf: no limit)")
+            raise UsageError("must be a number (inf: no limit)", frame_level_limit=frame_level_limit)
         if num_samples < 1:
-            raise UsageError(f"--num-samples {num_samples}: must be >= 1")
+            raise UsageError("must be >= 1", num_samples=num_samples)
         if batch_size < 1:
-            raise UsageError(f"--batch-size {batch_size}: must be >= 1")
+            raise UsageError("must be >= 1", batch_size=batch_size)
         autocast_dtype(dtype, self.device)
 
     def _condition(self, texts: list[str]) -> dict:
@@ -981,9 +981,7 @@ def check_finite_latent(latent: Tensor, dtype: str) -> None:
     from .precision import autocast_dtype
 
     if autocast_dtype(dtype, latent.device) is not None and not bool(torch.isfinite(latent).all()):
-        raise AudioLDMError(
-            f"--dtype {dtype}: the UNet overflowed (non-finite latents); use --dtype bf16 or fp32"
-        )
+        raise AudioLDMError("the UNet overflowed (non-finite latents); use bf16 or fp32", dtype=dtype)
 
 
 def _as_batch(wav: Tensor) -> Tensor:

@@ -36,7 +36,7 @@ def autocast_dtype(name: str, device: str | torch.device) -> torch.dtype | None:
     torch's autocast cannot do on this device is a UsageError rather than a silent fp32 run.
     """
     if not isinstance(name, str) or name.strip().lower() not in DTYPES:
-        raise UsageError(f"--dtype {name!r}: choose one of {', '.join(DTYPES)}")
+        raise UsageError(f"choose one of {', '.join(DTYPES)}", dtype=name)
     name, device = name.strip().lower(), resolve_device(device)
     if name == "fp32":
         return None
@@ -47,11 +47,11 @@ def autocast_dtype(name: str, device: str | torch.device) -> torch.dtype | None:
     dtype = _LOW[name]
     if not _autocast_supports(device.type, dtype):
         raise UsageError(
-            f"--dtype {name}: torch {torch.__version__} cannot autocast to {name} on {device.type}; use fp32"
+            f"torch {torch.__version__} cannot autocast to it on {device.type}; use fp32", dtype=name
         )
     if device.type == "cuda" and dtype is torch.bfloat16 and not _cuda_native_bf16():
         logger.warning(
-            "--dtype bf16: this GPU has no native bfloat16, it is emulated (slow); fp16 may be faster"
+            "dtype bf16: this GPU has no native bfloat16, it is emulated (slow); fp16 may be faster"
         )
     return dtype
 
@@ -90,10 +90,12 @@ def check_compile_available() -> None:
     """Fail early, with the reason, where torch.compile cannot work (e.g. an unsupported Python)."""
     supported = getattr(getattr(torch, "_dynamo", None), "is_dynamo_supported", None)
     if not hasattr(torch, "compile") or supported is None:
-        raise UsageError(f"--compile: torch {torch.__version__} has no torch.compile; run without --compile")
+        raise UsageError(
+            f"torch {torch.__version__} has no torch.compile; run without compiling", compile=True
+        )
     if not supported():
         raise UsageError(
-            "--compile: torch.compile does not support this Python version; run without --compile"
+            "torch.compile does not support this Python version; run without compiling", compile=True
         )
 
 
@@ -105,7 +107,7 @@ def compile_module(module: nn.Module, backend: str = "inductor") -> nn.Module:
     except (RuntimeError, ImportError) as e:  # unknown backend, missing dependency
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(
-            f"--compile: torch.compile is unavailable here ({reason}); run without --compile"
+            f"torch.compile is unavailable here ({reason}); run without compiling", compile=True
         ) from None
 
 
@@ -123,7 +125,7 @@ def compile_failure(error: Exception) -> AudioLDMError:
     cause = getattr(error, "inner_exception", None) or error
     lines = str(cause).strip().splitlines()
     reason = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
-    return AudioLDMError(f"--compile: compiling the UNet failed ({reason}); run without --compile")
+    return AudioLDMError(f"compiling the UNet failed ({reason}); run without compiling", compile=True)
 
 
 __all__ = ["DTYPES", "autocast", "autocast_dtype", "check_compile_available", "compile_module"]

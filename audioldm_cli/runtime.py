@@ -26,7 +26,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if isinstance(name, torch.device):
         name = str(name)  # checked like the string: torch.device("cuda") on a machine without a GPU
     if not isinstance(name, (str, type(None))):
-        raise UsageError(f"device {name!r}: give a string ({', '.join(DEVICES)}, cuda:N) or a torch.device")
+        raise UsageError(f"give a string ({', '.join(DEVICES)}, cuda:N) or a torch.device", device=name)
     name = (name or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -36,17 +36,17 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     kind = name.split(":")[0]
     if kind not in DEVICES[1:]:
-        raise UsageError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+        raise UsageError(f"unknown device; choose one of {', '.join(DEVICES)}", device=name)
     if kind == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise UsageError("no CUDA GPU is available; use cpu or auto", device=name)
     if kind == "cuda" and ":" in name:
         index = name.split(":", 1)[1]
         if not index.isdigit() or int(index) >= torch.cuda.device_count():
             raise UsageError(
-                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)"
+                f"this machine has {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)", device=name
             )
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps was requested but MPS is not available; use --device cpu or auto")
+        raise UsageError("MPS is not available; use cpu or auto", device=name)
     return torch.device(name)
 
 
@@ -74,9 +74,9 @@ def check_seed(seed) -> int:
     """`seed` as an int, or a UsageError: an integer in the range torch's manual_seed takes (the CPU
     generator uses its low 32 bits)."""
     if not is_integer(seed):
-        raise UsageError(f"seed {seed!r}: must be an integer")
+        raise UsageError("must be an integer", seed=seed)
     if not -(2**63) <= int(seed) < 2**64:
-        raise UsageError(f"seed {seed}: must lie in [-2**63, 2**64)")
+        raise UsageError("must lie in [-2**63, 2**64)", seed=seed)
     return int(seed)
 
 

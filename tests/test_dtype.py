@@ -125,13 +125,13 @@ def test_fp16_on_cpu_runs_when_torch_can_and_fails_clearly_when_not(pipe, monkey
     # the probe sees what CPU autocast refuses (float64), and a refused dtype is a UsageError
     assert precision._autocast_supports("cpu", torch.float64) is False
     monkeypatch.setattr(precision, "_autocast_supports", lambda device_type, dtype: False)
-    with pytest.raises(UsageError, match=r"--dtype fp16: .* on cpu; use fp32"):
+    with pytest.raises(UsageError, match=r"dtype='fp16': .* on cpu; use fp32"):
         pipe.generate("wind", dtype="fp16", **SMALL)
 
 
 @pytest.mark.parametrize("bad", ["fp8", "half", "", None])
 def test_bad_dtype_is_a_usage_error_before_any_work(pipe, bad):
-    with pytest.raises(UsageError, match=r"--dtype .*: choose one of auto, fp32, fp16, bf16"):
+    with pytest.raises(UsageError, match=r"dtype=.*: choose one of auto, fp32, fp16, bf16"):
         next(pipe.generate_iter("wind", dtype=bad, **SMALL))
 
 
@@ -205,11 +205,11 @@ def test_compile_failure_at_the_first_call_is_one_clear_error(tiny_model, monkey
         return compiled
 
     pipe = AudioLDM.from_pretrained(tiny_model, device="cpu")
-    with pytest.raises(UsageError, match="--compile: torch.compile is unavailable here"):
+    with pytest.raises(UsageError, match="compile=True: torch.compile is unavailable here"):
         pipe.generate("rain", compile="no-such-backend", **SMALL)  # the real torch.compile refuses it
     monkeypatch.setattr(torch, "compile", broken)
     with pytest.raises(
-        AudioLDMError, match=r"^--compile: compiling the UNet failed \(RuntimeError: Compiler: cc"
+        AudioLDMError, match=r"^compile=True: compiling the UNet failed \(RuntimeError: Compiler: cc"
     ):
         pipe.generate("rain", compile=True, **SMALL)
 
@@ -244,7 +244,7 @@ def test_cli_bad_dtype_exits_2_with_one_line_before_loading(tmp_path, bad):
     ):
         result = cli(*command, "--model", missing, "--device", "cpu", "--dtype", bad)
         assert result.exit_code == 2, result.output
-        assert f"--dtype {bad!r}: choose one of auto, fp32, fp16, bf16" in one_error_line(result)
+        assert f"--dtype {bad}: choose one of auto, fp32, fp16, bf16" in one_error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 

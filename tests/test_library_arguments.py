@@ -52,11 +52,11 @@ def test_edits_check_the_waveform_and_prompts_first(pipe, wav, monkeypatch):
             assert message in str(caught.value), (edit.__name__, message, str(caught.value))
     with pytest.raises(UsageError, match="prompt is empty: a style transfer needs a text"):
         transfer(pipe, wav, " ", steps=2)
-    with pytest.raises(UsageError, match=r"--start '0.1' --end 0.2: must be numbers"):
+    with pytest.raises(UsageError, match=r"start='0.1', end=0.2: must be numbers"):
         inpaint(pipe, wav, "a", "0.1", 0.2, steps=2)
-    with pytest.raises(UsageError, match="--start 0.1 --end 9: the range must lie inside the input"):
+    with pytest.raises(UsageError, match="start=0.1, end=9: the range must lie inside the input"):
         inpaint(pipe, wav, "a", 0.1, 9, steps=2)
-    with pytest.raises(UsageError, match="--cutoff 4000"):
+    with pytest.raises(UsageError, match="cutoff_hz='4000'"):
         superres(pipe, wav, "a", "4000", steps=2)
 
 
@@ -93,7 +93,7 @@ def test_decode_latent_takes_none_as_no_frame_level_limit(pipe, wav):
     torch.testing.assert_close(
         pipe.decode_latent(z, 4000, frame_level_limit=None), pipe.decode_latent(z, 4000)
     )
-    with pytest.raises(UsageError, match="frame_level_limit 'loud': must be a number"):
+    with pytest.raises(UsageError, match="frame_level_limit='loud': must be a number"):
         pipe.decode_latent(z, 4000, frame_level_limit="loud")
 
 
@@ -142,7 +142,7 @@ def test_train_checks_its_arguments_before_any_work(tmp_path):
 
 
 def test_generate_checks_the_sampler_type_and_every_outputs_seed_first(pipe):
-    with pytest.raises(UsageError, match=r"--sampler \['ddim'\]: choose one of"):
+    with pytest.raises(UsageError, match=r"sampler=\['ddim'\]: choose one of"):
         pipe.generate(["a dog"], duration=0.25, steps=2, sampler=["ddim"])
     with pytest.raises(UsageError, match=r"output 1 would take seed 18446744073709551616"):
         pipe.generate(["a dog", "rain"], duration=0.25, steps=2, seed=2**64 - 1, batch_size=1)

@@ -101,10 +101,10 @@ def test_refine_steps_refuses_what_it_cannot_mean(recon):
         recon.encode(_signal(1000), sample=True, refine_steps=3)
     with pytest.raises(UsageError, match="vocoder_only skips the VAE"):
         recon.reconstruct(_signal(1000), vocoder_only=True, refine_steps=3)
-    with pytest.raises(UsageError, match="refine_steps -1: must be an integer >= 0"):
+    with pytest.raises(UsageError, match="refine_steps=-1: must be an integer >= 0"):
         recon.reconstruct(_signal(1000), refine_steps=-1)
     for call in (recon.reconstruct, recon.encode):
-        with pytest.raises(UsageError, match="refine_steps 1.5: must be an integer >= 0"):
+        with pytest.raises(UsageError, match="refine_steps=1.5: must be an integer >= 0"):
             call(_signal(1000), refine_steps=1.5)
 
 
@@ -144,7 +144,7 @@ def test_long_inputs_encode_in_bounded_chunks(recon, monkeypatch):
     seen.clear()
     short, _ = recon.encode(_signal(8000), chunk_frames=64, overlap_frames=16)  # 52 frames: one piece
     assert seen == [52] and torch.equal(short, recon.encode(_signal(8000), chunk_frames=10**6)[0])
-    with pytest.raises(UsageError, match="overlap_frames -1: must be an integer >= 0"):
+    with pytest.raises(UsageError, match="overlap_frames=-1: must be an integer >= 0"):
         recon.encode(wav, overlap_frames=-1)
 
 
@@ -228,10 +228,10 @@ def test_negative_prompt_changes_the_result(pipe):
         ({"duration": -1.0}, "must be > 0"),
         ({"duration": 0.0}, "must be > 0"),
         ({"duration": float("nan")}, "must be > 0"),
-        ({"steps": 0}, "--steps 0"),
+        ({"steps": 0}, "steps=0: must be between 1 and 999"),
         ({"sampler": "euler"}, "choose one of ddim, dpmpp-2m"),
         ({"guidance_scale": -0.5}, ">= 0"),
-        ({"num_samples": 0}, "--num-samples 0"),
+        ({"num_samples": 0}, "num_samples=0: must be >= 1"),
     ],
 )
 def test_bad_generate_arguments(pipe, kwargs, message):
@@ -301,9 +301,9 @@ def test_decode_latent_refuses_what_it_cannot_decode_faithfully(recon):
     bad[0, 0, 0, 0] = float("nan")
     for latent, kwargs, message in (
         (bad, {}, "NaN/inf"),
-        (z, {"n_samples": 0}, "n_samples 0: the latent's"),
-        (z, {"n_samples": 1.5}, "n_samples 1.5: must be an integer"),
-        (z, {"frame_level_limit": float("nan")}, "frame_level_limit nan"),
+        (z, {"n_samples": 0}, "n_samples=0: the latent's"),
+        (z, {"n_samples": 1.5}, "n_samples=1.5: must be an integer"),
+        (z, {"frame_level_limit": float("nan")}, "frame_level_limit=nan"),
         (z[0, 0, 0], {}, "expected a latent"),
         (z.numpy(), {}, "as a torch.Tensor"),
     ):
@@ -317,12 +317,12 @@ def test_generate_arguments_of_the_wrong_type_are_usage_errors(pipe):
         ({"prompts": None}, "expected a string or a list of strings"),
         ({"prompts": {"rain": 1}}, "got dict"),
         ({"prompts": [5]}, "prompt 5: must be a string"),
-        ({"prompts": ["rain"], "negative_prompt": 0}, "negative_prompt 0: must be a string"),
-        ({"prompts": ["rain"], "steps": 2.0}, "--steps 2.0: must be an integer"),
-        ({"prompts": ["rain"], "num_samples": 1.5}, "--num-samples 1.5: must be an integer"),
-        ({"prompts": ["rain"], "guidance_scale": "3"}, "--guidance-scale '3': must be a number"),
-        ({"prompts": ["rain"], "seed": 1.5}, "seed 1.5: must be an integer"),
-        ({"prompts": ["rain"], "seed": [0, 1]}, r"seed \[0, 1\]: must be an integer"),
+        ({"prompts": ["rain"], "negative_prompt": 0}, "negative_prompt=0: must be a string"),
+        ({"prompts": ["rain"], "steps": 2.0}, "steps=2.0: must be an integer"),
+        ({"prompts": ["rain"], "num_samples": 1.5}, "num_samples=1.5: must be an integer"),
+        ({"prompts": ["rain"], "guidance_scale": "3"}, "guidance_scale='3': must be a number"),
+        ({"prompts": ["rain"], "seed": 1.5}, "seed=1.5: must be an integer"),
+        ({"prompts": ["rain"], "seed": [0, 1]}, r"seed=\[0, 1\]: must be an integer"),
         ({"prompts": ["rain"], "seed": 2**64}, "must lie in"),
     ):
         with pytest.raises(UsageError, match=message):
@@ -337,7 +337,7 @@ def test_devices_are_checked_whatever_their_type():
     from audioldm_cli.runtime import resolve_device
 
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
-    with pytest.raises(UsageError, match="device 5"):
+    with pytest.raises(UsageError, match="device=5: give a string"):
         resolve_device(5)
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no CUDA GPU"):
@@ -359,9 +359,9 @@ def test_generators_chunks_and_progress_are_checked_before_any_work(recon, pipe)
     z, _ = recon.encode(wav[0])
     for call in (lambda **kw: recon.reconstruct(wav[0], **kw), lambda **kw: recon.decode_latent(z, **kw)):
         for kwargs, message in (
-            ({"chunk_frames": 0}, "chunk_frames 0: must be an integer >= 1"),
-            ({"chunk_frames": 8.5}, "chunk_frames 8.5"),
-            ({"overlap_frames": -1}, "overlap_frames -1: must be an integer >= 0"),
+            ({"chunk_frames": 0}, "chunk_frames=0: must be an integer >= 1"),
+            ({"chunk_frames": 8.5}, "chunk_frames=8.5"),
+            ({"overlap_frames": -1}, "overlap_frames=-1: must be an integer >= 0"),
             ({"progress": "bar"}, "progress: expected a callable"),
         ):
             with pytest.raises(UsageError, match=message):

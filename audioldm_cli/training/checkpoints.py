@@ -42,7 +42,7 @@ class CheckpointMixin:
     def latest_checkpoint(self) -> Path:
         found = self.checkpoints()
         if not found:
-            raise UsageError(f"--resume: no checkpoint in {self.ckpt_dir}; start without --resume")
+            raise UsageError(f"no checkpoint in {self.ckpt_dir}; start a new run instead", resume=True)
         return found[-1]
 
     def save(self) -> Path:

@@ -82,9 +82,7 @@ def make_datasets(
     val_rows: list[Row] = rows
     val_skipped: list[str] = []
     if val_data:
-        val_rows, val_skipped = parse_manifest(
-            val_data, require_captions=require_captions, option="--val-data"
-        )
+        val_rows, val_skipped = parse_manifest(val_data, require_captions=require_captions, option="val_data")
     val = SegmentDataset(
         val_rows[: cfg.val_items],
         reader,

@@ -144,16 +144,16 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
         return {}
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"--config {path}: no such file")
+        raise UsageError("no such file", config=path)
     try:
         doc = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"--config {path}: not valid JSON ({e})") from None
+        raise UsageError(f"not valid JSON ({e})", config=path) from None
     if not isinstance(doc, dict):
-        raise UsageError(f"--config {path}: expected a JSON object with sections {', '.join(SECTIONS)}")
+        raise UsageError(f"expected a JSON object with sections {', '.join(SECTIONS)}", config=path)
     unknown = sorted(set(doc) - set(SECTIONS) - {"stage", "_comment"})
     if unknown:
-        raise UsageError(f"--config {path}: unknown sections {unknown}; known: {', '.join(SECTIONS)}")
+        raise UsageError(f"unknown sections {unknown}; known: {', '.join(SECTIONS)}", config=path)
     return doc
 
 

@@ -95,26 +95,22 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
     saved = out / "config.json"
     if resume:
         if not saved.is_file():
-            raise UsageError(f"--resume: {out} holds no run (config.json is missing)")
+            raise UsageError(f"{out} holds no run (config.json is missing)", resume=True)
         if config is not None:
-            raise UsageError(
-                "--resume reads the run's own config.json; drop --config (flags may still override)"
-            )
+            raise UsageError("resuming reads the run's own config.json; give no config (overrides still apply)", resume=True, config=config)
         _, doc = read_folder_json(out, saved.name, error=UsageError)
         if not isinstance(doc, dict):
-            raise UsageError(f"--resume: {saved} is not a run config (expected a JSON object)")
+            raise UsageError(f"{saved} is not a run config (expected a JSON object)", resume=True)
         if doc.get("stage") != stage:
-            raise UsageError(f"--resume: {out} is a {doc.get('stage')!r} run, not {stage!r}")
+            raise UsageError(f"{out} is a {doc.get('stage')!r} run, not {stage!r}", resume=True)
         init_from = doc.get("init_from")
         vocoder = doc.get("vocoder")
     else:
         if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).glob("step_*")):
-            raise UsageError(
-                f"--out {out} already holds a run; pass --resume to continue it or choose a new folder"
-            )
+            raise UsageError("already holds a run; resume it or choose a new folder", out=out)
         doc = read_config_file(config)
         if doc.get("stage") not in (None, stage):
-            raise UsageError(f"--config {config} is for stage {doc['stage']!r}, not {stage!r}")
+            raise UsageError(f"is for stage {doc['stage']!r}, not {stage!r}", config=config)
     cfg = TrainConfig.from_dict(merge_overrides(doc.get("train", {}), **(overrides or {})))
     built = _builder(stage)(doc, cfg, init_from=init_from, vocoder=vocoder, resume=resume)
     from .common import make_datasets
@@ -135,8 +131,8 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
     )
     if trainer.state.step > cfg.max_steps:
         raise UsageError(
-            f"--max-steps {cfg.max_steps}: the run in {out} is at step {trainer.state.step} already; "
-            "give at least that many"
+            f"the run in {out} is at step {trainer.state.step} already; give at least that many",
+            max_steps=cfg.max_steps,
         )
     if trainer.acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)

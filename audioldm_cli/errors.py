@@ -13,8 +13,8 @@ class AudioLDMError(Exception):
 
     Raised as `UsageError("must be >= 1", num_samples=0)`, an error names the arguments it is about as
     their caller gave them: `str(e)` as Python keywords (`num_samples=0: must be >= 1`) and
-    `e.cli_message()` as the command line's flags (`--num-samples 0: must be >= 1`; a True flag alone:
-    `--resume`). Without arguments both are the message as it is.
+    `e.cli_message()` as the command line's flags (`--num-samples 0: must be >= 1`; a True or missing
+    (None) one alone: `--resume`, `--init-from`). Without arguments both are the message as it is.
     """
 
     def __init__(self, message: str = "", **arguments: object):
@@ -28,7 +28,7 @@ class AudioLDMError(Exception):
 
         def flag(name: str, value: object) -> str:
             option = flags.get(name, "--" + name.replace("_", "-"))
-            return option if value is True else f"{option} {shlex.quote(str(value))}"
+            return option if value is True or value is None else f"{option} {shlex.quote(str(value))}"
 
         return self._render(flag, " ")
 

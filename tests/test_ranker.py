@@ -178,7 +178,7 @@ def test_num_candidates_without_a_ranker_is_a_clear_error(tiny_model, tmp_path):
 
 def test_train_ranker_needs_a_model_and_checks_its_config(tiny_model, tmp_path):
     data = _two_kinds_manifest(tmp_path / "data", n=2)
-    with pytest.raises(UsageError, match="--init-from MODEL"):
+    with pytest.raises(UsageError, match="init_from=None: train ranker needs the model folder"):
         train("ranker", data, tmp_path / "a", config=_config(tmp_path))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": {"channels": 12}, "train": {"cpu": True}}))
@@ -269,5 +269,5 @@ def test_the_ranker_must_use_the_unet_s_text_encoder(tiny_model, tmp_path):
     spec = json.loads((tiny_model / "pipeline.json").read_text())["text_encoder"]
     cfg = tmp_path / "te.json"
     cfg.write_text(json.dumps({"text_encoder": {**spec, "max_length": spec.get("max_length", 64) - 1}}))
-    with pytest.raises(UsageError, match="differs from the --init-from model's"):
+    with pytest.raises(UsageError, match="differs from the one of the model it starts from"):
         train("ranker", _two_kinds_manifest(tmp_path / "data", n=2), tmp_path / "run", config=cfg, init_from=str(tiny_model))

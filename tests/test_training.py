@@ -438,7 +438,7 @@ def test_bad_inputs_are_one_line_errors(manifest, tmp_path):
     )
     assert result.exit_code == 2 and "holds no run" in result.output
     result = runner.invoke(app, ["train", "ldm", "--data", str(manifest), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "needs --init-from MODEL" in result.output
+    assert result.exit_code == 2 and "--init-from: train ldm needs a model folder to start from" in result.output
     with pytest.raises(UsageError, match="must divide the per-process batch"):
         train("vae", manifest, tmp_path / "r", config=vae_config(tmp_path), overrides={"grad_accum": 3})
 
@@ -611,7 +611,7 @@ def test_vae_freeze_encoder_trains_the_decoder_side_only(manifest, tiny_model, t
     cfg.write_text(json.dumps(doc))
     args = ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "scratch"), "--config", str(cfg)]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2 and "freeze_encoder: needs --init-from MODEL" in result.output
+    assert result.exit_code == 2 and "--init-from: loss.freeze_encoder needs a model to start from" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "scratch" / "checkpoints").exists()
     run = tmp_path / "run"
     train("vae", manifest, run, config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
@@ -640,7 +640,7 @@ def test_vae_freeze_decoder_trains_the_encoder_side_only(manifest, tiny_model, t
     doc["loss"]["freeze_encoder"] = False
     cfg.write_text(json.dumps(doc))
     result = CliRunner().invoke(app, args[:8])
-    assert result.exit_code == 2 and "freeze_decoder: needs --init-from MODEL" in result.output
+    assert result.exit_code == 2 and "--init-from: loss.freeze_decoder needs a model to start from" in result.output
     run = tmp_path / "run"
     train("vae", manifest, run, config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
     from audioldm_cli.pipeline import AudioLDM

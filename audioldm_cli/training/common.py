@@ -139,7 +139,7 @@ def write_model_folder(
 
     if vocoder_entry is None and vocoder is None:
         logger.warning(  # not naming `folder`: it is the temporary folder the export is renamed from
-            "no vocoder: the export holds the VAE component only, in export/vae (pass --vocoder to get a "
+            "no vocoder: the export holds the VAE component only, in export/vae (give a vocoder to get a "
             "model folder usable by reconstruct)"
         )
         save_component(folder / "vae", "AutoencoderKL", vae.config, vae.state_dict())

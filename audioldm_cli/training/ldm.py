@@ -232,11 +232,14 @@ def build_ldm_stage(
 
     if not init_from:
         raise UsageError(
-            "train ldm needs --init-from MODEL: a model folder with a trained VAE and vocoder "
-            "(e.g. the export/ of `audioldm train vae`)"
+            "train ldm needs a model folder to start from, with a trained VAE and vocoder "
+            "(e.g. the export/ of `audioldm train vae`)",
+            init_from=None,
         )
     if vocoder:
-        raise UsageError("train ldm takes its vocoder from --init-from; drop --vocoder")
+        raise UsageError(
+            "train ldm takes its vocoder from the model it starts from; give none", vocoder=vocoder
+        )
     loss = LDMLossConfig.from_dict(doc.get("loss", {}))
     pipe = AudioLDM.from_pretrained(init_from)
     pcfg = pipe.config.to_dict()

@@ -352,7 +352,7 @@ class Trainer(CheckpointMixin):
         if self.bad_steps > self.cfg.max_bad_steps:
             raise ModelError(
                 f"training diverged: {self.bad_steps} steps with a non-finite loss (more than "
-                f"train.max_bad_steps={self.cfg.max_bad_steps}); lower --lr or use --precision no"
+                f"train.max_bad_steps={self.cfg.max_bad_steps}); lower train.lr or set train.precision to no"
             )
         for opt in self.optims.values():
             opt.zero_grad(set_to_none=True)

@@ -131,11 +131,14 @@ def build_ranker_stage(
 
     if not init_from:
         raise UsageError(
-            "train ranker needs --init-from MODEL: the model folder whose generations it will rank "
-            "(its frontend and text encoder are used; the export is that folder plus the ranker)"
+            "train ranker needs the model folder whose generations it will rank "
+            "(its frontend and text encoder are used; the export is that folder plus the ranker)",
+            init_from=None,
         )
     if vocoder:
-        raise UsageError("train ranker keeps the vocoder of --init-from; drop --vocoder")
+        raise UsageError(
+            "train ranker keeps the vocoder of the model it starts from; give none", vocoder=vocoder
+        )
     loss = RankerLossConfig.from_dict(doc.get("loss", {}))
     pipe = AudioLDM.from_pretrained(init_from)
     if pipe._text_is_clap:
@@ -147,8 +150,8 @@ def build_ranker_stage(
     spec = text_encoder_spec(doc, pcfg)
     if pipe.unet is not None and pcfg.get("text_encoder") not in (None, spec):
         raise UsageError(
-            "config 'text_encoder' differs from the --init-from model's, whose UNet was trained with it: "
-            "drop it (the ranker must score prompts in the UNet's text space)"
+            "config 'text_encoder' differs from the one of the model it starts from, whose UNet was trained "
+            "with it: drop it (the ranker must score prompts in the UNet's text space)"
         )
     pcfg["text_encoder"] = spec
     pipe.reconfigure(PipelineConfig.from_dict(pcfg))

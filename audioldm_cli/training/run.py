@@ -97,7 +97,11 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
         if not saved.is_file():
             raise UsageError(f"{out} holds no run (config.json is missing)", resume=True)
         if config is not None:
-            raise UsageError("resuming reads the run's own config.json; give no config (overrides still apply)", resume=True, config=config)
+            raise UsageError(
+                "resuming reads the run's own config.json; give no config (overrides still apply)",
+                resume=True,
+                config=config,
+            )
         _, doc = read_folder_json(out, saved.name, error=UsageError)
         if not isinstance(doc, dict):
             raise UsageError(f"{saved} is not a run config (expected a JSON object)", resume=True)

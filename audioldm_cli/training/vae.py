@@ -230,9 +230,13 @@ def build_vae_stage(
     if loss.freeze_encoder and loss.freeze_decoder:
         raise UsageError("loss.freeze_encoder and loss.freeze_decoder: at most one (both leave nothing to train)")
     if loss.freeze_encoder and not init_from:
-        raise UsageError("loss.freeze_encoder: needs --init-from MODEL (the trained encoder to keep)")
+        raise UsageError(
+            "loss.freeze_encoder needs a model to start from (its encoder is kept)", init_from=None
+        )
     if loss.freeze_decoder and not init_from:
-        raise UsageError("loss.freeze_decoder: needs --init-from MODEL (the trained decoder to keep)")
+        raise UsageError(
+            "loss.freeze_decoder needs a model to start from (its decoder is kept)", init_from=None
+        )
     if init_from:
         mel, pcfg, folder = read_init_model(init_from)
         vae = load_component(folder / pcfg["components"]["vae"], "vae")

@@ -169,7 +169,10 @@ def build_vocoder_stage(
     from .run import Built
 
     if vocoder:
-        raise UsageError("train vocoder trains the vocoder itself: use --init-from to start from one")
+        raise UsageError(
+            "train vocoder trains the vocoder itself; to start from this one, give it as the starting model",
+            vocoder=vocoder,
+        )
     loss = VocoderLossConfig.from_dict(doc.get("loss", {}))
     base_model = None
     if init_from:

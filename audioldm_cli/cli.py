@@ -841,7 +841,8 @@ TrainDeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda
 
 def _run_training(stage: str, data: Path, out: Path, config: Path | None, resume: bool, init_from: str | None,
                   vocoder: str | None, val_data: Path | None, device: str, **overrides) -> None:
-    """Shared body of the train commands: run, print the export folder, exit 130 after a SIGINT."""
+    """Shared body of the train commands: run, print the export folder, exit 130 after a SIGINT (143
+    after a SIGTERM)."""
     from .runtime import progress_bar, resolve_device
     from .training.run import train
 
@@ -857,10 +858,12 @@ def _run_training(stage: str, data: Path, out: Path, config: Path | None, resume
     if state.main_process:
         emit_path(out / "export")
     if state.interrupted:
-        raise fail(f"interrupted at step {state.step}: saved {state.checkpoint}; continue with --resume", 130)
+        how, code = ("terminated", 143) if state.stopped_by == "SIGTERM" else ("interrupted", 130)
+        raise fail(f"{how} at step {state.step}: saved {state.checkpoint}; continue with --resume", code)
     if state.main_process and state.skipped_rows:  # a batch that went on past bad items exits 1 at the end
-        n = len(state.skipped_rows)
-        raise fail(f"{n} data row{'s' * (n != 1)} skipped (listed above), the model trained on the rest: "
+        n, shown = len(state.skipped_rows), logger.isEnabledFor(logging.WARNING)  # -q hides the warnings
+        which = "listed above" if shown else f"the first: {state.skipped_rows[0]}"
+        raise fail(f"{n} data row{'s' * (n != 1)} skipped ({which}), the model trained on the rest: "
                    f"fix or remove {'them' if n != 1 else 'it'} and retrain, or use {out / 'export'} as it is", 1)
 
 
@@ -1019,7 +1022,10 @@ def inpaint(
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,
 ) -> None:
-    """Regenerate the time range [start, end) of an audio file, keeping the rest."""
+    """Regenerate the time range [start, end) of an audio file, keeping the rest.
+
+    The model sees the range and 10 s of the input on each side: a short range of a long recording
+    costs about what a short file does."""
     from . import editing
 
     if not start >= 0 or not end > start:

@@ -127,6 +127,22 @@ def encode_input(pipe, wav: Tensor, refine_steps: int = 0) -> Tensor:
 # The guidance of an edit with a model that recommends none: the reference's default for its edits.
 EDIT_GUIDANCE_SCALE = 2.5
 
+# Seconds of the input on each side of a regenerated time range that the UNet sees (`masked_edit`).
+EDIT_CONTEXT_SECONDS = 10.0
+
+
+def edited_span(mask: Tensor, frames: int, multiple: int, context: int | None) -> tuple[int, int]:
+    """The latent frames [lo, hi) an edit runs the UNet on: those that `mask` ([1, 1, T' or 1, F' or 1],
+    1 = kept) regenerates anywhere, with `context` frames of the input on each side (None: every frame),
+    widened to the UNet's `multiple` (of which `frames` is one)."""
+    regenerated = ((mask < 1).sum(dim=(0, 1, 3)) > 0).expand(frames).nonzero()
+    if context is None or len(regenerated) == 0:
+        return 0, frames
+    first, last = int(regenerated[0]), int(regenerated[-1])
+    lo = max(0, first - context) // multiple * multiple
+    hi = min(frames, -(-(last + 1 + context) // multiple) * multiple)
+    return lo, hi
+
 
 @dataclass(frozen=True)
 class EditSampling:
@@ -291,13 +307,16 @@ def masked_edit(
     refine_steps: int = 0,
     guidance_rescale: float | None = None,
     frame_level_limit: float | None = None,
+    context_seconds: float | None = EDIT_CONTEXT_SECONDS,
 ) -> EditResult:
     """Regenerate where `mask_fn(x0)` is 0, keeping the input's latent exactly where it is 1.
 
     `refine_steps` > 0 fits the input's latent to its mel first, so the kept part decodes closer to
     the input (`AutoencoderKL.refine`). `steps`, `guidance_scale`, `guidance_rescale`: None takes the
     model's recommendation for `generate` (steps: else 50); `frame_level_limit` None: no limit
-    (`edit_sampling`)."""
+    (`edit_sampling`). The UNet sees the frames the mask regenerates and `context_seconds` of the input
+    on each side (None: the whole input), so a short range of a long input costs what a short input does
+    (`edited_span`); the rest of the latent is the input's."""
     from .pipeline import check_finite_latent
     from .schedule import alphas_cumprod, ddim_timesteps
 
@@ -308,6 +327,13 @@ def masked_edit(
     frames = pipe.frames_for(wav.shape[-1], pipe.time_factor * pipe.unet_factor)  # as encode_input
     shape = (1, pipe.latent_channels, frames // pipe.time_factor, pipe.mel_config.n_mels // pipe.freq_factor)
     mask = mask_fn(torch.zeros(shape))  # the range is checked before any work
+    if context_seconds is not None and not (is_real(context_seconds) and 0 <= context_seconds < math.inf):
+        raise UsageError(
+            "must be a number of seconds >= 0 (None: the whole input)", context_seconds=context_seconds
+        )
+    per_second = pipe.sample_rate / (pipe.hop_length * pipe.time_factor)  # latent frames
+    context = None if context_seconds is None else math.ceil(context_seconds * per_second)
+    lo, hi = edited_span(mask, shape[2], pipe.unet_factor, context)
     x0 = encode_input(pipe, wav, refine_steps)
     if not prompt:  # both halves would be the empty prompt
         if guidance_scale is not None or guidance_rescale is not None:
@@ -315,8 +341,8 @@ def masked_edit(
         sampling = EditSampling(1.0, 0.0, sampling.frame_level_limit)
     generator = make_generator(seed)
     with torch.inference_mode():
-        x = randn_like(x0, generator).to(pipe.device)
-        latent = SAMPLERS[sampler](
+        x = randn_like(x0, generator)[:, :, lo:hi].to(pipe.device)
+        edited = SAMPLERS[sampler](
             _model_fn(pipe, prompt, negative_prompt, sampling, dtype, compile),
             x,
             ddim_timesteps(steps, pipe.schedule.timesteps),
@@ -324,10 +350,12 @@ def masked_edit(
             prediction_type=pipe.schedule.prediction_type,
             generator=generator,
             callback=progress,
-            x0=x0.to(pipe.device),
-            mask=mask.to(pipe.device),
+            x0=x0[:, :, lo:hi].to(pipe.device),
+            mask=mask.expand(shape)[:, :, lo:hi].to(pipe.device),
         ).cpu()
-    check_finite_latent(latent, dtype)
+    check_finite_latent(edited, dtype)
+    latent = x0.clone()
+    latent[:, :, lo:hi] = edited
     wav_out = pipe.decode_latent(latent, wav.shape[-1], frame_level_limit=sampling.frame_level_limit)[0]
     return EditResult(wav_out, latent, x0, mask)
 
@@ -348,6 +376,7 @@ __all__ = [
     "EditSampling",
     "band_mask",
     "edit_sampling",
+    "edited_span",
     "encode_input",
     "inpaint",
     "masked_edit",

@@ -8,6 +8,7 @@ import torch
 
 from audioldm_cli.editing import (
     band_mask,
+    edited_span,
     encode_input,
     hz_to_mel,
     inpaint,
@@ -107,6 +108,52 @@ def test_unconditional_inpaint(pipe, wav):
     result = inpaint(pipe, wav, "", 0.0, 0.1, **FAST)
     keep = result.mask.expand_as(result.latent).bool()
     assert torch.equal(result.latent[keep], result.original[keep])
+
+
+def test_edited_span_is_the_regenerated_frames_with_context_on_the_unets_multiple():
+    frames = torch.ones(1, 1, 100, 1)
+    frames[:, :, 50:56] = 0
+    assert edited_span(frames, 100, 4, 10) == (40, 68)  # 50 - 10 down to 40, 56 + 10 up to 68
+    assert edited_span(frames, 100, 4, 0) == (48, 56)
+    assert edited_span(frames, 100, 4, 60) == (0, 100)  # clamped to the latent
+    assert edited_span(frames, 100, 4, None) == (0, 100)
+    band = torch.ones(1, 1, 1, 8)
+    band[..., 5:] = 0
+    assert edited_span(band, 100, 4, 10) == (0, 100)  # a band is regenerated in every frame
+
+
+def test_inpaint_runs_the_unet_on_the_range_and_its_context_only(pipe, monkeypatch):
+    """A short range of a long input: the UNet sees the range plus context_seconds on each side, the
+    rest of the latent is the input's; a context that reaches both ends changes nothing."""
+    wav = 0.1 * torch.randn(4 * 16000, generator=torch.Generator().manual_seed(1))  # 100 latent frames
+    seen = []
+    forward = pipe.unet.forward
+
+    def recording(x, *args, **kwargs):
+        seen.append(x.shape[2])
+        return forward(x, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.unet, "forward", recording)
+    cropped = inpaint(pipe, wav, "rain", 2.0, 2.2, context_seconds=0.4, **FAST)  # frames 50..55, +-10
+    lo, hi = edited_span(cropped.mask, 100, pipe.unet_factor, 10)
+    assert set(seen) == {hi - lo} and hi - lo < 100, (seen, lo, hi)
+    assert cropped.wav.shape == wav.shape and cropped.latent.shape == cropped.original.shape
+    outside = torch.ones(100, dtype=torch.bool)
+    outside[lo:hi] = False
+    assert torch.equal(cropped.latent[:, :, outside], cropped.original[:, :, outside])
+    assert not torch.allclose(cropped.latent[:, :, 50:55], cropped.original[:, :, 50:55])
+    seen.clear()
+    whole = inpaint(pipe, wav, "rain", 2.0, 2.2, context_seconds=None, **FAST)
+    assert set(seen) == {100}
+    assert not torch.equal(whole.latent, cropped.latent)  # the UNet saw more
+    wide = inpaint(pipe, wav, "rain", 2.0, 2.2, context_seconds=60.0, **FAST)
+    assert torch.equal(wide.latent, whole.latent) and torch.equal(wide.wav, whole.wav)
+    with pytest.raises(UsageError, match="context_seconds=-1: must be a number of seconds >= 0"):
+        inpaint(pipe, wav, "rain", 2.0, 2.2, context_seconds=-1, **FAST)
+    from audioldm_cli.cli import inpaint as command
+    from audioldm_cli.editing import EDIT_CONTEXT_SECONDS
+
+    assert f"the range and {EDIT_CONTEXT_SECONDS:g} s of the input on each side" in command.__doc__  # --help
 
 
 @pytest.mark.parametrize("start,end", [(-1, 0.2), (0.3, 0.3), (0.5, 0.2), (0.7, 0.9), (0.1, 5.0)])

@@ -320,7 +320,7 @@ def test_sigterm_saves_a_checkpoint_like_sigint(manifest, tmp_path):
         assert signal.getsignal(signal.SIGTERM) is unhandled  # the caller's handler restored
     finally:
         signal.signal(signal.SIGTERM, original)
-    assert state.interrupted and state.step == 2
+    assert state.interrupted and state.step == 2 and state.stopped_by == "SIGTERM"
     assert state.checkpoint == run / "checkpoints" / "step_00000002"
     assert (run / "export" / "vae" / "model.safetensors").is_file()
 
@@ -438,7 +438,9 @@ def test_bad_inputs_are_one_line_errors(manifest, tmp_path):
     )
     assert result.exit_code == 2 and "holds no run" in result.output
     result = runner.invoke(app, ["train", "ldm", "--data", str(manifest), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "--init-from: train ldm needs a model folder to start from" in result.output
+    assert (
+        result.exit_code == 2 and "--init-from: train ldm needs a model folder to start from" in result.output
+    )
     with pytest.raises(UsageError, match="must divide the per-process batch"):
         train("vae", manifest, tmp_path / "r", config=vae_config(tmp_path), overrides={"grad_accum": 3})
 
@@ -495,6 +497,11 @@ def test_skipped_rows_train_the_rest_then_exit_1(manifest, tmp_path):
     assert "with_bad.jsonl:5: file not found" in result.output
     assert "with_bad.jsonl:6: cannot read" in result.output
     assert result.output.strip().splitlines()[-1].startswith("error: 2 data rows skipped (listed above)")
+    # -q hides the warnings that list them: the error line names the first instead of pointing above
+    quiet = [*args, "--out", str(tmp_path / "quiet"), "--max-steps", "1", "--batch-size", "2", "-q"]
+    result = CliRunner().invoke(app, quiet)
+    assert result.exit_code == 1 and "WARNING" not in result.output, result.output
+    assert "error: 2 data rows skipped (the first: with_bad.jsonl:5: file not found" in result.output
     state = train(
         "vae", manifest, tmp_path / "clean", config=vae_config(tmp_path), overrides={"max_steps": 1}
     )
@@ -541,6 +548,37 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path,
             config=vae_config(tmp_path),
             overrides={"max_steps": 6, "max_bad_steps": 2},
         )
+
+
+def test_cli_sigterm_saves_reports_and_exits_143(manifest, tmp_path, monkeypatch):
+    """A job scheduler's SIGTERM: the step is finished, saved and exported, and the exit code is 143."""
+    from audioldm_cli.training.loop import Trainer
+
+    real_step = Trainer.train_one_step
+
+    def step_then_terminate(self):
+        logs = real_step(self)
+        if self.state.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return logs
+
+    monkeypatch.setattr(Trainer, "train_one_step", step_then_terminate)
+    run = tmp_path / "run"
+    args = [
+        "--data",
+        str(manifest),
+        "--out",
+        str(run),
+        "--config",
+        str(vae_config(tmp_path)),
+        "--max-steps",
+        "3",
+    ]
+    result = CliRunner().invoke(app, ["train", "vae", *args])
+    assert result.exit_code == 143, result.output
+    assert f"error: terminated at step 1: saved {run / 'checkpoints' / 'step_00000001'}" in result.output
+    assert result.stdout.strip().splitlines()[-1] == str(run / "export")
+    assert (run / "export" / "vae" / "model.safetensors").is_file()
 
 
 def test_cli_sigint_saves_reports_and_exits_130(manifest, tmp_path, monkeypatch):
@@ -611,7 +649,10 @@ def test_vae_freeze_encoder_trains_the_decoder_side_only(manifest, tiny_model, t
     cfg.write_text(json.dumps(doc))
     args = ["train", "vae", "--data", str(manifest), "--out", str(tmp_path / "scratch"), "--config", str(cfg)]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2 and "--init-from: loss.freeze_encoder needs a model to start from" in result.output
+    assert (
+        result.exit_code == 2
+        and "--init-from: loss.freeze_encoder needs a model to start from" in result.output
+    )
     assert "Traceback" not in result.output and not (tmp_path / "scratch" / "checkpoints").exists()
     run = tmp_path / "run"
     train("vae", manifest, run, config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
@@ -640,7 +681,10 @@ def test_vae_freeze_decoder_trains_the_encoder_side_only(manifest, tiny_model, t
     doc["loss"]["freeze_encoder"] = False
     cfg.write_text(json.dumps(doc))
     result = CliRunner().invoke(app, args[:8])
-    assert result.exit_code == 2 and "--init-from: loss.freeze_decoder needs a model to start from" in result.output
+    assert (
+        result.exit_code == 2
+        and "--init-from: loss.freeze_decoder needs a model to start from" in result.output
+    )
     run = tmp_path / "run"
     train("vae", manifest, run, config=cfg, init_from=str(tiny_model), overrides={"max_steps": 2})
     from audioldm_cli.pipeline import AudioLDM

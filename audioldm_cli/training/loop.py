@@ -49,6 +49,7 @@ class TrainState:
 
     step: int = 0
     interrupted: bool = False
+    stopped_by: str | None = None  # the signal that interrupted the run ("SIGINT", "SIGTERM"), if one did
     last_losses: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
     main_process: bool = True  # False on the other processes of a distributed run
@@ -225,6 +226,7 @@ class Trainer(CheckpointMixin):
         if resume:
             self.load(self.latest_checkpoint())
         self._stop = self._finishing = False
+        self._stopped_by: str | None = None
         self.bad_steps = 0
         self._pool, self._ahead = None, None  # background reading of the next step's batches
 
@@ -239,6 +241,7 @@ class Trainer(CheckpointMixin):
         try:
             self._loop(progress)
             self.state.interrupted = self.state.step < cfg.max_steps
+            self.state.stopped_by = self._stopped_by if self.state.interrupted else None
             if self.state.interrupted:
                 logger.warning("interrupted at step %d: saving a checkpoint", self.state.step)
             self._finishing = True  # a first Ctrl-C from here on waits for the save and the export
@@ -452,6 +455,7 @@ class Trainer(CheckpointMixin):
             else:
                 logger.warning("%s: stopping after this step (%s to abort without saving)", name, again)
             self._stop = True
+            self._stopped_by = self._stopped_by or name
             again_handler = previous[signum]
             if signum == signal.SIGINT and not callable(again_handler):
                 again_handler = signal.default_int_handler  # also under `nohup` (SIG_IGN)

@@ -2,7 +2,7 @@
 """Build the offline captioned training corpus described in ../../../shared/CORPUS.md.
 
     python examples/corpus/build_corpus.py --small            # a few hundred clips, for smoke tests
-    nice -n 15 python examples/corpus/build_corpus.py --jobs 1  # the full corpus (~7,000 clips)
+    nice -n 15 python examples/corpus/build_corpus.py --jobs 1  # the full corpus (~7,200 clips)
 
 Stages (each one resumable: existing .debs, extractions and clips are reused):
   1. `apt-get download` the Debian packages of sources.PACKAGES into OUT/debs
@@ -755,7 +755,7 @@ def parse_args(argv=None):
     ap.add_argument("--rate", "-r", type=int, default=22050, help="sample rate in Hz (default: %(default)s)")
     ap.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds (default: %(default)s)")
     ap.add_argument("--max-per-category", type=int, default=None,
-                    help="cap on clips per category (default: the CORPUS.md composition, ~7,000 clips)")
+                    help="cap on clips per category (default: the CORPUS.md composition, ~7,200 clips)")
     ap.add_argument("--jobs", "-j", type=int, default=1, help="parallel render processes (default: %(default)s)")
     ap.add_argument("--skip-download", action="store_true", help="use the .debs/extractions already in OUT")
     ap.add_argument("--small", action="store_true", help="a few hundred clips (25 per category), for smoke tests")

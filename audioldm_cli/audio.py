@@ -5,7 +5,9 @@
   `sample_rate` when given), any channel count (averaged to mono).
 - `iter_audio_blocks(path, sample_rate, block_samples)`: the same samples, streamed in blocks, so a
   one-hour file never sits in memory whole; identical to `read_audio` across resampling borders.
-- `write_audio(path, wav, sample_rate)`: wav / flac / ogg by extension, atomically, clipped to [-1, 1].
+- `write_audio(path, wav, sample_rate)`: wav / flac / ogg / mp3 by extension, atomically, clipped to [-1, 1].
+- A path of "-" (`STDIO`) is standard input to `read_audio` and standard output to `write_audio`, as in
+  sox and ffmpeg: `... | audioldm reconstruct - -o - | ...`.
 - `find_audio_files(paths)`: files as given, folders expanded recursively (sorted).
 
 Every problem with an input file raises `AudioReadError` with a one-line message naming the file.
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import math
 import numbers
 import os
 import struct
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +35,7 @@ import torchaudio.transforms as T
 
 from vocoder.checkpoint import atomic_path
 
+from .batch import is_stdio
 from .errors import AudioReadError, UsageError
 from .runtime import is_integer
 
@@ -67,8 +72,45 @@ def _positive_int(value, what: str = "sample rate", unit: str = "integer") -> in
     return int(value)
 
 
+def _name(path: str | os.PathLike) -> str:
+    """How errors name an input: its path, or "standard input" for "-"."""
+    return "standard input" if is_stdio(path) else str(path)
+
+
+def check_stdin_audio() -> None:
+    """A UsageError unless audio can be read from standard input (a pipe or a file, not a terminal)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("input -: standard input is a terminal; pipe or redirect audio into it")
+
+
+def check_stdout_audio() -> None:
+    """A UsageError unless audio can be written to standard output (a pipe or a file, not a terminal)."""
+    if sys.stdout is None or sys.stdout.isatty():
+        raise UsageError(
+            "output -: standard output is a terminal; pipe or redirect the audio (| play -, > a.wav)"
+        )
+
+
+def _open_stdin() -> sf.SoundFile:
+    """Standard input, read whole, as a sound file (libsndfile needs to seek)."""
+    check_stdin_audio()
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise AudioReadError("standard input: empty (0 bytes)")
+    stream = io.BytesIO(data)
+    _check_wav_length("standard input", stream, len(data))
+    try:
+        with _native_stderr_silenced():
+            return sf.SoundFile(stream)
+    except sf.SoundFileError as e:
+        reason = str(e).split(": ", 1)[-1].strip() or "unreadable"
+        raise AudioReadError(f"standard input: not readable audio ({reason})") from None
+
+
 def _open(path: str | os.PathLike) -> sf.SoundFile:
-    """Open `path` for reading, turning every failure into a one-line AudioReadError."""
+    """Open `path` ("-": standard input) for reading, turning every failure into a one-line AudioReadError."""
+    if is_stdio(path):
+        return _open_stdin()
     path = Path(path)
     if not path.exists():
         raise AudioReadError(f"{path}: no such file")
@@ -76,7 +118,8 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         raise AudioReadError(f"{path}: is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioReadError(f"{path}: empty file (0 bytes)")
-    _check_wav_length(path)
+    with open(path, "rb") as f:
+        _check_wav_length(path, f, path.stat().st_size)
     try:
         with _native_stderr_silenced():  # libmpg123 prints "warning: ..." lines while probing non-audio bytes
             return sf.SoundFile(str(path))
@@ -112,16 +155,16 @@ def _native_stderr_silenced() -> Iterator[None]:
             os.close(saved)
 
 
-def _check_wav_length(path: Path) -> None:
-    """Refuse a RIFF/WAVE file whose data chunk is shorter than its header declares.
+def _check_wav_length(name: str | Path, f, size: int) -> None:
+    """Refuse a RIFF/WAVE file (`f`: binary and seekable, `size` bytes, left at its start) whose data
+    chunk is shorter than its header declares.
 
     libsndfile silently reads what is there, so a half-copied file would otherwise pass as a short one.
     """
-    with open(path, "rb") as f:
+    try:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return
-        size = path.stat().st_size
         pos = 12
         while pos + 8 <= size:
             f.seek(pos)
@@ -130,11 +173,13 @@ def _check_wav_length(path: Path) -> None:
                 # 0 and 0xFFFFFFFF mean "unknown" (streamed or RF64-style writers)
                 if chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size:
                     raise AudioReadError(
-                        f"{path}: truncated WAV file (header declares {chunk_size} data bytes, "
+                        f"{name}: truncated WAV file (header declares {chunk_size} data bytes, "
                         f"{size - pos - 8} present)"
                     )
                 return
             pos += 8 + chunk_size + (chunk_size & 1)
+    finally:
+        f.seek(0)
 
 
 def _to_mono(block: np.ndarray) -> np.ndarray:
@@ -142,7 +187,7 @@ def _to_mono(block: np.ndarray) -> np.ndarray:
     return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
 
 
-def _check_finite(path: Path, wav: np.ndarray, offset: int = 0) -> None:
+def _check_finite(path: str | Path, wav: np.ndarray, offset: int = 0) -> None:
     bad = ~np.isfinite(wav)
     if bad.any():
         first = offset + int(np.argmax(bad))
@@ -213,24 +258,24 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     """Read a whole audio file as mono float32.
 
     Args:
-        path: any file libsndfile reads.
+        path: any file libsndfile reads; "-" reads standard input (all of it).
         sample_rate: resample to this rate; None keeps the file's rate.
     Returns:
         (wav [N] float32 tensor, its sample rate).
     """
-    path = Path(path)
+    name = _name(path)
     if sample_rate is not None:
         sample_rate = _positive_int(sample_rate)
     with _open(path) as f:
         try:
             data = f.read(dtype="float32", always_2d=True)
         except sf.SoundFileError as e:
-            raise AudioReadError(f"{path}: truncated or corrupt audio data ({e})") from None
+            raise AudioReadError(f"{name}: truncated or corrupt audio data ({e})") from None
         file_sr = f.samplerate
     if data.shape[0] == 0:
-        raise AudioReadError(f"{path}: holds no audio samples (empty or truncated)")
+        raise AudioReadError(f"{name}: holds no audio samples (empty or truncated)")
     wav = _to_mono(data)
-    _check_finite(path, wav)
+    _check_finite(name, wav)
     tensor = torch.from_numpy(np.ascontiguousarray(wav))
     if sample_rate is None or sample_rate == file_sr:
         return tensor, file_sr
@@ -243,7 +288,7 @@ def _resample_context(orig: int, new: int) -> int:
     return orig * (reach // orig + 2)
 
 
-def _iter_mono(path: Path, f: sf.SoundFile, block: int) -> Iterator[torch.Tensor]:
+def _iter_mono(path: str, f: sf.SoundFile, block: int) -> Iterator[torch.Tensor]:
     offset = 0
     while True:
         try:
@@ -296,7 +341,7 @@ def iter_audio_blocks(
     Concatenating the blocks gives `read_audio(path, sample_rate)[0]` (to float rounding); memory stays
     bounded by a few blocks whatever the file's length.
     """
-    path = Path(path)
+    name = _name(path)
     block_samples = _positive_int(block_samples, "block size", "number of samples")
     if sample_rate is not None:
         sample_rate = _positive_int(sample_rate)
@@ -304,7 +349,7 @@ def iter_audio_blocks(
         file_sr = f.samplerate
         target = file_sr if sample_rate is None else sample_rate
         read_block = max(1, block_samples * file_sr // target)
-        stream = _iter_mono(path, f, read_block)
+        stream = _iter_mono(name, f, read_block)
         if target != file_sr:
             stream = _iter_resampled(stream, file_sr, target, read_block)
         buffer, total, seen = [], 0, False
@@ -318,14 +363,17 @@ def iter_audio_blocks(
                 yield from joined[:n_full].split(block_samples)
                 buffer, total = [joined[n_full:]], total - n_full
         if not seen:
-            raise AudioReadError(f"{path}: holds no audio samples (empty or truncated)")
+            raise AudioReadError(f"{name}: holds no audio samples (empty or truncated)")
         if total:
             yield torch.cat(buffer)
 
 
-def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
+def write_audio(
+    path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int, *, format: str = "wav"
+) -> Path:
     """Write `wav` ([N] mono or [C, N]) to `path`; the format follows the extension (.wav, .flac, .ogg,
-    .mp3 at the rates MPEG audio stores, `MP3_RATES`).
+    .mp3 at the rates MPEG audio stores, `MP3_RATES`). A path of "-" writes to standard output (a pipe
+    or a file, never a terminal) in `format` (wav, flac, ogg or mp3), whole once encoded.
 
     A [C, N] array with C > N or C > 64 is refused (it is a soundfile-style [N, C] one), as are NaN/inf
     samples and a sample rate that is not a positive integer: a UsageError before anything is written.
@@ -333,7 +381,11 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
     The samples go to libsndfile `WRITE_BLOCK_FRAMES` at a time (long Vorbis writes crash it otherwise).
     """
     path = Path(path)
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    to_stdout = is_stdio(path)
+    suffix = "." + str(format).lower().lstrip(".") if to_stdout else path.suffix.lower()
+    fmt = WRITE_FORMATS.get(suffix)
+    if fmt is None and to_stdout:
+        raise UsageError(f"format {format!r}: choose one of {', '.join(s[1:] for s in WRITE_FORMATS)}")
     if fmt is None:
         raise UsageError(
             f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}"
@@ -372,6 +424,15 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_
         )
         data = np.clip(data, -1.0, 1.0)
     data = data.T if data.ndim == 2 else data
+    if to_stdout:
+        check_stdout_audio()
+        encoded = io.BytesIO()  # libsndfile seeks back to finish a header: encode, then write it whole
+        with sf.SoundFile(encoded, "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f:
+            for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
+                f.write(data[start : start + WRITE_BLOCK_FRAMES])
+        sys.stdout.buffer.write(encoded.getvalue())
+        sys.stdout.buffer.flush()
+        return path
     with (
         atomic_path(path) as tmp,
         sf.SoundFile(str(tmp), "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f,

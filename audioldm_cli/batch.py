@@ -11,6 +11,13 @@ from pathlib import Path
 from .errors import AudioLDMError, UsageError
 
 SLUG_MAX = 60
+# A path of "-" stands for standard input (an audio input) or standard output (an audio output).
+STDIO = "-"
+
+
+def is_stdio(path: str | os.PathLike | None) -> bool:
+    """True for "-", which stands for standard input or output, as in sox and ffmpeg."""
+    return path is not None and os.fspath(path) == STDIO
 
 
 def slugify(text: str) -> str:
@@ -68,7 +75,9 @@ def already_exists(path: Path, more: int = 0) -> UsageError:
 
 
 def check_new_outputs(paths: list[Path], overwrite: bool) -> None:
-    """Before any work: refuse existing outputs without -y and duplicate targets."""
+    """Before any work: refuse existing outputs without -y and duplicate targets ("-", standard output,
+    is neither)."""
+    paths = [p for p in paths if not is_stdio(p)]
     if len(set(paths)) != len(paths):
         dup = next(p for p in paths if paths.count(p) > 1)
         raise UsageError(f"two outputs would be written to {dup}; give distinct names")

@@ -202,8 +202,11 @@ def prepare_out_dir(folder: Path, label: str = "--out-dir") -> Path:
 
 
 def emit_path(path: Path) -> None:
-    """Report a written file on stdout (one per line, for scripts)."""
-    typer.echo(str(path))
+    """Report a written file on stdout (one per line, for scripts); not "-", which is stdout itself."""
+    from .batch import is_stdio
+
+    if not is_stdio(path):
+        typer.echo(str(path))
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -267,6 +270,7 @@ def _plan_mel_outputs(
     """Pair every input file with its output path; all usage checks happen here, before any work."""
     from .audio import find_audio_files
 
+    _no_stdin(inputs, "mel")
     if (output is None) == (out_dir is None):
         raise UsageError("give either -o OUT (one input) or --out-dir DIR (any number of inputs)")
     if output is not None:
@@ -437,7 +441,7 @@ def default_model_dir() -> Path:
     return find()
 
 
-AudioFormatOpt = Annotated[str | None, typer.Option("--format", help="Audio format of the outputs the command names (--out-dir): wav, flac, ogg or mp3 (default: wav); -o takes its extension.", rich_help_panel="Output")]
+AudioFormatOpt = Annotated[str | None, typer.Option("--format", help="Audio format of the outputs the command names (--out-dir, -o -): wav, flac, ogg or mp3 (default: wav); -o FILE takes its extension.", rich_help_panel="Output")]
 
 
 def audio_suffix(fmt: str | None, output: Path | None) -> str:
@@ -445,9 +449,10 @@ def audio_suffix(fmt: str | None, output: Path | None) -> str:
     if fmt is None:
         return ".wav"
     from .audio import WRITE_FORMATS
+    from .batch import is_stdio
 
-    if output is not None:
-        raise UsageError("--format names the outputs of --out-dir; with -o the file's extension decides")
+    if output is not None and not is_stdio(output):
+        raise UsageError("--format names the outputs of --out-dir and -o -; with -o FILE its extension decides")
     suffix = "." + fmt.lower().lstrip(".")
     if suffix not in WRITE_FORMATS:
         raise UsageError(f"--format {fmt!r}: choose one of {', '.join(s[1:] for s in WRITE_FORMATS)}")
@@ -455,9 +460,14 @@ def audio_suffix(fmt: str | None, output: Path | None) -> str:
 
 
 def check_audio_output(path: Path, overwrite: bool) -> Path:
-    """`check_output_path` plus a writable audio extension, before any work is done."""
-    from .audio import WRITE_FORMATS
+    """`check_output_path` plus a writable audio extension, before any work is done; "-" is standard
+    output, which must be a pipe or a file."""
+    from .audio import WRITE_FORMATS, check_stdout_audio
+    from .batch import is_stdio
 
+    if is_stdio(path):
+        check_stdout_audio()
+        return path
     if path.suffix.lower() not in WRITE_FORMATS:
         raise UsageError(f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
     return check_output_path(path, overwrite)
@@ -497,7 +507,7 @@ def _generation_items(prompts: list[str], prompts_file: Path | None) -> list[tup
 @cli_command
 def generate(
     text: Annotated[Optional[list[str]], typer.Argument(help="Prompt(s), e.g. \"a dog barking\".")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3.", rich_help_panel="Output")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav (see --format).", rich_help_panel="Output")] = None,
     fmt: AudioFormatOpt = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt.")] = None,
@@ -566,7 +576,7 @@ def generate(
             batch_size=batch_size, dtype=dtype, compile=compile_, frame_level_limit=frame_level_limit,
             progress=progress,
         ), prompts, num_samples, num_candidates, ranker):
-            if not _write_item(paths[index], overwrite, write_audio, wav, pipe.sample_rate):
+            if not _write_item(paths[index], overwrite, write_audio, wav, pipe.sample_rate, format=suffix):
                 failures += 1
                 continue
             emit_path(paths[index])
@@ -577,20 +587,26 @@ def generate(
 def _report_item_error(src: Path, error: Exception) -> None:
     """One `error:` line for a failed batch item, naming the file once (an OSError names `src`, not the
     temp file an atomic write failed on)."""
+    from .batch import is_stdio
+
     if isinstance(error, OSError) and not isinstance(error, USER_ERRORS):
         message = f"cannot write it ({error.strerror or error})"
     else:
         message = cli_text(error)
-    typer.echo(f"error: {message}" if str(src) in message else f"error: {src}: {message}", err=True)
+    named = str(src) in message or is_stdio(src)  # errors about "-" name it "standard input"
+    typer.echo(f"error: {message}" if named else f"error: {src}: {message}", err=True)
 
 
 def _write_item(target: Path, overwrite: bool, write, *args, **kwargs) -> bool:
     """Run `write(path, *args, **kwargs)` on a claimed `target` (see `batch.claim_output`) in its folder,
     created if missing (an input tree mirrored under --out-dir); on failure report it and return False,
     so that a batch goes on with its next item."""
-    from .batch import claim_output
+    from .batch import claim_output, is_stdio
 
     try:
+        if is_stdio(target):  # standard output: nothing to claim
+            write(target, *args, **kwargs)
+            return True
         target.parent.mkdir(parents=True, exist_ok=True)
         with claim_output(target, overwrite) as path:
             write(path, *args, **kwargs)
@@ -626,8 +642,8 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None, ex
 @app.command()
 @cli_command
 def reconstruct(
-    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one.")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only): .wav, .flac, .ogg or .mp3.", rich_help_panel="Output")] = None,
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one; - reads audio from stdin (with -o).")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input; see --format).", rich_help_panel="Output")] = None,
     fmt: AudioFormatOpt = None,
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
@@ -642,7 +658,7 @@ def reconstruct(
     import json
 
     from .audio import find_audio_files, read_audio, write_audio
-    from .batch import check_new_outputs
+    from .batch import check_new_outputs, is_stdio
     from .checkpoint import is_latent_path, load_latent
     from .metrics import reconstruction_report
     from .runtime import progress_bar
@@ -653,6 +669,10 @@ def reconstruct(
         raise UsageError("--refine-steps fits VAE latents; --vocoder-only skips the VAE: choose one")
     if output is not None and (out_dir is not None or len(sources) != 1):
         raise UsageError("-o/--output takes exactly one input and no --out-dir; use --out-dir for several")
+    if output is None and any(map(is_stdio, sources)):
+        raise UsageError("input - (standard input) has no name to derive an output from: give -o OUT (or -o -)")
+    if report and is_stdio(output):
+        raise UsageError("--report prints to standard output, where -o - writes the audio: write it to a file")
     if out_dir is not None:
         prepare_out_dir(out_dir)
     suffix = audio_suffix(fmt, output)
@@ -677,7 +697,7 @@ def reconstruct(
                 _report_item_error(src, e)
                 progress(i + 1, len(sources))
                 continue
-            written = _write_item(target, overwrite, write_audio, wav, pipe.sample_rate)
+            written = _write_item(target, overwrite, write_audio, wav, pipe.sample_rate, format=suffix)
             progress(i + 1, len(sources))
             if not written:
                 failures += 1
@@ -686,13 +706,21 @@ def reconstruct(
             if report and ref is not None:
                 row.update(reconstruction_report(ref, wav, pipe.mel_config))
             reports.append(row)
-            if not (report and as_json):
+            if not (report and as_json) and not is_stdio(target):
                 extra = "".join(f"\t{k}={v:.4f}" for k, v in row.items() if isinstance(v, float))
                 typer.echo(f"{target}{extra}")
     if report and as_json:
         typer.echo(json.dumps({"files": reports, "failed": failures}, indent=2))
     if failures:
         raise _batch_failed(failures, len(sources), "input(s)")
+
+
+def _no_stdin(inputs: list[Path], command: str) -> None:
+    """Refuse "-" (standard input) where outputs are named after their inputs."""
+    from .batch import is_stdio
+
+    if any(map(is_stdio, inputs)):
+        raise UsageError(f"{command} reads files, not standard input (-): save it to a file first")
 
 
 def _encode_targets(inputs: list[Path], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
@@ -733,6 +761,7 @@ def encode(
         raise UsageError(f"--format {fmt!r}: choose safetensors or npy")
     if sample and refine_steps:
         raise UsageError("--refine-steps fits the posterior mean; it cannot be combined with --sample")
+    _no_stdin(inputs, "encode")
     prepare_out_dir(out_dir)
     pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
     targets = [target for _, target in pairs]
@@ -967,20 +996,25 @@ EditRescaleOpt = Annotated[float | None, typer.Option("--guidance-rescale", help
 EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="Turn output mel frames louder than this log level down to it, as generate --frame-level-limit (`audioldm info` shows the model's). Default: none, since an edit keeps an input that may be louder than the model's corpus.", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
-EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it).", rich_help_panel="Output")]
+EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it); - writes WAV to stdout (a pipe).", rich_help_panel="Output")]
 
 
 def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, device: str, overwrite: bool, edit) -> None:
     """Shared body of the editing commands: check the output, load, read, edit, write, print the path."""
     from .audio import read_audio, write_audio
-    from .batch import claim_output
+    from .batch import claim_output, is_stdio
     from .runtime import progress_bar
 
+    if output is None and is_stdio(src):
+        raise UsageError("input - (standard input) has no name to derive an output from: give -o OUT (or -o -)")
     target = check_audio_output(output or src.with_name(f"{src.stem}_{kind}.wav"), overwrite)
     pipe = load_pipeline(model, device)
     wav, _ = read_audio(src, pipe.sample_rate)
     with progress_bar(kind, total=None) as progress:
         result = edit(pipe, wav, progress)
+    if is_stdio(target):
+        write_audio(target, result.wav, pipe.sample_rate)  # standard output, as WAV
+        return
     with claim_output(target, overwrite) as path:  # a file that appeared meanwhile is not replaced
         write_audio(path, result.wav, pipe.sample_rate)  # atomic (temp file + rename)
     emit_path(target)
@@ -989,7 +1023,7 @@ def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, dev
 @app.command()
 @cli_command
 def transfer(
-    input: Annotated[Path, typer.Argument(help="Audio file to transform (any format, length and rate).")],
+    input: Annotated[Path, typer.Argument(help="Audio file to transform (any format, length and rate); - reads stdin.")],
     text: Annotated[str, typer.Argument(help="What it should sound like.")],
     strength: Annotated[float, typer.Option("--strength", help="0 < s <= 1: how far from the input (noised to step s x steps).", rich_help_panel="Sampling")] = 0.5,
     steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0,
@@ -1013,7 +1047,7 @@ def transfer(
 @app.command()
 @cli_command
 def inpaint(
-    input: Annotated[Path, typer.Argument(help="Audio file with a range to regenerate.")],
+    input: Annotated[Path, typer.Argument(help="Audio file with a range to regenerate; - reads stdin.")],
     text: Annotated[str, typer.Argument(help="What the range should contain (default: unconditional).")] = "",
     start: Annotated[float, typer.Option("--start", help="Start of the range, seconds.")] = ...,
     end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
@@ -1040,7 +1074,7 @@ def inpaint(
 @app.command()
 @cli_command
 def superres(
-    input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth.")],
+    input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth; - reads stdin.")],
     text: Annotated[str, typer.Argument(help="A description of the sound (default: unconditional).")] = "",
     cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
     steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,

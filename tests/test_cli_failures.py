@@ -210,7 +210,7 @@ def test_format_names_the_outputs_of_out_dir(tiny_model, tmp_path):
     for args, message in (
         (
             ["reconstruct", str(a), "-o", str(tmp_path / "x.wav"), "--format", "flac"],
-            "with -o the file's extension decides",
+            "with -o FILE its extension decides",
         ),
         (["reconstruct", str(a), "--format", "aac"], "--format 'aac': choose one of wav, flac, ogg"),
     ):

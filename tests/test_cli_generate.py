@@ -453,9 +453,9 @@ def test_file_taken_by_another_process_meanwhile_is_kept(tiny_model, tmp_path, m
 
     real_write = audio.write_audio
 
-    def write_and_race(path, wav, rate):  # another process creates b_0.wav while a_0.wav is written
+    def write_and_race(path, wav, rate, **kwargs):  # another process creates b_0.wav while a_0.wav is written
         (tmp_path / "b_0.wav").write_bytes(b"theirs")
-        return real_write(path, wav, rate)
+        return real_write(path, wav, rate, **kwargs)
 
     monkeypatch.setattr(audio, "write_audio", write_and_race)
     result = run(tiny_model, "a", "b", "--out-dir", tmp_path, "--duration", "0.05", "--seed", "0")

@@ -1,0 +1,135 @@
+"""`-` as a file, as in sox and ffmpeg: `-o -` writes the audio to standard output, an input of `-` reads
+it from standard input, so that commands pipe into each other and into players."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from audioldm_cli.cli import app
+
+FAST = ["--device", "cpu", "--steps", "2", "--seed", "3"]
+
+
+def run(*args, stdin: bytes | None = None):
+    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    """0.5 s of a 16 kHz WAV, as bytes."""
+    t = np.arange(8000) / 16000
+    data = io.BytesIO()
+    sf.write(data, (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 16000, format="WAV")
+    return data.getvalue()
+
+
+def test_generate_writes_the_audio_to_stdout_in_the_format_asked(tiny_model, tmp_path):
+    args = ["generate", "rain", "--model", tiny_model, "--duration", "0.4", *FAST]
+    piped = run(*args, "-o", "-", "--format", "flac")
+    assert piped.exit_code == 0, piped.stderr
+    audio, rate = sf.read(io.BytesIO(piped.stdout_bytes))  # stdout holds the FLAC file and nothing else
+    assert piped.stdout_bytes[:4] == b"fLaC" and rate == 16000 and audio.shape == (6400,)
+    saved = run(*args, "-o", tmp_path / "rain.flac")
+    assert saved.exit_code == 0 and saved.stdout.strip() == str(tmp_path / "rain.flac")
+    np.testing.assert_array_equal(audio, sf.read(tmp_path / "rain.flac")[0])  # the same samples
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")
+
+
+def test_reconstruct_and_edits_read_stdin(tiny_model, tmp_path, clip):
+    result = run("reconstruct", "-", "-o", "-", "--model", tiny_model, "--device", "cpu", stdin=clip)
+    assert result.exit_code == 0, result.stderr
+    audio, rate = sf.read(io.BytesIO(result.stdout_bytes))
+    assert result.stdout_bytes[:4] == b"RIFF" and rate == 16000 and audio.shape == (8000,)
+    out = tmp_path / "fixed.wav"
+    result = run("inpaint", "-", "a bell", "--start", "0.1", "--end", "0.3", "--model", tiny_model, *FAST,
+                 "-o", out, stdin=clip)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == str(out) and sf.info(out).frames == 8000
+    result = run("transfer", "-", "a bell", "--model", tiny_model, *FAST, "-o", "-", stdin=clip)
+    assert result.exit_code == 0 and sf.read(io.BytesIO(result.stdout_bytes))[0].shape == (8000,)
+
+
+@pytest.mark.parametrize(
+    "args,stdin,code,message",
+    [
+        (["reconstruct", "-"], b"", 2, "input - (standard input) has no name to derive an output from"),
+        (["superres", "-", "--cutoff", "3000"], b"", 2, "give -o OUT (or -o -)"),
+        (["reconstruct", "-", "-o", "-", "--report"], b"", 2, "--report prints to standard output"),
+        (["encode", "-", "-o", "{tmp}/lat"], b"", 2, "encode reads files, not standard input (-)"),
+        (["mel", "-", "-o", "{tmp}/m.npy"], b"", 2, "mel reads files, not standard input (-)"),
+        (["reconstruct", "-", "-o", "{tmp}/r.wav"], b"", 1, "standard input: empty (0 bytes)"),
+        (
+            ["reconstruct", "-", "-o", "{tmp}/r.wav"],
+            b"not audio at all",
+            1,
+            "standard input: not readable audio",
+        ),
+        (
+            ["generate", "x", "-o", "{tmp}/x.wav", "--format", "flac"],
+            None,
+            2,
+            "with -o FILE its extension decides",
+        ),
+        (["generate", "x", "-o", "-", "--format", "aac"], None, 2, "--format 'aac': choose one of"),
+    ],
+)
+def test_stdio_misuse_is_one_error_line(tiny_model, tmp_path, args, stdin, code, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args] + (
+        [] if args[0] == "mel" else ["--model", tiny_model]
+    )
+    result = run(*args, stdin=stdin)
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.output and not result.stdout_bytes
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_terminal_is_never_read_or_written_as_audio(monkeypatch):
+    from audioldm_cli.audio import check_stdin_audio, check_stdout_audio, read_audio, write_audio
+    from audioldm_cli.errors import UsageError
+
+    class Terminal(io.BytesIO):
+        buffer = property(lambda self: self)
+
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    monkeypatch.setattr(sys, "stdin", Terminal(b"RIFF"))
+    with pytest.raises(UsageError, match="standard output is a terminal"):
+        check_stdout_audio()
+    with pytest.raises(UsageError, match="standard output is a terminal"):
+        write_audio("-", torch.zeros(100), 16000)
+    assert sys.stdout.getvalue() == b""
+    with pytest.raises(UsageError, match="standard input is a terminal"):
+        check_stdin_audio()
+    with pytest.raises(UsageError, match="standard input is a terminal"):
+        read_audio("-")
+
+
+def test_commands_pipe_into_each_other(tiny_model, tmp_path):
+    """Real pipes between processes: generate | reconstruct | superres, the last one writing a file."""
+    cli = [sys.executable, "-m", "audioldm_cli", "-q"]
+    model = ["--model", str(tiny_model), "--device", "cpu"]
+    out = tmp_path / "out.ogg"
+    gen = subprocess.Popen([*cli, "generate", "rain", *model, "--duration", "0.5", "--steps", "2", "--seed", "1",
+                            "-o", "-"], stdout=subprocess.PIPE)  # fmt: skip
+    rec = subprocess.Popen([*cli, "reconstruct", "-", *model, "--vocoder-only", "-o", "-", "--format", "flac"],
+                           stdin=gen.stdout, stdout=subprocess.PIPE)  # fmt: skip
+    gen.stdout.close()
+    sup = subprocess.run([*cli, "superres", "-", *model, "--steps", "2", "--cutoff", "3000", "-o", str(out)],
+                         stdin=rec.stdout, capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    rec.stdout.close()
+    assert gen.wait(timeout=300) == 0 and rec.wait(timeout=300) == 0
+    assert sup.returncode == 0, sup.stderr
+    assert sup.stdout.strip() == str(out) and sf.info(out).frames == 8000

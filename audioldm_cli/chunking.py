@@ -53,6 +53,35 @@ def crossfade_weights(lo: int, hi: int, start: int, end: int, margin: int, total
     return w
 
 
+def windowed(
+    model_fn: Callable[[Tensor, Tensor], Tensor], chunk_frames: int, overlap_frames: int, multiple: int = 1
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """A denoiser `model_fn(x, t)` over a latent [B, C, T', F'] run window by window along T' and blended
+    (MultiDiffusion, Bar-Tal et al. 2023): cores of `chunk_frames`, each seen with `overlap_frames` of
+    its neighbours on both sides and cross-faded as `overlap_add` does, on the UNet's `multiple`. A
+    latent no longer than one window is one call, as without windows; longer ones cost time linear in
+    their length instead of attention's quadratic."""
+
+    def fn(x: Tensor, t: Tensor) -> Tensor:
+        total = x.shape[2]
+        spans = plan_chunks(total, chunk_frames, overlap_frames, multiple)
+        if len(spans) == 1:
+            return model_fn(x, t)
+        margin = _margin(overlap_frames, multiple)
+        out, weight = None, torch.zeros(total, device=x.device)
+        for start, end in spans:
+            lo, hi = max(0, start - margin), min(total, end + margin)
+            piece = model_fn(x[:, :, lo:hi], t)
+            if out is None:
+                out = torch.zeros(*piece.shape[:2], total, *piece.shape[3:], device=piece.device)
+            w = crossfade_weights(lo, hi, start, end, margin, total).to(piece.device)
+            out[:, :, lo:hi] += piece * w[:, None]
+            weight[lo:hi] += w
+        return out / weight[:, None]
+
+    return fn
+
+
 def overlap_add(
     render: RenderFn,
     total: int,

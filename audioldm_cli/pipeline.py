@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from vocoder.config import MelConfig, preset_name
 
 from . import checkpoint as ckpt
-from .chunking import overlap_add, plan_chunks
+from .chunking import overlap_add, plan_chunks, windowed
 from .errors import AudioLDMError, ModelError, UsageError, as_model_errors
 from .frontend import limit_frame_level
 from .runtime import (
@@ -57,6 +57,13 @@ def _masked_mean(states: Tensor, mask: Tensor) -> Tensor:
 
 class AudioLDM:
     """A loaded model folder: frontend, VAE, vocoder, and (for generation) UNet and text encoder."""
+
+    # Latents longer than a window plus its overlaps run through the UNet window by window, blended
+    # (`chunking.windowed`): 20 s cores, each seen with 5 s of its neighbours on both sides, so up to
+    # 30 s is one pass as before and longer generations and edits cost time linear in their length.
+    # None: the whole latent at once.
+    unet_window_seconds: float | None = 20.0
+    unet_window_overlap_seconds: float = 5.0
 
     def __init__(
         self,
@@ -878,7 +885,8 @@ class AudioLDM:
         elsewhere; see `precision.autocast_dtype`); its output is cast back to fp32, so the sampler,
         the VAE and the vocoder never see reduced precision. "fp32" is the plain UNet call.
         `compile=True` (or a backend name such as "eager") runs a torch.compile'd UNet, compiled
-        once per pipeline and backend, at its first call.
+        once per pipeline and backend, at its first call. Latents longer than `unet_window_seconds`
+        (plus the overlaps) are denoised in blended windows.
         """
         from .precision import autocast, autocast_dtype, compile_failure, compile_failure_types
 
@@ -894,7 +902,12 @@ class AudioLDM:
                 raise compile_failure(e) from None
             return out.float()
 
-        return model_fn
+        if self.unet_window_seconds is None:
+            return model_fn
+        per_second = self.sample_rate / (self.hop_length * self.time_factor)  # latent frames
+        core = max(1, round(self.unet_window_seconds * per_second))
+        overlap = round(self.unet_window_overlap_seconds * per_second)
+        return windowed(model_fn, core, overlap, self.unet_factor)
 
     def guide(self, model_fn_2b, guidance_scale: float, guidance_rescale: float = 0.0):
         """`samplers.classifier_free_guidance` of a 2B-batch denoiser (unconditional half first) with this

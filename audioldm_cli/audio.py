@@ -57,6 +57,8 @@ WRITE_BLOCK_FRAMES = 1 << 18
 # torchaudio.functional.resample defaults; `iter_audio_blocks` needs the filter's reach.
 _LOWPASS_WIDTH = 6
 _ROLLOFF = 0.99
+# libsndfile's frame count of a stream that states no length (2**63 - 1), such as FLAC written to a pipe.
+_UNKNOWN_FRAMES = 1 << 62
 # `write_audio` takes a [C, N] array with more channels than this (or than samples) for a transposed one.
 _MAX_WRITE_CHANNELS = 64
 
@@ -77,34 +79,54 @@ def _name(path: str | os.PathLike) -> str:
     return "standard input" if is_stdio(path) else str(path)
 
 
+def _binary_stream(name: str, stream, fix: str):
+    """`stream`'s binary buffer, or a UsageError if it is closed, holds no bytes or is a terminal."""
+    buffer = getattr(stream, "buffer", None)
+    if stream is None or buffer is None or getattr(stream, "closed", False):
+        raise UsageError(f"{name} is closed or takes no bytes here (a notebook?): use a file")
+    if stream.isatty():
+        raise UsageError(f"{name} is a terminal; {fix}")
+    return buffer
+
+
 def check_stdin_audio() -> None:
     """A UsageError unless audio can be read from standard input (a pipe or a file, not a terminal)."""
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("input -: standard input is a terminal; pipe or redirect audio into it")
+    _binary_stream("input -: standard input", sys.stdin, "pipe or redirect audio into it")
 
 
 def check_stdout_audio() -> None:
     """A UsageError unless audio can be written to standard output (a pipe or a file, not a terminal)."""
-    if sys.stdout is None or sys.stdout.isatty():
-        raise UsageError(
-            "output -: standard output is a terminal; pipe or redirect the audio (| play -, > a.wav)"
-        )
+    _binary_stream("output -: standard output", sys.stdout, "pipe or redirect the audio (| play -, > a.wav)")
 
 
 def _open_stdin() -> sf.SoundFile:
     """Standard input, read whole, as a sound file (libsndfile needs to seek)."""
     check_stdin_audio()
-    data = sys.stdin.buffer.read()
+    try:
+        data = sys.stdin.buffer.read()
+    except OSError as e:  # a closed descriptor (<&-)
+        raise AudioReadError(f"standard input: cannot read it ({e.strerror or e})") from None
     if not data:
         raise AudioReadError("standard input: empty (0 bytes)")
     stream = io.BytesIO(data)
     _check_wav_length("standard input", stream, len(data))
     try:
         with _native_stderr_silenced():
-            return sf.SoundFile(stream)
+            return _known_length("standard input", sf.SoundFile(stream))
     except sf.SoundFileError as e:
         reason = str(e).split(": ", 1)[-1].strip() or "unreadable"
         raise AudioReadError(f"standard input: not readable audio ({reason})") from None
+
+
+def _known_length(name: str | Path, f: sf.SoundFile) -> sf.SoundFile:
+    """`f`, unless its header states no length, which libsndfile cannot read to the end (it fails seeking)."""
+    if f.frames >= _UNKNOWN_FRAMES:
+        f.close()
+        raise AudioReadError(
+            f"{name}: the stream does not state its length (FLAC written to a pipe?), which libsndfile "
+            "cannot read: convert it to WAV first (ffmpeg -i IN -f wav -)"
+        )
+    return f
 
 
 def _open(path: str | os.PathLike) -> sf.SoundFile:
@@ -122,7 +144,7 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         _check_wav_length(path, f, path.stat().st_size)
     try:
         with _native_stderr_silenced():  # libmpg123 prints "warning: ..." lines while probing non-audio bytes
-            return sf.SoundFile(str(path))
+            return _known_length(path, sf.SoundFile(str(path)))
     except sf.SoundFileError as e:
         reason = str(e).split(": ", 1)[-1].strip() or "unreadable"
         raise AudioReadError(f"{path}: not a readable audio file ({reason})") from None

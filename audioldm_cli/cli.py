@@ -192,6 +192,10 @@ def check_writable_folder(folder: Path, label: str = "--out-dir") -> Path:
 
 def prepare_out_dir(folder: Path, label: str = "--out-dir") -> Path:
     """Create a missing output folder (with its parents, like `mkdir -p`) and check it is writable."""
+    from .batch import is_stdio
+
+    if is_stdio(folder):
+        raise UsageError(f"{label} -: standard output takes one audio file (-o -), not a folder of outputs")
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{label} {folder} exists and is not a folder")
     try:
@@ -603,10 +607,10 @@ def _write_item(target: Path, overwrite: bool, write, *args, **kwargs) -> bool:
     so that a batch goes on with its next item."""
     from .batch import claim_output, is_stdio
 
+    if is_stdio(target):  # standard output: nothing to claim, and a closed pipe ends the command (141)
+        write(target, *args, **kwargs)
+        return True
     try:
-        if is_stdio(target):  # standard output: nothing to claim
-            write(target, *args, **kwargs)
-            return True
         target.parent.mkdir(parents=True, exist_ok=True)
         with claim_output(target, overwrite) as path:
             write(path, *args, **kwargs)
@@ -657,7 +661,7 @@ def reconstruct(
     """Round-trip audio through the VAE and vocoder (or decode latent files); output as long as the input."""
     import json
 
-    from .audio import find_audio_files, read_audio, write_audio
+    from .audio import check_stdin_audio, find_audio_files, read_audio, write_audio
     from .batch import check_new_outputs, is_stdio
     from .checkpoint import is_latent_path, load_latent
     from .metrics import reconstruction_report
@@ -669,8 +673,11 @@ def reconstruct(
         raise UsageError("--refine-steps fits VAE latents; --vocoder-only skips the VAE: choose one")
     if output is not None and (out_dir is not None or len(sources) != 1):
         raise UsageError("-o/--output takes exactly one input and no --out-dir; use --out-dir for several")
-    if output is None and any(map(is_stdio, sources)):
-        raise UsageError("input - (standard input) has no name to derive an output from: give -o OUT (or -o -)")
+    if any(map(is_stdio, sources)):
+        if output is None:
+            raise UsageError("input - (standard input) is read alone and has no name to derive an output from: "
+                             "give it as the only input, with -o OUT (or -o -)")
+        check_stdin_audio()
     if report and is_stdio(output):
         raise UsageError("--report prints to standard output, where -o - writes the audio: write it to a file")
     if out_dir is not None:
@@ -999,17 +1006,26 @@ EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit t
 EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it); - writes WAV to stdout (a pipe).", rich_help_panel="Output")]
 
 
-def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, device: str, overwrite: bool, edit) -> None:
-    """Shared body of the editing commands: check the output, load, read, edit, write, print the path."""
-    from .audio import read_audio, write_audio
+def _stdin_needs_output(output: Path | None) -> None:
+    if output is None:
+        raise UsageError("input - (standard input) has no name to derive an output from: give -o OUT (or -o -)")
+
+
+def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, device: str, overwrite: bool, edit,
+              audio=None) -> None:
+    """Shared body of the editing commands: check the output, load, read, edit, write, print the path.
+    `audio`: (wav, rate) of `src` when the command has read it already (standard input is read once)."""
+    from .audio import check_stdin_audio, read_audio, resample, write_audio
     from .batch import claim_output, is_stdio
     from .runtime import progress_bar
 
-    if output is None and is_stdio(src):
-        raise UsageError("input - (standard input) has no name to derive an output from: give -o OUT (or -o -)")
+    if is_stdio(src):
+        _stdin_needs_output(output)
+        if audio is None:
+            check_stdin_audio()
     target = check_audio_output(output or src.with_name(f"{src.stem}_{kind}.wav"), overwrite)
     pipe = load_pipeline(model, device)
-    wav, _ = read_audio(src, pipe.sample_rate)
+    wav = read_audio(src, pipe.sample_rate)[0] if audio is None else resample(audio[0], audio[1], pipe.sample_rate)
     with progress_bar(kind, total=None) as progress:
         result = edit(pipe, wav, progress)
     if is_stdio(target):
@@ -1084,12 +1100,16 @@ def superres(
 ) -> None:
     """Regenerate the upper mel bands of an audio file, keeping those below the cutoff."""
     from . import editing
-    from .audio import audio_info
+    from .audio import audio_info, read_audio
+    from .batch import is_stdio
 
     check_speed_options(dtype, device, compile_)
-    nyquist = cutoff is None
+    nyquist, audio = cutoff is None, None
     if nyquist:
-        cutoff = audio_info(input)[1] / 2
+        if is_stdio(input):  # its rate is known once it is read, and it is read once
+            _stdin_needs_output(output)
+            audio = read_audio(input)
+        cutoff = (audio[1] if audio is not None else audio_info(input)[1]) / 2
         logger.info("--cutoff %g Hz (the input's Nyquist frequency)", cutoff)
 
     def edit(pipe, wav, progress):
@@ -1103,7 +1123,7 @@ def superres(
                                 dtype=dtype, compile=compile_, progress=progress, refine_steps=refine_steps,
                                 guidance_rescale=guidance_rescale, frame_level_limit=frame_level_limit)
 
-    _run_edit("superres", input, output, model, device, overwrite, edit)
+    _run_edit("superres", input, output, model, device, overwrite, edit, audio)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1155,14 +1175,18 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
                          dtype: str = "auto", compile_: bool = False, frame_level_limit: float | None = None,
                          guidance_rescale: float | None = None, suffix: str = ".wav") -> None:
     """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
-    from .audio import read_audio, write_audio
-    from .batch import check_new_outputs
+    from .audio import check_stdin_audio, read_audio, write_audio
+    from .batch import check_new_outputs, is_stdio
     from .runtime import progress_bar
     from .variations import generate_from_audio
 
     if text or prompts_file is not None:
         raise UsageError("--audio-prompt replaces the text prompt: give no TEXT or --prompts-file with it")
-    if not audio_prompt.is_file():
+    if is_stdio(audio_prompt):
+        check_stdin_audio()
+        if output is None and out_dir is None:
+            raise UsageError("--audio-prompt - (standard input) has no name to derive outputs from: give -o or --out-dir")
+    elif not audio_prompt.is_file():
         raise UsageError(f"--audio-prompt {audio_prompt}: file not found")
     if num_candidates not in (None, 1):
         raise UsageError("--num-candidates ranks by a text prompt; it cannot be used with --audio-prompt")
@@ -1174,7 +1198,8 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
         paths = [check_audio_output(output, overwrite)]
     else:
         folder = prepare_out_dir(out_dir or Path("."))
-        paths = [folder / f"{audio_prompt.stem}_variation_{k}{suffix}" for k in range(max(num_samples, 1))]
+        stem = "stdin" if is_stdio(audio_prompt) else audio_prompt.stem
+        paths = [folder / f"{stem}_variation_{k}{suffix}" for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
     guidance_scale = pipe.default_guidance_scale if guidance_scale is None else guidance_scale
@@ -1187,7 +1212,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
                                    progress=progress)
     failures = 0
     for path, out in zip(paths, wavs):
-        if not _write_item(path, overwrite, write_audio, out, pipe.sample_rate):
+        if not _write_item(path, overwrite, write_audio, out, pipe.sample_rate, format=suffix):
             failures += 1
             continue
         emit_path(path)

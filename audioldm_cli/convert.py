@@ -71,28 +71,29 @@ def resolve_config(config: str | os.PathLike | Mapping | None, state: Mapping | 
 
     if config is None:
         config = _guess_preset(state or {})
+    given = config
     if isinstance(config, (str, os.PathLike)) and str(config) not in CONVERT_PRESETS:
         path = Path(config)
         if not path.is_file():
-            raise UsageError(
-                f"--config {config!r}: choose one of {', '.join(CONVERT_PRESETS)} or give a JSON file"
-            )
+            raise UsageError(f"choose one of {', '.join(CONVERT_PRESETS)} or give a JSON file", config=given)
         try:
             config = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"--config {path}: not valid JSON ({e})") from None
+            raise UsageError(f"not valid JSON ({e})", config=given) from None
     spec = CONVERT_PRESETS[str(config)] if isinstance(config, (str, os.PathLike)) else config
     if not isinstance(spec, Mapping) or set(spec) != {"vae", "unet", "vocoder", "frontend"}:
-        raise UsageError(
-            "--config: a JSON object needs exactly the keys 'vae', 'unet', 'vocoder', 'frontend'"
-        )
+        raise UsageError("needs exactly the keys 'vae', 'unet', 'vocoder', 'frontend'", config=given)
     if spec["frontend"] not in MEL_PRESETS:
-        raise UsageError(f"--config frontend {spec['frontend']!r}: choose one of {', '.join(MEL_PRESETS)}")
+        raise UsageError(
+            f"frontend {spec['frontend']!r}: choose one of {', '.join(MEL_PRESETS)}", config=given
+        )
 
     def pick(value, presets: Mapping, kind: str) -> dict:
         if isinstance(value, str):
             if value not in presets:
-                raise UsageError(f"--config {kind} {value!r}: choose one of {', '.join(presets)} or a dict")
+                raise UsageError(
+                    f"{kind} {value!r}: choose one of {', '.join(presets)} or a dict", config=given
+                )
             value = presets[value]
         return copy.deepcopy(dict(value))
 
@@ -118,7 +119,9 @@ def _guess_preset(state: Mapping) -> str:
     if channels not in _CHANNELS_TO_PRESET:
         raise ModelError(
             f"UNet model_channels {channels} matches no known checkpoint "
-            f"({', '.join(f'{c}: {n}' for c, n in _CHANNELS_TO_PRESET.items())}); pass --config FILE.json"
+            f"({', '.join(f'{c}: {n}' for c, n in _CHANNELS_TO_PRESET.items())}); "
+            "give its config as a JSON file",
+            config=None,
         )
     return _CHANNELS_TO_PRESET[channels]
 
@@ -163,7 +166,8 @@ def unet_state(state: Mapping, model: torch.nn.Module, use_ema: bool, source: st
     )
     if not has_ema:
         raise ModelError(
-            f"{source} holds no EMA weights ('{EMA_PREFIX}*'); pass --no-ema to use the raw UNet"
+            f"{source} holds no EMA weights ('{EMA_PREFIX}*'); convert its raw UNet instead "
+            "(use_ema=False; on the command line, --no-ema)"
         )
     out, missing = {}, []
     for key in own:
@@ -175,7 +179,7 @@ def unet_state(state: Mapping, model: torch.nn.Module, use_ema: bool, source: st
     if missing:
         raise CheckpointError(
             f"{source}: {len(missing)} EMA weights missing for this UNet config, e.g. {missing[0]}; "
-            "check --config or pass --no-ema"
+            "check the config, or convert the raw UNet (use_ema=False; on the command line, --no-ema)"
         )
     return out
 
@@ -246,13 +250,12 @@ def save_clap_text(folder: Path, model, tokenizer_dir: str | os.PathLike) -> dic
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(
-            f"--clap-tokenizer {tokenizer_dir}: cannot load a tokenizer from it ({first})"
-        ) from None
+        raise UsageError(f"cannot load a tokenizer from it ({first})", clap_tokenizer=tokenizer_dir) from None
     if len(tokenizer) > model.config.vocab_size:
         raise UsageError(
-            f"--clap-tokenizer {tokenizer_dir}: {len(tokenizer)} tokens, more than the CLAP vocabulary "
-            f"({model.config.vocab_size}); use the roberta-base tokenizer"
+            f"{len(tokenizer)} tokens, more than the CLAP vocabulary ({model.config.vocab_size}); "
+            "use the roberta-base tokenizer",
+            clap_tokenizer=tokenizer_dir,
         )
     target = folder / CLAP_TEXT_FOLDER
     tmp = folder / (CLAP_TEXT_FOLDER + ".tmp")
@@ -452,7 +455,7 @@ def convert_checkpoint(
             text_encoder["audio"] = save_clap_audio(out_dir, audio)
     else:
         logger.warning(
-            "no --clap-tokenizer: the CLAP text branch is not converted; generation needs it "
+            "no CLAP tokenizer given: the CLAP text branch is not converted; generation needs it "
             "(reconstruct and encode work without it)"
         )
     pipeline = PipelineConfig.from_dict({**pipeline.to_dict(), "text_encoder": text_encoder})

@@ -904,10 +904,16 @@ class AudioLDM:
 
         if self.unet_window_seconds is None:
             return model_fn
-        per_second = self.sample_rate / (self.hop_length * self.time_factor)  # latent frames
-        core = max(1, round(self.unet_window_seconds * per_second))
-        overlap = round(self.unet_window_overlap_seconds * per_second)
-        return windowed(model_fn, core, overlap, self.unet_factor)
+        return windowed(model_fn, *self._unet_window_frames(), self.unet_factor)
+
+    def _unet_window_frames(self) -> tuple[int, int]:
+        """(core, overlap) latent frames of the UNet's windows, on the UNet's multiple, such that a
+        latent generated for up to `unet_window_seconds` + 2 overlaps is one window."""
+        m, tf = self.unet_factor, self.time_factor
+        overlap = math.ceil(self.unet_window_overlap_seconds * self.sample_rate / self.hop_length / tf / m) * m
+        seconds = self.unet_window_seconds + 2 * self.unet_window_overlap_seconds
+        whole = self.frames_for(math.ceil(seconds * self.sample_rate), tf * m) // tf
+        return max(m, whole - 2 * overlap), overlap
 
     def guide(self, model_fn_2b, guidance_scale: float, guidance_rescale: float = 0.0):
         """`samplers.classifier_free_guidance` of a 2B-batch denoiser (unconditional half first) with this

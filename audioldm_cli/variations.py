@@ -23,7 +23,7 @@ def rank_candidates(pipe, prompt: str, wavs: Tensor, audio_embedder=None) -> Ten
     """CLAP text-audio similarity [K] of candidate waveforms [K, N] (at pipe.sample_rate) to `prompt`."""
     from .clap import load_audio_embedder
 
-    audio_embedder = audio_embedder or load_audio_embedder(pipe, "ranking candidates (--num-candidates)")
+    audio_embedder = audio_embedder or load_audio_embedder(pipe, "ranking candidates")
     text = pipe.text_encoder
     if not hasattr(text, "embed"):
         raise ModelError(
@@ -79,9 +79,9 @@ def generate_from_audio(
     )
     if pipe.config.conditioning != "film":
         raise ModelError(
-            "--audio-prompt needs a FiLM (CLAP-conditioned) model such as a converted AudioLDM checkpoint"
+            "an audio prompt needs a FiLM (CLAP-conditioned) model such as a converted AudioLDM checkpoint"
         )
-    embedder = load_audio_embedder(pipe, "--audio-prompt")
+    embedder = load_audio_embedder(pipe, "an audio prompt")
     n_samples = round(duration * pipe.sample_rate)
     frames = pipe.frames_for(n_samples, pipe.time_factor * pipe.unet_factor)
     shape = (pipe.latent_channels, frames // pipe.time_factor, pipe.mel_config.n_mels // pipe.freq_factor)

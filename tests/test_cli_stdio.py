@@ -58,10 +58,47 @@ def test_reconstruct_and_edits_read_stdin(tiny_model, tmp_path, clip):
     assert result.exit_code == 0 and sf.read(io.BytesIO(result.stdout_bytes))[0].shape == (8000,)
 
 
+def test_superres_from_stdin_takes_its_nyquist_frequency_as_the_cutoff(tiny_model, tmp_path):
+    t = np.arange(4000) / 8000
+    data = io.BytesIO()
+    sf.write(data, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000, format="WAV")
+    out = tmp_path / "sr.wav"
+    result = run("superres", "-", "--model", tiny_model, *FAST, "-o", out, stdin=data.getvalue())
+    assert result.exit_code == 0, result.stderr
+    assert "--cutoff 4000 Hz (the input's Nyquist frequency)" in result.stderr
+    assert sf.info(out).samplerate == 16000 and sf.info(out).frames == 8000
+
+
+def test_an_unknown_length_stream_is_one_clear_error(tiny_model, tmp_path):
+    """FLAC written to a pipe states no length (libsndfile reports 2**63 - 1 frames and cannot read it)."""
+    data = io.BytesIO()
+    sf.write(data, np.zeros(1600, np.float32), 16000, format="FLAC")
+    flac = bytearray(data.getvalue())
+    info = int.from_bytes(flac[8:26], "big") & ~((1 << 36) - 1)  # STREAMINFO's total samples: 0, unknown
+    flac[8:26] = info.to_bytes(18, "big")
+    result = run("reconstruct", "-", "-o", tmp_path / "x.wav", "--model", tiny_model, stdin=bytes(flac))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error: standard input: the stream does not state its length" in result.stderr
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_closed_pipe_on_stdout_ends_quietly(tiny_model):
+    """The reader went away (`... -o - | head -c 0`): exit 141 like other Unix tools, no error lines."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audioldm_cli", "generate", "rain", "--model", str(tiny_model), "--device", "cpu",
+         "--duration", "2", "--steps", "2", "-o", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.close()  # nobody reads the audio
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 141, err.decode()
+    assert b"error:" not in err, err.decode()
+
+
 @pytest.mark.parametrize(
     "args,stdin,code,message",
     [
-        (["reconstruct", "-"], b"", 2, "input - (standard input) has no name to derive an output from"),
+        (["reconstruct", "-"], b"", 2, "input - (standard input) is read alone and has no name to derive"),
         (["superres", "-", "--cutoff", "3000"], b"", 2, "give -o OUT (or -o -)"),
         (["reconstruct", "-", "-o", "-", "--report"], b"", 2, "--report prints to standard output"),
         (["encode", "-", "-o", "{tmp}/lat"], b"", 2, "encode reads files, not standard input (-)"),
@@ -80,6 +117,10 @@ def test_reconstruct_and_edits_read_stdin(tiny_model, tmp_path, clip):
             "with -o FILE its extension decides",
         ),
         (["generate", "x", "-o", "-", "--format", "aac"], None, 2, "--format 'aac': choose one of"),
+        (["generate", "x", "--out-dir", "-"], None, 2, "--out-dir -: standard output takes one audio file"),
+        (["encode", "{tmp}/a.wav", "-o", "-"], None, 2, "--out-dir -: standard output takes one audio file"),
+        (["reconstruct", "-", "{tmp}/a.wav", "--out-dir", "{tmp}/o"], b"", 2, "give it as the only input"),
+        (["generate", "--audio-prompt", "-"], b"", 2, "--audio-prompt - (standard input) has no name"),
     ],
 )
 def test_stdio_misuse_is_one_error_line(tiny_model, tmp_path, args, stdin, code, message):
@@ -104,6 +145,9 @@ def test_a_terminal_is_never_read_or_written_as_audio(monkeypatch):
         def isatty(self):
             return True
 
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a notebook's: text only
+    with pytest.raises(UsageError, match="standard output is closed or takes no bytes here"):
+        write_audio("-", torch.zeros(100), 16000)
     monkeypatch.setattr(sys, "stdout", Terminal())
     monkeypatch.setattr(sys, "stdin", Terminal(b"RIFF"))
     with pytest.raises(UsageError, match="standard output is a terminal"):

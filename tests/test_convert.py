@@ -576,3 +576,19 @@ def test_full_size_synthetic_s_full_converts_and_generates(tmp_path):
     import soundfile as sf
 
     assert sf.info(tmp_path / "d.wav").frames == 8000
+
+
+def test_config_errors_name_the_argument_as_the_caller_gave_it(tiny_ckpt, tmp_path):
+    """`convert_checkpoint(config=...)` errors say `config=...`; `audioldm convert --config ...` says the flag."""
+    from audioldm_cli.errors import UsageError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"vae": "tiny"}')
+    with pytest.raises(UsageError, match=r"^config='xl-full': choose one of s-full, m-full, l-full"):
+        resolve_config("xl-full")
+    with pytest.raises(UsageError, match=r"^config=.*bad.json': needs exactly the keys"):
+        resolve_config(bad)
+    result = runner.invoke(
+        app, ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(bad), "-o", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2 and f"error: --config {bad}: needs exactly the keys" in result.output

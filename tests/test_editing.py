@@ -122,6 +122,22 @@ def test_edited_span_is_the_regenerated_frames_with_context_on_the_unets_multipl
     assert edited_span(band, 100, 4, 10) == (0, 100)  # a band is regenerated in every frame
 
 
+def test_masked_edit_takes_any_mask_that_broadcasts_to_the_latent(pipe, wav):
+    """A [T', F'] keep-mask (broadcast over channels) works as a [1, 1, T', F'] one."""
+    from audioldm_cli.editing import masked_edit
+
+    def mask_2d(x0):
+        mask = torch.ones(x0.shape[2], x0.shape[3])
+        mask[5:9] = 0
+        return mask
+
+    result = masked_edit(pipe, wav, "rain", mask_2d, **FAST)
+    keep = torch.ones(result.latent.shape[2], dtype=torch.bool)
+    keep[5:9] = False
+    assert torch.equal(result.latent[:, :, keep], result.original[:, :, keep])
+    assert not torch.allclose(result.latent[:, :, 5:9], result.original[:, :, 5:9])
+
+
 def test_inpaint_runs_the_unet_on_the_range_and_its_context_only(pipe, monkeypatch):
     """A short range of a long input: the UNet sees the range plus context_seconds on each side, the
     rest of the latent is the input's; a context that reaches both ends changes nothing."""

@@ -76,6 +76,9 @@ def test_generate_runs_the_unet_in_windows_beyond_one(pipe, monkeypatch):
     seen.clear()
     short_windowed = pipe.generate(["rain"], duration=0.5, **fast)  # 13 frames: one window
     assert max(seen) > 10
+    seen.clear()
+    pipe.generate(["rain"], duration=0.6, **fast)  # a window and both its overlaps: still one call
+    assert set(seen) == {16}, seen
     pipe.unet_window_seconds = None
     seen.clear()
     whole = pipe.generate(["rain"], duration=3.0, **fast)

@@ -243,7 +243,8 @@ class Trainer(CheckpointMixin):
             self.state.interrupted = self.state.step < cfg.max_steps
             self.state.stopped_by = self._stopped_by if self.state.interrupted else None
             if self.state.interrupted:
-                logger.warning("interrupted at step %d: saving a checkpoint", self.state.step)
+                how = "terminated" if self.state.stopped_by == "SIGTERM" else "interrupted"
+                logger.warning("%s at step %d: saving a checkpoint", how, self.state.step)
             self._finishing = True  # a first Ctrl-C from here on waits for the save and the export
             self.save()
             self.export()

@@ -10,6 +10,7 @@ get weight 0, so a convolutional renderer gives the unchunked result exactly.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from torch import Tensor
 
 from .errors import UsageError
 from .runtime import ProgressFn, check_progress, is_integer
+
+logger = logging.getLogger(__name__)
 
 # render(lo, hi) -> waveform [B, (hi - lo) * hop] for mel frames [lo, hi) (or [..., (hi - lo) * hop])
 RenderFn = Callable[[int, int], Tensor]
@@ -62,12 +65,17 @@ def windowed(
     latent no longer than one window is one call, as without windows; longer ones cost time linear in
     their length instead of attention's quadratic."""
 
+    told: set[int] = set()
+
     def fn(x: Tensor, t: Tensor) -> Tensor:
         total = x.shape[2]
         spans = plan_chunks(total, chunk_frames, overlap_frames, multiple)
         if len(spans) == 1:
             return model_fn(x, t)
         margin = _margin(overlap_frames, multiple)
+        if total not in told:  # once per length, not at every step
+            told.add(total)
+            logger.info("a latent of %d frames: denoised in %d blended windows", total, len(spans))
         out, weight = None, torch.zeros(total, device=x.device)
         for start, end in spans:
             lo, hi = max(0, start - margin), min(total, end + margin)

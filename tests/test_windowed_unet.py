@@ -58,7 +58,7 @@ def pipe(tiny_model):
     return AudioLDM.from_pretrained(tiny_model)
 
 
-def test_generate_runs_the_unet_in_windows_beyond_one(pipe, monkeypatch):
+def test_generate_runs_the_unet_in_windows_beyond_one(pipe, monkeypatch, caplog):
     seen: list[int] = []
     forward = pipe.unet.forward
 
@@ -70,8 +70,14 @@ def test_generate_runs_the_unet_in_windows_beyond_one(pipe, monkeypatch):
     fast = {"steps": 2, "seed": 0}
     # the tiny model: 25 latent frames per second; windows of 0.4 s + 0.1 s on each side = 15 frames
     pipe.unet_window_seconds, pipe.unet_window_overlap_seconds = 0.4, 0.1
-    long = pipe.generate(["rain"], duration=3.0, **fast)
+    with caplog.at_level("INFO", logger="audioldm_cli"):
+        long = pipe.generate(["rain"], duration=3.0, **fast)
     assert long.shape == (1, 48000) and bool(torch.isfinite(long).all())
+    told = [r.getMessage() for r in caplog.records if "blended windows" in r.getMessage()]
+    from audioldm_cli.chunking import plan_chunks
+
+    windows = len(plan_chunks(76, *pipe._unet_window_frames(), pipe.unet_factor))
+    assert windows > 1 and told == [f"a latent of 76 frames: denoised in {windows} blended windows"], told
     assert max(seen) <= 16 and len(seen) > 2 * 2, seen  # several windows at each of the 2 steps
     seen.clear()
     short_windowed = pipe.generate(["rain"], duration=0.5, **fast)  # 13 frames: one window

@@ -6,7 +6,7 @@
 - `iter_audio_blocks(path, sample_rate, block_samples)`: the same samples, streamed in blocks, so a
   one-hour file never sits in memory whole; identical to `read_audio` across resampling borders.
 - `write_audio(path, wav, sample_rate)`: wav / flac / ogg / mp3 by extension, atomically, clipped to [-1, 1].
-- A path of "-" (`STDIO`) is standard input to `read_audio` and standard output to `write_audio`, as in
+- A path of "-" (`batch.STDIO`) is standard input to `read_audio` and standard output to `write_audio`, as in
   sox and ffmpeg: `... | audioldm reconstruct - -o - | ...`.
 - `find_audio_files(paths)`: files as given, folders expanded recursively (sorted).
 
@@ -395,7 +395,8 @@ def write_audio(
 ) -> Path:
     """Write `wav` ([N] mono or [C, N]) to `path`; the format follows the extension (.wav, .flac, .ogg,
     .mp3 at the rates MPEG audio stores, `MP3_RATES`). A path of "-" writes to standard output (a pipe
-    or a file, never a terminal) in `format` (wav, flac, ogg or mp3), whole once encoded.
+    or a file, never a terminal) in `format` (wav, flac, ogg or mp3), whole once encoded; `format` is
+    for "-" only (a file's extension decides its format).
 
     A [C, N] array with C > N or C > 64 is refused (it is a soundfile-style [N, C] one), as are NaN/inf
     samples and a sample rate that is not a positive integer: a UsageError before anything is written.

@@ -132,8 +132,8 @@ EDIT_CONTEXT_SECONDS = 10.0
 
 
 def edited_span(mask: Tensor, frames: int, multiple: int, context: int | None) -> tuple[int, int]:
-    """The latent frames [lo, hi) an edit runs the UNet on: those that `mask` ([1, 1, T' or 1, F' or 1],
-    1 = kept) regenerates anywhere, with `context` frames of the input on each side (None: every frame),
+    """The latent frames [lo, hi) an edit runs the UNet on: those that `mask` (broadcastable to the
+    latent [1, C, T', F'], 1 = kept) regenerates anywhere, with `context` frames of the input on each side (None: every frame),
     widened to the UNet's `multiple` (of which `frames` is one)."""
     regenerated = (mask < 1).reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))  # as [1, C, T', F']
     regenerated = (regenerated.sum(dim=(0, 1, 3)) > 0).expand(frames).nonzero()

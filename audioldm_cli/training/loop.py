@@ -472,8 +472,14 @@ class Trainer(CheckpointMixin):
             signal.signal(signum, old)
 
     def _should_stop(self) -> bool:
-        """Agree on stopping across processes, so that all of them save the same step."""
+        """Agree on stopping across processes, so that all of them save the same step, and on why:
+        SIGTERM if any process received one (a scheduler's stop), else SIGINT."""
         if self.acc.num_processes == 1:
             return self._stop
-        flag = torch.tensor([1.0 if self._stop else 0.0], device=self.acc.device)
-        return bool(self.acc.reduce(flag, "sum").item() > 0)
+        mine = [self._stop, self._stopped_by == "SIGINT", self._stopped_by == "SIGTERM"]
+        stop, sigint, sigterm = self.acc.reduce(
+            torch.tensor(mine, dtype=torch.float32, device=self.acc.device), "sum"
+        )
+        if sigterm > 0 or sigint > 0:
+            self._stopped_by = "SIGTERM" if sigterm > 0 else "SIGINT"
+        return bool(stop > 0)

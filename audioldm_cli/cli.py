@@ -456,7 +456,7 @@ def audio_suffix(fmt: str | None, output: Path | None) -> str:
     from .batch import is_stdio
 
     if output is not None and not is_stdio(output):
-        raise UsageError("--format names the outputs of --out-dir and -o -; with -o FILE its extension decides")
+        raise UsageError("--format is for the outputs the command names and for -o -; with -o FILE its extension decides")
     suffix = "." + fmt.lower().lstrip(".")
     if suffix not in WRITE_FORMATS:
         raise UsageError(f"--format {fmt!r}: choose one of {', '.join(s[1:] for s in WRITE_FORMATS)}")
@@ -1003,7 +1003,8 @@ EditRescaleOpt = Annotated[float | None, typer.Option("--guidance-rescale", help
 EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="Turn output mel frames louder than this log level down to it, as generate --frame-level-limit (`audioldm info` shows the model's). Default: none, since an edit keeps an input that may be louder than the model's corpus.", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
-EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it); - writes WAV to stdout (a pipe).", rich_help_panel="Output")]
+EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it); - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output")]
+EditFormatOpt = Annotated[str | None, typer.Option("--format", help="Audio format of the default output (<input>_<command>.EXT) and of -o -: wav, flac, ogg or mp3 (default: wav); -o FILE takes its extension.", rich_help_panel="Output")]
 
 
 def _stdin_needs_output(output: Path | None) -> None:
@@ -1012,9 +1013,10 @@ def _stdin_needs_output(output: Path | None) -> None:
 
 
 def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, device: str, overwrite: bool, edit,
-              audio=None) -> None:
+              audio=None, fmt: str | None = None) -> None:
     """Shared body of the editing commands: check the output, load, read, edit, write, print the path.
-    `audio`: (wav, rate) of `src` when the command has read it already (standard input is read once)."""
+    `audio`: (wav, rate) of `src` when the command has read it already (standard input is read once);
+    `fmt`: --format."""
     from .audio import check_stdin_audio, read_audio, resample, write_audio
     from .batch import claim_output, is_stdio
     from .runtime import progress_bar
@@ -1023,13 +1025,14 @@ def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, dev
         _stdin_needs_output(output)
         if audio is None:
             check_stdin_audio()
-    target = check_audio_output(output or src.with_name(f"{src.stem}_{kind}.wav"), overwrite)
+    suffix = audio_suffix(fmt, output)
+    target = check_audio_output(output or src.with_name(f"{src.stem}_{kind}{suffix}"), overwrite)
     pipe = load_pipeline(model, device)
     wav = read_audio(src, pipe.sample_rate)[0] if audio is None else resample(audio[0], audio[1], pipe.sample_rate)
     with progress_bar(kind, total=None) as progress:
         result = edit(pipe, wav, progress)
     if is_stdio(target):
-        write_audio(target, result.wav, pipe.sample_rate)  # standard output, as WAV
+        write_audio(target, result.wav, pipe.sample_rate, format=suffix)
         return
     with claim_output(target, overwrite) as path:  # a file that appeared meanwhile is not replaced
         write_audio(path, result.wav, pipe.sample_rate)  # atomic (temp file + rename)
@@ -1043,7 +1046,8 @@ def transfer(
     text: Annotated[str, typer.Argument(help="What it should sound like.")],
     strength: Annotated[float, typer.Option("--strength", help="0 < s <= 1: how far from the input (noised to step s x steps).", rich_help_panel="Sampling")] = 0.5,
     steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0,
-    output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+    output: EditOutOpt = None, fmt: EditFormatOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,
 ) -> None:
@@ -1057,7 +1061,8 @@ def transfer(
     check_speed_options(dtype, device, compile_)
     _run_edit("transfer", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.transfer(
         pipe, wav, text, strength=strength, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
-        compile=compile_, progress=progress, guidance_rescale=guidance_rescale, frame_level_limit=frame_level_limit))
+        compile=compile_, progress=progress, guidance_rescale=guidance_rescale, frame_level_limit=frame_level_limit),
+        fmt=fmt)
 
 
 @app.command()
@@ -1068,7 +1073,8 @@ def inpaint(
     start: Annotated[float, typer.Option("--start", help="Start of the range, seconds.")] = ...,
     end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
     steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
-    output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+    output: EditOutOpt = None, fmt: EditFormatOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,
 ) -> None:
@@ -1084,7 +1090,7 @@ def inpaint(
     _run_edit("inpaint", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.inpaint(
         pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
         compile=compile_, progress=progress, refine_steps=refine_steps, guidance_rescale=guidance_rescale,
-        frame_level_limit=frame_level_limit))
+        frame_level_limit=frame_level_limit), fmt=fmt)
 
 
 @app.command()
@@ -1094,7 +1100,8 @@ def superres(
     text: Annotated[str, typer.Argument(help="A description of the sound (default: unconditional).")] = "",
     cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
     steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,
-    output: EditOutOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+    output: EditOutOpt = None, fmt: EditFormatOpt = None, model: ModelOpt = None, device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,
 ) -> None:
@@ -1123,7 +1130,7 @@ def superres(
                                 dtype=dtype, compile=compile_, progress=progress, refine_steps=refine_steps,
                                 guidance_rescale=guidance_rescale, frame_level_limit=frame_level_limit)
 
-    _run_edit("superres", input, output, model, device, overwrite, edit, audio)
+    _run_edit("superres", input, output, model, device, overwrite, edit, audio, fmt)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -58,6 +58,33 @@ def test_reconstruct_and_edits_read_stdin(tiny_model, tmp_path, clip):
     assert result.exit_code == 0 and sf.read(io.BytesIO(result.stdout_bytes))[0].shape == (8000,)
 
 
+def test_edits_take_format_for_their_default_name_and_stdout(tiny_model, tmp_path, clip):
+    src = tmp_path / "in.wav"
+    src.write_bytes(clip)
+    result = run("transfer", src, "rain", "--model", tiny_model, *FAST, "--format", "flac")
+    assert result.exit_code == 0 and result.stdout.strip() == str(tmp_path / "in_transfer.flac"), (
+        result.output
+    )
+    assert sf.info(tmp_path / "in_transfer.flac").format == "FLAC"
+    result = run("inpaint", src, "x", "--start", "0.1", "--end", "0.2", "--model", tiny_model, *FAST,
+                 "-o", "-", "--format", "ogg")  # fmt: skip
+    assert result.exit_code == 0 and result.stdout_bytes[:4] == b"OggS"
+    assert sf.info(io.BytesIO(result.stdout_bytes)).frames == 8000
+    result = run(
+        "superres",
+        src,
+        "--cutoff",
+        "3000",
+        "--model",
+        tiny_model,
+        "-o",
+        tmp_path / "x.wav",
+        "--format",
+        "flac",
+    )
+    assert result.exit_code == 2 and "with -o FILE its extension decides" in result.stderr
+
+
 def test_superres_from_stdin_takes_its_nyquist_frequency_as_the_cutoff(tiny_model, tmp_path):
     t = np.arange(4000) / 8000
     data = io.BytesIO()

@@ -1080,8 +1080,7 @@ def inpaint(
 ) -> None:
     """Regenerate the time range [start, end) of an audio file, keeping the rest.
 
-    The model sees the range and 10 s of the input on each side: a short range of a long recording
-    costs about what a short file does."""
+    The model sees the range and 10 s of the input on each side: a short range of a long file is quick."""
     from . import editing
 
     if not start >= 0 or not end > start:

@@ -550,70 +550,33 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path,
         )
 
 
-def test_cli_sigterm_saves_reports_and_exits_143(manifest, tmp_path, monkeypatch):
-    """A job scheduler's SIGTERM: the step is finished, saved and exported, and the exit code is 143."""
+@pytest.mark.parametrize(
+    "signum,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_cli_stop_signal_saves_reports_and_exits(manifest, tmp_path, monkeypatch, signum, code, word):
+    """Ctrl-C (130) or a job scheduler's SIGTERM (143): the step is finished, saved and exported, the error
+    line says where, and --resume continues from there."""
     from audioldm_cli.training.loop import Trainer
 
     real_step = Trainer.train_one_step
 
-    def step_then_terminate(self):
+    def step_then_signal(self):
         logs = real_step(self)
         if self.state.step == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
         return logs
 
-    monkeypatch.setattr(Trainer, "train_one_step", step_then_terminate)
+    monkeypatch.setattr(Trainer, "train_one_step", step_then_signal)
     run = tmp_path / "run"
-    args = [
-        "--data",
-        str(manifest),
-        "--out",
-        str(run),
-        "--config",
-        str(vae_config(tmp_path)),
-        "--max-steps",
-        "3",
-    ]
-    result = CliRunner().invoke(app, ["train", "vae", *args])
-    assert result.exit_code == 143, result.output
-    assert f"error: terminated at step 1: saved {run / 'checkpoints' / 'step_00000001'}" in result.output
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run)]
+    result = CliRunner().invoke(app, [*args, "--config", str(vae_config(tmp_path)), "--max-steps", "3"])
+    assert result.exit_code == code, result.output
+    saved = run / "checkpoints" / "step_00000001"
+    assert f"error: {word} at step 1: saved {saved}; continue with --resume" in result.output
     assert result.stdout.strip().splitlines()[-1] == str(run / "export")
     assert (run / "export" / "vae" / "model.safetensors").is_file()
-
-
-def test_cli_sigint_saves_reports_and_exits_130(manifest, tmp_path, monkeypatch):
-    from audioldm_cli.training.loop import Trainer
-
-    real_step = Trainer.train_one_step
-
-    def step_then_interrupt(self):
-        logs = real_step(self)
-        if self.state.step == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return logs
-
-    monkeypatch.setattr(Trainer, "train_one_step", step_then_interrupt)
-    run = tmp_path / "run"
-    args = [
-        "train",
-        "vae",
-        "--data",
-        str(manifest),
-        "--out",
-        str(run),
-        "--config",
-        str(vae_config(tmp_path)),
-        "--max-steps",
-        "3",
-    ]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 130
-    assert (
-        f"error: interrupted at step 1: saved {run / 'checkpoints' / 'step_00000001'}; continue with --resume"
-        in result.output
-    )
     monkeypatch.setattr(Trainer, "train_one_step", real_step)
-    result = CliRunner().invoke(app, ["train", "vae", "--data", str(manifest), "--out", str(run), "--resume"])
+    result = CliRunner().invoke(app, [*args, "--resume"])
     assert result.exit_code == 0, result.output
     assert [m["step"] for m in metrics(run)] == [1, 2, 3]
 

@@ -1018,7 +1018,7 @@ def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, dev
     `audio`: (wav, rate) of `src` when the command has read it already (standard input is read once);
     `fmt`: --format."""
     from .audio import check_stdin_audio, read_audio, resample, write_audio
-    from .batch import claim_output, is_stdio
+    from .batch import is_stdio
     from .runtime import progress_bar
 
     if is_stdio(src):
@@ -1031,11 +1031,9 @@ def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, dev
     wav = read_audio(src, pipe.sample_rate)[0] if audio is None else resample(audio[0], audio[1], pipe.sample_rate)
     with progress_bar(kind, total=None) as progress:
         result = edit(pipe, wav, progress)
-    if is_stdio(target):
-        write_audio(target, result.wav, pipe.sample_rate, format=suffix)
-        return
-    with claim_output(target, overwrite) as path:  # a file that appeared meanwhile is not replaced
-        write_audio(path, result.wav, pipe.sample_rate)  # atomic (temp file + rename)
+    # stdout, or a claimed name (a file that appeared meanwhile is not replaced), written atomically
+    if not _write_item(target, overwrite, write_audio, result.wav, pipe.sample_rate, format=suffix):
+        raise typer.Exit(1)
     emit_path(target)
 
 

@@ -888,14 +888,17 @@ def _run_training(stage: str, data: Path, out: Path, config: Path | None, resume
         raise UsageError(f"--out {out} is a file: give a folder for the run (created if missing)")
     if device != "auto":
         overrides["cpu"] = resolve_device(device).type == "cpu"
+    if os.environ.get("RANK", "0") not in ("", "0") and logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)  # the other processes of `accelerate launch`: their info and bar repeat rank 0's
     with progress_bar(f"train {stage}", total=None) as progress:
         state = train(stage, data, out, config=config, overrides=overrides, resume=resume, init_from=init_from,
                       vocoder=vocoder, val_data=val_data, progress=progress)
     if state.main_process:
         emit_path(out / "export")
-    if state.interrupted:
+    if state.interrupted:  # every process exits with the code; the main one says why
         how, code = ("terminated", 143) if state.stopped_by == "SIGTERM" else ("interrupted", 130)
-        raise fail(f"{how} at step {state.step}: saved {state.checkpoint}; continue with --resume", code)
+        message = f"{how} at step {state.step}: saved {state.checkpoint}; continue with --resume"
+        raise fail(message, code) if state.main_process else typer.Exit(code)
     if state.main_process and state.skipped_rows:  # a batch that went on past bad items exits 1 at the end
         n, shown = len(state.skipped_rows), logger.isEnabledFor(logging.WARNING)  # -q hides the warnings
         which = "listed above" if shown else f"the first: {state.skipped_rows[0]}"

@@ -242,7 +242,7 @@ class Trainer(CheckpointMixin):
             self._loop(progress)
             self.state.interrupted = self.state.step < cfg.max_steps
             self.state.stopped_by = self._stopped_by if self.state.interrupted else None
-            if self.state.interrupted:
+            if self.state.interrupted and self.acc.is_main_process:
                 how = "terminated" if self.state.stopped_by == "SIGTERM" else "interrupted"
                 logger.warning("%s at step %d: saving a checkpoint", how, self.state.step)
             self._finishing = True  # a first Ctrl-C from here on waits for the save and the export

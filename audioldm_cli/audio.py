@@ -398,8 +398,9 @@ def write_audio(
     or a file, never a terminal) in `format` (wav, flac, ogg or mp3), whole once encoded; `format` is
     for "-" only (a file's extension decides its format).
 
-    A [C, N] array with C > N or C > 64 is refused (it is a soundfile-style [N, C] one), as are NaN/inf
-    samples and a sample rate that is not a positive integer: a UsageError before anything is written.
+    A [C, N] array with C > N or C > 64 is refused (it is a soundfile-style [N, C] one), as are samples
+    that are not floats (integer PCM, bool, complex), NaN/inf samples, a sample rate that is not a
+    positive integer and a missing folder: a UsageError before anything is written.
     Samples beyond [-1, 1] are clipped with a warning. The file appears atomically (temp file + rename).
     The samples go to libsndfile `WRITE_BLOCK_FRAMES` at a time (long Vorbis writes crash it otherwise).
     """
@@ -418,6 +419,12 @@ def write_audio(
         raise UsageError(
             f"output {path}: MP3 cannot store {sample_rate} Hz (only {', '.join(map(str, MP3_RATES))}); "
             "write .wav, .flac or .ogg"
+        )
+    floating = wav.is_floating_point() if isinstance(wav, torch.Tensor) else np.asarray(wav).dtype.kind == "f"
+    if not floating:
+        dtype = wav.dtype if isinstance(wav, torch.Tensor) else np.asarray(wav).dtype
+        raise UsageError(
+            f"output {path}: expected float samples in [-1, 1], got {dtype} (integer PCM: divide by its full scale)"
         )
     data = (
         wav.detach().to("cpu", torch.float32).numpy()
@@ -456,6 +463,8 @@ def write_audio(
         sys.stdout.buffer.write(encoded.getvalue())
         sys.stdout.buffer.flush()
         return path
+    if not path.parent.is_dir():
+        raise UsageError(f"output {path}: folder {path.parent} does not exist")
     with (
         atomic_path(path) as tmp,
         sf.SoundFile(str(tmp), "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f,

@@ -337,8 +337,23 @@ LATENT_META_KEYS = ("format_version", "sample_rate", "n_samples", "scale_factor"
 
 
 def save_latent(path: str | os.PathLike, latent: torch.Tensor, metadata: Mapping) -> Path:
-    """Write a latent [C, T', F'] with its metadata, atomically; `.npy` paths get a `.json` sidecar."""
+    """Write a latent [C, T', F'] with its metadata, atomically; `.npy` paths get a `.json` sidecar.
+    Anything but a 3-D float tensor (one item of `encode`'s [B, C, T', F']: `z[0]`) is a UsageError."""
     path = Path(path)
+    if not isinstance(latent, torch.Tensor) or latent.dim() != 3 or not latent.is_floating_point():
+        what = (
+            f"shape {tuple(latent.shape)} {latent.dtype}"
+            if isinstance(latent, torch.Tensor)
+            else type(latent).__name__
+        )
+        one = (
+            " (one item of a batch: latent[0])"
+            if isinstance(latent, torch.Tensor) and latent.dim() == 4
+            else ""
+        )
+        raise UsageError(f"latent: expected a float tensor [channels, frames, bins], got {what}{one}")
+    if not isinstance(metadata, Mapping):
+        raise UsageError(f"metadata: expected a mapping, got {type(metadata).__name__}")
     meta = {k: str(v) for k, v in metadata.items()}
     if path.name.endswith(".npy"):
         import numpy as np

@@ -30,8 +30,8 @@ from typer.core import TyperGroup
 from . import __version__
 from .errors import USER_ERRORS, AudioLDMError, UsageError
 
-# --seed of generate, encode and the edit commands: torch's CPU generator uses the low 32 bits of a seed,
-# so a wider range would make different seeds give the same audio
+# --seed of generate, encode and the edit commands: the library's range (runtime.SEED_LIMIT, kept here
+# so that `--help` loads no torch)
 SEED_MIN, SEED_MAX = 0, 2**32 - 1
 
 logger = logging.getLogger("audioldm_cli")

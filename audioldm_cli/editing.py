@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .errors import UsageError
+from .precision import check_compile
 from .runtime import ProgressFn, check_progress, is_integer, is_real, make_generator
 from .samplers import SAMPLERS, randn_like, sample_ddim, stochastic_encode
 
@@ -271,6 +272,7 @@ def transfer(
         pipe, wav, prompt, negative_prompt, steps, "ddim", guidance_scale, dtype, guidance_rescale,
         frame_level_limit, progress,
     )  # fmt: skip
+    check_compile(compile)
     if not prompt.strip():
         raise UsageError("prompt is empty: a style transfer needs a text to move towards")
     transfer_start(strength, steps)  # fail before encoding
@@ -286,6 +288,7 @@ def transfer(
             generator=make_generator(seed),
             callback=progress,
         ).cpu()
+    latent = latent.clone()  # a normal tensor, as the other edits return (not an inference one)
     check_finite_latent(latent, dtype)
     wav_out = pipe.decode_latent(latent, wav.shape[-1], frame_level_limit=sampling.frame_level_limit)[0]
     return EditResult(wav_out, latent, x0, None)
@@ -325,6 +328,7 @@ def masked_edit(
         pipe, wav, prompt, negative_prompt, steps, sampler, guidance_scale, dtype, guidance_rescale,
         frame_level_limit, progress,
     )  # fmt: skip
+    check_compile(compile)
     frames = pipe.frames_for(wav.shape[-1], pipe.time_factor * pipe.unet_factor)  # as encode_input
     shape = (1, pipe.latent_channels, frames // pipe.time_factor, pipe.mel_config.n_mels // pipe.freq_factor)
     mask = mask_fn(torch.zeros(shape))  # the range is checked before any work

@@ -8,7 +8,8 @@
 Every method takes and returns CPU tensors (float32 waveforms at `sample_rate`); the work runs on
 `self.device`. Noise is drawn on CPU from one generator per item, seeded `seed + i`, so item i of a
 batch equals a lone run with `seed + i` (up to float rounding: batched kernels sum in another order,
-~1e-5; with batch_size 1 bit for bit).
+which strong guidance amplifies to ~1e-4 of the waveform, a few 16-bit steps; with batch_size 1 bit for
+bit).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from .chunking import overlap_add, plan_chunks, windowed
 from .errors import AudioLDMError, ModelError, UsageError, as_model_errors
 from .frontend import limit_frame_level
 from .runtime import (
+    SEED_LIMIT,
     ProgressFn,
+    check_flags,
     check_progress,
     check_seed,
     is_integer,
@@ -75,6 +78,10 @@ class AudioLDM:
         ranker: nn.Module | None = None,
         device: str | torch.device = "cpu",
     ):
+        """Assemble a pipeline from built modules (`from_pretrained` loads a folder). The modules are
+        used as given, not copied: this puts them in eval mode, freezes their parameters
+        (`requires_grad_(False)`) and moves them to `device`; to train one afterwards, call
+        `.train().requires_grad_(True)` on it."""
         from .frontend import MelFrontend
         from .schedule import ScheduleConfig
 
@@ -114,7 +121,8 @@ class AudioLDM:
             raise UsageError(f"folder: expected a path, got {type(folder).__name__}")
         folder = ckpt.default_model_dir() if folder is None else Path(folder)
         device = resolve_device(device)  # fail on a missing GPU before reading weights
-        with as_model_errors():
+        # building the modules draws their initial weights (then overwritten): keep the caller's CPU RNG
+        with as_model_errors(), torch.random.fork_rng(devices=[]):
             return cls._load(folder, device)
 
     @classmethod
@@ -209,7 +217,10 @@ class AudioLDM:
 
                 encoder = load_text_conditioner(spec, self.model_dir, self.device)
             else:
-                encoder = _load_text_encoder(spec.get("name"), spec.get("max_length", 64), str(self.device))
+                try:
+                    encoder = _load_text_encoder(spec.get("name"), spec.get("max_length", 64), str(self.device))
+                except UsageError as e:  # its arguments come from pipeline.json: the model is at fault
+                    raise ModelError(f"pipeline.json text_encoder: {e}") from None
             self._check_text_width(encoder.dim)
             self._text_encoder = encoder
         return self._text_encoder
@@ -345,7 +356,11 @@ class AudioLDM:
         return math.ceil(frames / multiple) * multiple
 
     def mel(self, wav: Tensor, frames: int) -> Tensor:
-        """wav [B, N] -> log-mel [B, 1, frames, F]: zero-pad the waveform to cover `frames`, then cut."""
+        """wav [B, N] (or [N]) -> log-mel [B, 1, frames, F]: zero-pad the waveform to cover `frames`, then
+        cut."""
+        wav = _as_batch(wav)
+        if not is_integer(frames) or frames < 1:
+            raise UsageError("must be a positive integer", frames=frames)
         need = frames * self.hop_length
         wav = F.pad(wav, (0, max(0, need - wav.shape[-1])))
         mel = self.frontend(wav.to(self.device))[:, :frames]  # [B, T, F] time-major
@@ -400,8 +415,10 @@ class AudioLDM:
         total = latent.shape[2] * tf
         n_samples = total * hop if n_samples is None else n_samples
         if not 0 < n_samples <= total * hop:
-            raise ModelError(
-                f"the latent's {latent.shape[2]} frames decode to {total * hop} samples", n_samples=n_samples
+            raise UsageError(
+                f"must lie in [1, {total * hop}]: the latent's {latent.shape[2]} frames decode to {total * hop} "
+                "samples",
+                n_samples=n_samples,
             )
         latent = latent.float() / self.scale_factor
 
@@ -442,6 +459,7 @@ class AudioLDM:
         the decoder then reproduces the input more closely. Inputs longer than `chunk_frames` mel frames
         are encoded in overlapping chunks (`latent_of`), so that memory stays bounded.
         """
+        check_flags(sample=sample)
         if sample and refine_steps:
             raise UsageError("refine_steps fits the posterior mean; it cannot be combined with sample=True")
         wav = _as_batch(wav)
@@ -602,6 +620,7 @@ class AudioLDM:
         bounded by the chunk size and there is no click at the borders.
         `vocoder_only=True` skips the VAE (isolates the vocoder's error).
         """
+        check_flags(vocoder_only=vocoder_only)
         batch = _as_batch(wav)
         squeeze, wav = batch.dim() != wav.dim(), batch
         n = wav.shape[-1]
@@ -665,7 +684,7 @@ class AudioLDM:
         """Text -> waveforms [len(prompts) * num_samples, round(duration * sample_rate)], prompt-major.
 
         Item i (prompt i // num_samples, sample i % num_samples) starts from noise seeded `seed + i`, so
-        it equals a lone run with `seed + i` (up to float rounding, ~1e-5). Guidance > 1 pushes towards
+        it equals a lone run with `seed + i` (up to float rounding, ~1e-4 at strong guidance). Guidance > 1 pushes towards
         the prompt and away from `negative_prompt` (default: the empty prompt); 1 disables guidance; None takes the model's
         recommendation (`default_guidance_scale`); `guidance_rescale` (phi in [0, 1], None: the model's
         `default_guidance_rescale`) reins in the over-saturation of strong guidance. Decoded mel frames louder than `frame_level_limit`
@@ -709,7 +728,10 @@ class AudioLDM:
         progress: ProgressFn | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """As `generate`, yielding (item index, waveform [N]) as each batch finishes (for writing early)."""
+        from .precision import check_compile
+
         check_progress(progress)
+        check_compile(compile)
         if not isinstance(prompts, (str, list, tuple)):
             raise UsageError(f"prompts: expected a string or a list of strings, got {type(prompts).__name__}")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -738,10 +760,11 @@ class AudioLDM:
             logger.info("no seed given: using seed %d", seed)
         seed = check_seed(seed)
         items = [p for p in prompts for _ in range(num_samples)]
-        if seed + len(items) - 1 >= 2**64:  # output i takes seed + i: all of them checked before any work
+        if seed + len(items) - 1 >= SEED_LIMIT:  # output i takes seed + i: all checked before any work
             raise UsageError(
-                f"seed {seed}: output {len(items) - 1} would take seed {seed + len(items) - 1}, "
-                "beyond 2**64 - 1; give a smaller seed"
+                f"output {len(items) - 1} would take seed {seed + len(items) - 1}, beyond 2**32 - 1; give a "
+                "smaller seed",
+                seed=seed,
             )
         n_samples = round(duration * self.sample_rate)
         frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
@@ -899,7 +922,7 @@ class AudioLDM:
                 with autocast(self.device, amp):
                     out = unet(x, t, **cond)
             except failures as e:
-                raise compile_failure(e) from None
+                raise compile_failure(e, compile) from None
             return out.float()
 
         if self.unet_window_seconds is None:
@@ -1015,6 +1038,11 @@ def _as_batch(wav: Tensor) -> Tensor:
         wav = wav[None]
     if wav.dim() != 2:
         raise UsageError(f"expected a waveform [N] or [B, N], got shape {tuple(wav.shape)}")
+    if wav.shape[0] > wav.shape[1] > 0:  # more clips than samples each: soundfile.read's [N, C] layout
+        raise UsageError(
+            f"expected a waveform [N] or [B, N], got shape {tuple(wav.shape)}: {wav.shape[0]} clips of "
+            f"{wav.shape[1]} samples; for a soundfile-style [N, C] array give one channel or the mix: wav.mean(1)"
+        )
     if wav.shape[-1] == 0:
         raise UsageError("cannot process an empty waveform (0 samples)")
     if not bool(torch.isfinite(wav).all()):

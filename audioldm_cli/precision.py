@@ -99,6 +99,22 @@ def check_compile_available() -> None:
         )
 
 
+def check_compile(value) -> bool | str:
+    """A `compile=` argument, checked before any work: False, True (inductor) or the name of a
+    torch.compile backend this torch has (a UsageError otherwise)."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value:
+        raise UsageError("expected True, False or a torch.compile backend name", compile=value)
+    check_compile_available()
+    from torch._dynamo import list_backends
+
+    if value not in list_backends(exclude_tags=()):
+        usual = ", ".join(list_backends())  # without the debugging and experimental ones
+        raise UsageError(f"unknown torch.compile backend; choose True or one of {usual}", compile=value)
+    return value
+
+
 def compile_module(module: nn.Module, backend: str = "inductor") -> nn.Module:
     """torch.compile(module, backend=backend) (lazy: the work happens at the first call)."""
     check_compile_available()
@@ -107,7 +123,7 @@ def compile_module(module: nn.Module, backend: str = "inductor") -> nn.Module:
     except (RuntimeError, ImportError) as e:  # unknown backend, missing dependency
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(
-            f"torch.compile is unavailable here ({reason}); run without compiling", compile=True
+            f"torch.compile is unavailable here ({reason}); run without compiling", compile=backend
         ) from None
 
 
@@ -120,12 +136,19 @@ def compile_failure_types() -> tuple[type[Exception], ...]:
     return (BackendCompilerFailed,)
 
 
-def compile_failure(error: Exception) -> AudioLDMError:
-    """A one-line error for a failed compilation, naming the backend's own error."""
+def compile_failure(error: Exception, compile: bool | str = True) -> AudioLDMError:
+    """A one-line error for a failed compilation (of `compile=`'s value), naming the backend's own error."""
     cause = getattr(error, "inner_exception", None) or error
     lines = str(cause).strip().splitlines()
     reason = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
-    return AudioLDMError(f"compiling the UNet failed ({reason}); run without compiling", compile=True)
+    return AudioLDMError(f"compiling the UNet failed ({reason}); run without compiling", compile=compile)
 
 
-__all__ = ["DTYPES", "autocast", "autocast_dtype", "check_compile_available", "compile_module"]
+__all__ = [
+    "DTYPES",
+    "autocast",
+    "autocast_dtype",
+    "check_compile",
+    "check_compile_available",
+    "compile_module",
+]

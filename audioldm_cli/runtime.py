@@ -65,18 +65,33 @@ def is_integer(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_flags(**flags) -> None:
+    """A UsageError naming the first of `flags` that is not a bool (or numpy bool): a string such as "no"
+    would otherwise count as True."""
+    import numpy as np
+
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise UsageError("expected True or False", **{name: value})
+
+
 def is_real(value) -> bool:
     """A real number (int, float, numpy float or integer), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+# Seeds lie in [0, SEED_LIMIT): torch's CPU generator keeps only the low 32 bits of a seed, so a wider
+# range would make different seeds give the same audio (the CLI's --seed and train.seed take the same).
+SEED_LIMIT = 2**32
+
+
 def check_seed(seed) -> int:
-    """`seed` as an int, or a UsageError: an integer in the range torch's manual_seed takes (the CPU
-    generator uses its low 32 bits)."""
+    """`seed` as an int, or a UsageError: an integer in [0, 2**32), the seeds torch's CPU generator
+    tells apart."""
     if not is_integer(seed):
         raise UsageError("must be an integer", seed=seed)
-    if not -(2**63) <= int(seed) < 2**64:
-        raise UsageError("must lie in [-2**63, 2**64)", seed=seed)
+    if not 0 <= int(seed) < SEED_LIMIT:
+        raise UsageError("must lie in [0, 2**32) (torch's generator keeps 32 bits of a seed)", seed=seed)
     return int(seed)
 
 
@@ -86,6 +101,18 @@ def check_progress(progress) -> None:
         raise UsageError(
             f"progress: expected a callable progress(done, total) or None, got {type(progress).__name__}"
         )
+    if progress is not None:
+        import inspect
+
+        try:
+            inspect.signature(progress).bind(0, 0)
+        except TypeError:
+            raise UsageError(
+                f"progress: {getattr(progress, '__name__', type(progress).__name__)} cannot be called as "
+                "progress(done, total)"
+            ) from None
+        except ValueError:  # no signature to read (some builtins): trust it
+            pass
 
 
 def interactive() -> bool:

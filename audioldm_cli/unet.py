@@ -394,7 +394,9 @@ class UNetModel(nn.Module):
             film = self.film_emb(y.reshape(y.shape[0], -1))
             emb = torch.cat([emb, film], dim=-1) if cfg.extra_film_use_concat else emb + film
         mask = None
-        if context_mask is not None and not bool(context_mask.all()):
+        # An all-kept mask is skipped (the plain attention), except under torch.compile, where reading
+        # the mask's values would split the graph: there the mask is applied (the same up to rounding).
+        if context_mask is not None and (_compiling() or not bool(context_mask.all())):
             # A prompt with no kept token would give NaN; let it attend to every position instead.
             mask = context_mask.bool() | ~context_mask.bool().any(dim=-1, keepdim=True)
         h, skips = x, []
@@ -405,6 +407,12 @@ class UNetModel(nn.Module):
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb, context, mask)
         return self.out(h)
+
+
+def _compiling() -> bool:
+    """True while torch.compile traces (torch >= 2.3; older: never)."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(getattr(compiler, "is_compiling", lambda: False)())
 
 
 __all__ = ["UNET_PRESETS", "UNetConfig", "UNetModel", "timestep_embedding"]

@@ -587,11 +587,17 @@ class AutoencoderKL(nn.Module):
         of the lowest loss seen, so the result is never worse than its start. Items are independent
         (one loss per item; Adam is elementwise). `lr` is in units of each item's latent standard
         deviation (default `REFINE_LR`), so it suits VAEs whose latents have other scales. Gradients
-        go to z only.
+        go to z only. Works inside `torch.inference_mode()` too (the fit leaves it for its own tensors).
         """
         if steps < 0:
             raise UsageError(f"refine steps must be >= 0, got {steps}")
-        mel = mel.detach().clone()  # clones: inference-mode tensors cannot enter autograd
+        with torch.inference_mode(False):  # a caller's inference mode would refuse the gradients
+            return self._refine(mel, z, steps, lr)
+
+    def _refine(
+        self, mel: torch.Tensor, z: torch.Tensor, steps: int, lr: float | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mel = mel.detach().clone()  # clones out of inference mode: inference tensors cannot enter autograd
         start = z.detach().float().clone()
         dtype = self.post_quant_conv.weight.dtype
         with torch.no_grad():

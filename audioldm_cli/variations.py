@@ -58,6 +58,7 @@ def generate_from_audio(
     from . import samplers
     from .clap import load_audio_embedder
     from .pipeline import check_finite_latent
+    from .precision import check_compile
     from .schedule import alphas_cumprod, ddim_timesteps
 
     if frame_level_limit is None:
@@ -77,6 +78,7 @@ def generate_from_audio(
         frame_level_limit=limit,
         guidance_rescale=guidance_rescale,
     )
+    check_compile(compile)
     if pipe.config.conditioning != "film":
         raise ModelError(
             "an audio prompt needs a FiLM (CLAP-conditioned) model such as a converted AudioLDM checkpoint"

@@ -144,5 +144,111 @@ def test_train_checks_its_arguments_before_any_work(tmp_path):
 def test_generate_checks_the_sampler_type_and_every_outputs_seed_first(pipe):
     with pytest.raises(UsageError, match=r"sampler=\['ddim'\]: choose one of"):
         pipe.generate(["a dog"], duration=0.25, steps=2, sampler=["ddim"])
-    with pytest.raises(UsageError, match=r"output 1 would take seed 18446744073709551616"):
-        pipe.generate(["a dog", "rain"], duration=0.25, steps=2, seed=2**64 - 1, batch_size=1)
+    with pytest.raises(UsageError, match=r"seed=4294967295: output 1 would take seed 4294967296, beyond"):
+        pipe.generate(["a dog", "rain"], duration=0.25, steps=2, seed=2**32 - 1, batch_size=1)
+
+
+def test_seeds_are_the_32_bit_ones_the_generator_tells_apart(pipe):
+    """torch's CPU generator keeps 32 bits of a seed: a wider seed would repeat a smaller one's audio."""
+    a, b = (
+        torch.Generator().manual_seed(0),
+        torch.Generator().manual_seed(2**32),
+    )  # what a wider range allowed
+    assert torch.equal(torch.randn(4, generator=a), torch.randn(4, generator=b))
+    for seed in (2**32, -1):
+        with pytest.raises(UsageError, match=rf"seed={seed}: must lie in \[0, 2\*\*32\)"):
+            pipe.generate("a dog", duration=0.25, steps=2, seed=seed)
+    assert pipe.generate("a dog", duration=0.25, steps=2, seed=2**32 - 1).shape[0] == 1
+
+
+def test_flags_compile_and_progress_are_checked_before_any_work(pipe, wav):
+    for call, message in (
+        (lambda: pipe.reconstruct(wav, vocoder_only="no"), "vocoder_only='no': expected True or False"),
+        (lambda: pipe.encode(wav, sample="yes"), "sample='yes': expected True or False"),
+        (lambda: pipe.generate("a dog", duration=0.25, steps=2, compile="nope"), "compile='nope': unknown"),
+        (
+            lambda: pipe.generate("a dog", duration=0.25, steps=2, compile=1),
+            "compile=1: expected True, False",
+        ),
+        (lambda: transfer(pipe, wav, "a dog", steps=2, compile="nope"), "compile='nope': unknown"),
+        (
+            lambda: pipe.generate("a dog", duration=0.25, steps=2, progress=lambda x: None),
+            "progress(done, total)",
+        ),
+    ):
+        with pytest.raises(UsageError) as info:
+            call()
+        assert message in str(info.value)
+    assert torch.equal(pipe.reconstruct(wav, np.bool_(True)), pipe.reconstruct(wav, vocoder_only=True))
+
+
+def test_a_soundfile_style_array_is_not_taken_for_a_batch(pipe):
+    stereo = 0.1 * torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))  # soundfile.read's [N, C]
+    for call in (pipe.reconstruct, pipe.encode, lambda w: pipe.mel(w, 4)):
+        with pytest.raises(UsageError, match=r"shape \(4000, 2\): 4000 clips of 2 samples; .*wav.mean\(1\)"):
+            call(stereo)
+    assert pipe.reconstruct(stereo.T.contiguous()).shape == (2, 4000)  # [B, N] as documented
+
+
+def test_mel_takes_one_waveform_as_a_batch_of_one(pipe, wav):
+    assert torch.equal(pipe.mel(wav, 10), pipe.mel(wav[None], 10))
+    assert pipe.mel(wav, 10).shape == (1, 1, 10, pipe.mel_config.n_mels)
+    with pytest.raises(UsageError, match="frames=0: must be a positive integer"):
+        pipe.mel(wav, 0)
+
+
+def test_latent_fitting_works_inside_inference_mode(pipe, wav):
+    """`torch.inference_mode()` is the usual wrapper of inference code; the fit needs gradients inside it."""
+    plain = pipe.reconstruct(wav, refine_steps=3)
+    z_plain, _ = pipe.encode(wav, refine_steps=2)
+    with torch.inference_mode():
+        assert torch.equal(pipe.reconstruct(wav, refine_steps=3), plain)
+        assert torch.equal(pipe.encode(wav, refine_steps=2)[0], z_plain)
+
+
+def test_library_calls_leave_the_callers_rng_and_tensors_usable(tiny_model, pipe, wav):
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    AudioLDM.from_pretrained(tiny_model)  # builds modules, whose initial draws are then overwritten
+    assert torch.equal(torch.get_rng_state(), state)
+    latent = transfer(pipe, wav, "a dog", steps=2).latent
+    assert not latent.is_inference()
+    latent.mul_(0.5)  # an inference tensor would refuse this
+
+
+def test_save_latent_refuses_what_load_latent_could_not_read(pipe, wav, tmp_path):
+    from audioldm_cli.checkpoint import load_latent, save_latent
+
+    z, meta = pipe.encode(wav)
+    for path in (tmp_path / "a.latent.safetensors", tmp_path / "a.latent.npy"):
+        with pytest.raises(
+            UsageError, match=r"expected a float tensor \[channels, frames, bins\], got shape .* latent\[0\]"
+        ):
+            save_latent(path, z, meta)
+        assert not path.exists()
+        save_latent(path, z[0], meta)
+        assert torch.equal(load_latent(path)[0], z[0])
+
+
+def test_write_audio_refuses_integer_pcm_and_a_missing_folder(tmp_path):
+    from audioldm_cli.audio import write_audio
+
+    pcm = (np.sin(np.arange(1000) / 10) * 16000).astype(np.int16)
+    for data in (pcm, torch.from_numpy(pcm), np.ones(10, bool), np.ones(10, complex)):
+        with pytest.raises(UsageError, match="expected float samples in \\[-1, 1\\], got .*integer PCM"):
+            write_audio(tmp_path / "a.wav", data, 16000)
+    with pytest.raises(UsageError, match=f"folder {tmp_path / 'nodir'} does not exist"):
+        write_audio(tmp_path / "nodir" / "a.wav", np.zeros(10, np.float32), 16000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no temp file left
+
+
+def test_a_bad_text_encoder_entry_is_the_models_fault(tiny_model, tmp_path):
+    import json
+    import shutil
+
+    folder = shutil.copytree(tiny_model, tmp_path / "model")
+    doc = json.loads((folder / "pipeline.json").read_text())
+    doc["text_encoder"]["max_length"] = 1
+    (folder / "pipeline.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="pipeline.json text_encoder: text encoder max_length=1: must be"):
+        AudioLDM.from_pretrained(folder).generate("a dog", duration=0.25, steps=2)

@@ -301,7 +301,7 @@ def test_decode_latent_refuses_what_it_cannot_decode_faithfully(recon):
     bad[0, 0, 0, 0] = float("nan")
     for latent, kwargs, message in (
         (bad, {}, "NaN/inf"),
-        (z, {"n_samples": 0}, "n_samples=0: the latent's"),
+        (z, {"n_samples": 0}, r"n_samples=0: must lie in \[1, 3200\]: the latent's"),
         (z, {"n_samples": 1.5}, "n_samples=1.5: must be an integer"),
         (z, {"frame_level_limit": float("nan")}, "frame_level_limit=nan"),
         (z[0, 0, 0], {}, "expected a latent"),

@@ -36,6 +36,13 @@ SEED_MIN, SEED_MAX = 0, 2**32 - 1
 
 logger = logging.getLogger("audioldm_cli")
 
+
+def cli_path(value: str) -> Path:
+    """An audio path argument as typed: "-" is stdin or stdout, while "./-" (or any other spelling that
+    pathlib would shorten to "-") is the file of that name, made absolute so that it stays one."""
+    path = Path(value)
+    return Path.cwd() / path if value != "-" and path == Path("-") else path
+
 # The library arguments whose flag is not `--` + the name in kebab-case (see `UsageError.cli_message`).
 LIBRARY_FLAGS = {"cutoff_hz": "--cutoff", "n_samples": "n_samples"}  # n_samples: a latent file's metadata
 ANYWHERE_FLAGS = ("-q", "--quiet", "-v", "--verbose")  # the root options also accepted after the command
@@ -310,7 +317,7 @@ def _plan_mel_outputs(
 @app.command()
 @cli_command
 def mel(
-    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", metavar="IN")],
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", metavar="IN", parser=cli_path)],
     output: Annotated[
         Optional[Path], typer.Option("-o", "--output", help="Output .npy/.safetensors for one input.", rich_help_panel="Output")
     ] = None,
@@ -511,8 +518,8 @@ def _generation_items(prompts: list[str], prompts_file: Path | None) -> list[tup
 @cli_command
 def generate(
     text: Annotated[Optional[list[str]], typer.Argument(help="Prompt(s), e.g. \"a dog barking\".")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav (see --format).", rich_help_panel="Output")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output", parser=cli_path)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav (see --format).", rich_help_panel="Output", parser=cli_path)] = None,
     fmt: AudioFormatOpt = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt.")] = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
@@ -526,7 +533,7 @@ def generate(
     num_samples: Annotated[int, typer.Option("--num-samples", help="Outputs per prompt.", rich_help_panel="Sampling")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Outputs generated together.", rich_help_panel="Sampling")] = 4,
     num_candidates: Annotated[Optional[int], typer.Option("--num-candidates", min=1, help="Make K per output, keep the one closest to the prompt by the model's ranker (or its CLAP model); 1 = no ranking. Default: the model's recommendation (`audioldm info` shows it), else 1.", rich_help_panel="Sampling")] = None,
-    audio_prompt: Annotated[Optional[Path], typer.Option("--audio-prompt", help="Make variations of this sound instead of following a text (needs a CLAP model).")] = None,
+    audio_prompt: Annotated[Optional[Path], typer.Option("--audio-prompt", help="Make variations of this sound instead of following a text (needs a CLAP model).", parser=cli_path)] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -646,9 +653,9 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None, ex
 @app.command()
 @cli_command
 def reconstruct(
-    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one; - reads audio from stdin (with -o).")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input; see --format).", rich_help_panel="Output")] = None,
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one; - reads audio from stdin (with -o).", parser=cli_path)],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output", parser=cli_path)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input; see --format).", rich_help_panel="Output", parser=cli_path)] = None,
     fmt: AudioFormatOpt = None,
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
     refine_steps: ReconRefineOpt = None,
@@ -745,8 +752,8 @@ def _encode_targets(inputs: list[Path], out_dir: Path, suffix: str) -> list[tupl
 @app.command()
 @cli_command
 def encode(
-    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).")],
-    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for <name>.latent.safetensors.", rich_help_panel="Output")],
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", parser=cli_path)],
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for <name>.latent.safetensors.", rich_help_panel="Output", parser=cli_path)],
     sample: Annotated[bool, typer.Option("--sample", help="Draw from the posterior instead of its mean.")] = False,
     seed: Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="With --sample: file i uses seed + i.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="safetensors | npy (+ .json metadata).", rich_help_panel="Output")] = "safetensors",
@@ -1006,7 +1013,7 @@ EditRescaleOpt = Annotated[float | None, typer.Option("--guidance-rescale", help
 EditLimitOpt = Annotated[float | None, typer.Option("--frame-level-limit", help="Turn output mel frames louder than this log level down to it, as generate --frame-level-limit (`audioldm info` shows the model's). Default: none, since an edit keeps an input that may be louder than the model's corpus.", rich_help_panel="Sampling")]
 EditSeedOpt = Annotated[int, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed of the noise.", rich_help_panel="Sampling")]
 EditRefineOpt = Annotated[int, typer.Option("--refine-steps", min=0, help="Fit the input's latent to its mel for N gradient steps first (as reconstruct --refine-steps): the kept part comes out closer to the input.", rich_help_panel="Sampling")]
-EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it); - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output")]
+EditOutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file: .wav, .flac, .ogg or .mp3 (default: <input>_<command>.wav beside it); - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output", parser=cli_path)]
 EditFormatOpt = Annotated[str | None, typer.Option("--format", help="Audio format of the default output (<input>_<command>.EXT) and of -o -: wav, flac, ogg or mp3 (default: wav); -o FILE takes its extension.", rich_help_panel="Output")]
 
 
@@ -1043,7 +1050,7 @@ def _run_edit(kind: str, src: Path, output: Path | None, model: Path | None, dev
 @app.command()
 @cli_command
 def transfer(
-    input: Annotated[Path, typer.Argument(help="Audio file to transform (any format, length and rate); - reads stdin.")],
+    input: Annotated[Path, typer.Argument(help="Audio file to transform (any format, length and rate); - reads stdin.", parser=cli_path)],
     text: Annotated[str, typer.Argument(help="What it should sound like.")],
     strength: Annotated[float, typer.Option("--strength", help="0 < s <= 1: how far from the input (noised to step s x steps).", rich_help_panel="Sampling")] = 0.5,
     steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0,
@@ -1069,7 +1076,7 @@ def transfer(
 @app.command()
 @cli_command
 def inpaint(
-    input: Annotated[Path, typer.Argument(help="Audio file with a range to regenerate; - reads stdin.")],
+    input: Annotated[Path, typer.Argument(help="Audio file with a range to regenerate; - reads stdin.", parser=cli_path)],
     text: Annotated[str, typer.Argument(help="What the range should contain (default: unconditional).")] = "",
     start: Annotated[float, typer.Option("--start", help="Start of the range, seconds.")] = ...,
     end: Annotated[float, typer.Option("--end", help="End of the range, seconds.")] = ...,
@@ -1096,7 +1103,7 @@ def inpaint(
 @app.command()
 @cli_command
 def superres(
-    input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth; - reads stdin.")],
+    input: Annotated[Path, typer.Argument(help="Band-limited audio file (e.g. 8 kHz) to extend to the model's bandwidth; - reads stdin.", parser=cli_path)],
     text: Annotated[str, typer.Argument(help="A description of the sound (default: unconditional).")] = "",
     cutoff: Annotated[Optional[float], typer.Option("--cutoff", help="Keep the mel bands below this (Hz); default: the input's Nyquist frequency.")] = None,
     steps: StepsOpt = None, guidance_scale: GuidanceOpt = None, seed: EditSeedOpt = 0, refine_steps: EditRefineOpt = 0,

@@ -204,3 +204,19 @@ def test_commands_pipe_into_each_other(tiny_model, tmp_path):
     assert gen.wait(timeout=300) == 0 and rec.wait(timeout=300) == 0
     assert sup.returncode == 0, sup.stderr
     assert sup.stdout.strip() == str(out) and sf.info(out).frames == 8000
+
+
+def test_dot_slash_dash_is_the_file_named_dash(tiny_model, tmp_path, clip, monkeypatch):
+    """pathlib shortens "./-" to "-": the CLI keeps it a file, so a file named "-" is reachable as in sox."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_bytes(clip)
+    result = run("reconstruct", "./-", "-o", "./-.out.wav", "--model", tiny_model, "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert sf.info(tmp_path / "-.out.wav").frames == 8000
+    (tmp_path / "-").unlink()
+    args = ["generate", "rain", "--model", tiny_model, "--duration", "0.4", *FAST, "-o", "./-"]
+    result = run(*args, "--format", "flac")  # --format is for -o - only: "./-" is a file
+    assert result.exit_code == 2 and "with -o FILE its extension decides" in result.stderr
+    result = run("transfer", "./-", "a bell", "--model", tiny_model, *FAST, "-o", "x.wav", stdin=clip)
+    assert result.exit_code != 0 and str(tmp_path / "-") in result.stderr  # the missing file, not stdin
+    assert not (tmp_path / "x.wav").exists()

@@ -400,7 +400,8 @@ def write_audio(
 
     A [C, N] array with C > N or C > 64 is refused (it is a soundfile-style [N, C] one), as are samples
     that are not floats (integer PCM, bool, complex), NaN/inf samples, a sample rate that is not a
-    positive integer and a missing folder: a UsageError before anything is written.
+    positive integer and a missing folder: a UsageError before anything is written. A write that fails
+    (a full disk) is an OSError, and leaves no file.
     Samples beyond [-1, 1] are clipped with a warning. The file appears atomically (temp file + rename).
     The samples go to libsndfile `WRITE_BLOCK_FRAMES` at a time (long Vorbis writes crash it otherwise).
     """
@@ -465,13 +466,31 @@ def write_audio(
         return path
     if not path.parent.is_dir():
         raise UsageError(f"output {path}: folder {path.parent} does not exist")
-    with (
-        atomic_path(path) as tmp,
-        sf.SoundFile(str(tmp), "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f,
-    ):
-        for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
-            f.write(data[start : start + WRITE_BLOCK_FRAMES])
+    try:
+        with (
+            atomic_path(path) as tmp,
+            sf.SoundFile(str(tmp), "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f,
+        ):
+            for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
+                f.write(data[start : start + WRITE_BLOCK_FRAMES])
+    except sf.SoundFileError as e:  # libsndfile says "System error" for a full disk: say what it was
+        raise write_error(path, e, data.nbytes) from None
     return path
+
+
+def write_error(path: Path, error: Exception, size: int) -> OSError:
+    """The OSError for a failed write of about `size` bytes to `path` by a library that hides the
+    system's reason (libsndfile, safetensors): ENOSPC where the disk is (nearly) full."""
+    import errno
+    import shutil
+
+    try:
+        full = shutil.disk_usage(path.parent).free < size
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"{type(error).__name__}: {str(error).strip() or 'write failed'}", str(path))
 
 
 def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:

@@ -363,10 +363,17 @@ def save_latent(path: str | os.PathLike, latent: torch.Tensor, metadata: Mapping
         with atomic_path(path.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
         return path
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    with atomic_path(path) as tmp:
-        save_file({"latent": latent.detach().cpu().float().contiguous()}, str(tmp), metadata=meta)
+    data = latent.detach().cpu().float().contiguous()
+    try:
+        with atomic_path(path) as tmp:
+            save_file({"latent": data}, str(tmp), metadata=meta)
+    except SafetensorError as e:  # a full disk, ...: an OSError, as np.save raises
+        from .audio import write_error
+
+        raise write_error(path, e, data.numel() * 4) from None
     return path
 
 

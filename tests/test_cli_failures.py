@@ -216,3 +216,44 @@ def test_format_names_the_outputs_of_out_dir(tiny_model, tmp_path):
     ):
         result = runner.invoke(app, [*args, *model])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("command, failing, written", [
+    ("reconstruct", "a_recon.wav", "b_recon.wav"),
+    ("encode", "a.latent.safetensors", "b.latent.safetensors"),
+])  # fmt: skip
+def test_a_full_disk_is_one_error_line_per_item(tiny_model, tmp_path, monkeypatch, command, failing, written):
+    """libsndfile says only "System error" and safetensors raises its own error type when the disk is
+    full: each is an OSError naming the output and the reason, and the batch goes on."""
+    import shutil
+
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    real_write, real_save = sf.SoundFile.write, safetensors.torch.save_file
+
+    def fails(name) -> bool:  # the atomic write's temp file for the failing output: .<stem>.<random>.tmp<ext>
+        return Path(name).name.startswith(f".{Path(failing).stem}.")
+
+    def write(self, data):
+        if fails(self.name):
+            raise sf.LibsndfileError(2)  # SF_ERR_SYSTEM, what a full disk gives
+        return real_write(self, data)
+
+    def save_file(tensors, filename, metadata=None):
+        if fails(filename):
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    a, b = tone(tmp_path / "a.wav"), tone(tmp_path / "b.wav", 2000)
+    out = tmp_path / "out"
+    dest = ["-o", str(out)] if command == "encode" else ["--out-dir", str(out)]
+    result = runner.invoke(
+        app, [command, str(a), str(b), *dest, "--model", str(tiny_model), "--device", "cpu"]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"error: {out / failing}: cannot write it (No space left on device)" in error_lines(result.output)
+    assert sorted(p.name for p in out.iterdir()) == [written]  # no partial or temp file left

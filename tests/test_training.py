@@ -540,6 +540,14 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path,
     assert state.step == 3
     weights_after = weights(run / "checkpoints" / "step_00000003", "vae")
     assert all(torch.isfinite(v).all() for v in weights_after.values())  # the NaN step was not applied
+
+    def strict(constant):
+        raise AssertionError(f"metrics.jsonl holds {constant}, which strict JSON readers refuse")
+
+    rows = [
+        json.loads(line, parse_constant=strict) for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["loss/rec"] is None for r in rows] == [False, True, False]  # the skipped step's loss: null
     with pytest.raises(ModelError, match="training diverged: 3 steps with a non-finite loss"):
         train(
             "vae",
@@ -548,6 +556,19 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path,
             config=vae_config(tmp_path),
             overrides={"max_steps": 6, "max_bad_steps": 2},
         )
+
+
+def test_a_diverged_run_is_refused_not_exported(manifest, tmp_path):
+    """A too large lr: the first update breaks the model and every later loss is non-finite. A run that
+    ends so (even within train.max_bad_steps) exports nothing; an infinite lr is refused up front."""
+    from audioldm_cli.errors import ModelError, UsageError
+
+    run = tmp_path / "run"
+    with pytest.raises(ModelError, match=r"training diverged: its last step's loss is not finite at step 3 "):
+        train("vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 3, "lr": 1e6})
+    assert not run.exists()  # a new run that saved nothing leaves nothing
+    with pytest.raises(UsageError, match="train.lr=inf: must be finite"):
+        train("vae", manifest, run, config=vae_config(tmp_path), overrides={"lr": float("inf")})
 
 
 @pytest.mark.parametrize(

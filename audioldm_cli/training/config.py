@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +60,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_types(self, "train")
+        for f in dataclasses.fields(self):  # no float setting means anything at nan or inf
+            value = getattr(self, f.name)
+            values = (
+                value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+            )
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise UsageError(f"train.{f.name}={value}: must be finite")
         if not 0 <= self.seed < 2**32:
             raise UsageError(f"train.seed={self.seed}: must be in [0, 2**32)")
         positive = ("max_steps", "batch_size", "grad_accum", "log_every", "val_items")

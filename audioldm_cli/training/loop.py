@@ -227,7 +227,7 @@ class Trainer(CheckpointMixin):
             self.load(self.latest_checkpoint())
         self._stop = self._finishing = False
         self._stopped_by: str | None = None
-        self.bad_steps = 0
+        self.bad_steps = self.bad_streak = 0  # steps skipped for a non-finite loss: in all, and in a row
         self._pool, self._ahead = None, None  # background reading of the next step's batches
 
     # ------------------------------------------------------------------------------------------
@@ -240,6 +240,7 @@ class Trainer(CheckpointMixin):
         previous = self._install_sigint()
         try:
             self._loop(progress)
+            self._check_finite_weights()
             self.state.interrupted = self.state.step < cfg.max_steps
             self.state.stopped_by = self._stopped_by if self.state.interrupted else None
             if self.state.interrupted and self.acc.is_main_process:
@@ -274,7 +275,10 @@ class Trainer(CheckpointMixin):
                 if cfg.val_every and step % cfg.val_every == 0 and self.val_data is not None:
                     self.validate()
                 if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
-                    self.save()
+                    if self.bad_streak:  # weights whose last loss was non-finite are no checkpoint to resume
+                        logger.warning("step %d: not saved, its loss is not finite", step)
+                    else:
+                        self.save()
         finally:
             self._close_prefetch()
 
@@ -311,6 +315,7 @@ class Trainer(CheckpointMixin):
             ema.update(self.unwrapped[name])
         self.state.step += 1
         self.state.last_losses = logs
+        self.bad_streak = 0
         return logs
 
     def micro_batches(self, step: int) -> list[dict]:
@@ -344,9 +349,30 @@ class Trainer(CheckpointMixin):
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool, self._ahead = None, None
 
+    def _check_finite_weights(self) -> None:
+        """Refuse to save or export a model that an update broke (a too large lr): its weights hold
+        NaN/inf, or its last step's loss was non-finite (skipped, as up to train.max_bad_steps are, but
+        a run that ends on one ends on weights that give no finite loss)."""
+        broken = [
+            n
+            for n, m in self.unwrapped.items()
+            if not all(bool(torch.isfinite(p).all()) for p in m.parameters())
+        ]
+        if broken or self.bad_streak:
+            what = (
+                f"the {', '.join(broken)} weights hold NaN/inf"
+                if broken
+                else "its last step's loss is not finite"
+            )
+            raise ModelError(
+                f"training diverged: {what} at step {self.state.step} (train.lr={self.cfg.lr}); lower "
+                "train.lr or set train.precision to no; nothing saved"
+            )
+
     def _skip_update(self, logs: dict[str, float]) -> None:
         """A non-finite loss: drop this step's gradients (all processes see the same global losses)."""
         self.bad_steps += 1
+        self.bad_streak += 1
         logger.warning(
             "step %d: non-finite loss %s; update skipped (%d so far)",
             self.state.step + 1,
@@ -394,7 +420,10 @@ class Trainer(CheckpointMixin):
         if self.acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+                finite = {
+                    k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in record.items()
+                }
+                f.write(json.dumps(finite) + "\n")  # strict JSON: a non-finite loss is null
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

@@ -635,6 +635,32 @@ def _batch_failed(failures: int, total: int, what: str) -> typer.Exit:
     return fail(f"{failures} of {total} {what} failed", 1)
 
 
+def _without_own_outputs(inputs: list[Path], sources: list[Path], targets: list[Path]) -> tuple[list, list]:
+    """Drop the files found in folders that this run writes as another input's output (a_recon.wav of
+    an earlier run beside a.wav), which would otherwise be reconstructed again on every run; a file
+    named one by one that is another input's output is a UsageError."""
+    from .batch import is_stdio
+
+    def key(path: Path) -> Path:
+        return path.resolve()
+
+    writer = {key(t): s for s, t in zip(sources, targets) if not is_stdio(t)}
+    named = {key(p) for p in inputs if not is_stdio(p) and not p.is_dir()}
+    kept, skipped = [], []
+    for src, target in zip(sources, targets):
+        other = None if is_stdio(src) else writer.get(key(src))
+        if other is None or key(other) == key(src):  # not an output, or rewritten in place (-o IN -y)
+            kept.append((src, target))
+        elif key(src) in named:
+            raise UsageError(f"{src} is an input and also the output of {other}: give one of them")
+        else:
+            skipped.append(src)
+    if skipped:
+        logger.info("left out %d file(s) that this run writes, such as %s (an earlier run's output)",
+                    len(skipped), skipped[0])
+    return [s for s, _ in kept], [t for _, t in kept]
+
+
 def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None, ext: str = ".wav") -> Path:
     from .checkpoint import LATENT_NPY_SUFFIX, LATENT_SUFFIX
 
@@ -691,6 +717,7 @@ def reconstruct(
         prepare_out_dir(out_dir)
     suffix = audio_suffix(fmt, output)
     targets = [_reconstruct_target(src, output, out_dir, suffix) for src in sources]
+    sources, targets = _without_own_outputs(inputs, sources, targets)
     if output is not None:
         check_audio_output(output, overwrite)
     check_new_outputs(targets, overwrite)

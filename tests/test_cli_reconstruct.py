@@ -267,3 +267,25 @@ def test_mp3_output_is_as_long_as_the_input(recon_model, tmp_path):
     assert result.exit_code == 0, result.output
     info = sf.info(tmp_path / "b.mp3")
     assert (info.format, info.frames, info.samplerate) == ("MP3", 2345, 16000)
+
+
+def test_a_folder_run_again_leaves_out_its_own_earlier_outputs(recon_model, tmp_path):
+    """Outputs go beside the inputs by default: a second run over the folder must not reconstruct
+    x_recon.wav into x_recon_recon.wav (nor, with -y, read and rewrite x_recon.wav in one run)."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    sf.write(tree / "x.wav", tone(440, 16000, 1600), 16000)
+    sf.write(tree / "sub" / "y.wav", tone(330, 16000, 1600), 16000)
+    first = run(recon_model, tree, "--vocoder-only")
+    assert first.exit_code == 0, first.output
+    written = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.wav"))
+    assert written == ["sub/y.wav", "sub/y_recon.wav", "x.wav", "x_recon.wav"]
+    again = run(recon_model, tree, "--vocoder-only", "-y")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.split() == [str(tree / "sub" / "y_recon.wav"), str(tree / "x_recon.wav")]
+    assert "left out 2 file(s) that this run writes" in again.stderr
+    assert sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.wav")) == written
+    named = run(recon_model, tree / "x.wav", tree / "x_recon.wav", "--vocoder-only", "-y")
+    assert named.exit_code == 2 and f"{tree / 'x_recon.wav'} is an input and also the output of" in named.stderr
+    alone = run(recon_model, tree / "x_recon.wav", "--vocoder-only")  # its own input alone: reconstructed
+    assert alone.exit_code == 0 and (tree / "x_recon_recon.wav").is_file()

@@ -286,6 +286,8 @@ def test_a_folder_run_again_leaves_out_its_own_earlier_outputs(recon_model, tmp_
     assert "left out 2 file(s) that this run writes" in again.stderr
     assert sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.wav")) == written
     named = run(recon_model, tree / "x.wav", tree / "x_recon.wav", "--vocoder-only", "-y")
-    assert named.exit_code == 2 and f"{tree / 'x_recon.wav'} is an input and also the output of" in named.stderr
+    assert (
+        named.exit_code == 2 and f"{tree / 'x_recon.wav'} is an input and also the output of" in named.stderr
+    )
     alone = run(recon_model, tree / "x_recon.wav", "--vocoder-only")  # its own input alone: reconstructed
     assert alone.exit_code == 0 and (tree / "x_recon_recon.wav").is_file()

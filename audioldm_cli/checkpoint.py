@@ -141,6 +141,12 @@ class PipelineConfig:
         limit = self.sampling.get("frame_level_limit", 0.0)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
             raise ModelError(f"pipeline sampling.frame_level_limit {limit!r} must be a finite number")
+        floor = self.frontend.get("log_floor", 1e-5) if isinstance(self.frontend, Mapping) else 1e-5
+        if isinstance(floor, (int, float)) and floor > 0 and limit < math.log(floor):
+            raise ModelError(
+                f"pipeline sampling.frame_level_limit {limit!r} is below the level of silence "
+                f"({math.log(floor):.2f}, the log of frontend.log_floor)"
+            )
         k = self.sampling.get("num_candidates", 1)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ModelError(f"pipeline sampling.num_candidates {k!r} must be an integer >= 1")

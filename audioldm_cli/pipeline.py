@@ -218,7 +218,9 @@ class AudioLDM:
                 encoder = load_text_conditioner(spec, self.model_dir, self.device)
             else:
                 try:
-                    encoder = _load_text_encoder(spec.get("name"), spec.get("max_length", 64), str(self.device))
+                    encoder = _load_text_encoder(
+                        spec.get("name"), spec.get("max_length", 64), str(self.device)
+                    )
                 except UsageError as e:  # its arguments come from pipeline.json: the model is at fault
                     raise ModelError(f"pipeline.json text_encoder: {e}") from None
             self._check_text_width(encoder.dim)
@@ -372,6 +374,16 @@ class AudioLDM:
         wav = wav[:, :n_samples]
         return F.pad(wav, (0, n_samples - wav.shape[-1])).float().cpu()
 
+    def _check_frame_level_limit(self, limit: float) -> None:
+        """A limit at or above the level of silence in this frontend (the log of its floor, about
+        -11.5): below it every frame would be pushed under silence, and the vocoder makes noise of it."""
+        silence = math.log(self.mel_config.log_floor)
+        if math.isnan(limit) or limit < silence:
+            raise UsageError(
+                f"must be a number >= {silence:.2f}, the level of silence (inf: no limit)",
+                frame_level_limit=limit,
+            )
+
     def decode_latent(
         self,
         latent: Tensor,
@@ -396,11 +408,12 @@ class AudioLDM:
         if latent.dim() == 3:
             latent = latent[None]
         if latent.dim() != 4:
-            raise UsageError(f"expected a latent [C, T', F'] or [B, C, T', F'], got shape {tuple(latent.shape)}")
+            raise UsageError(
+                f"expected a latent [C, T', F'] or [B, C, T', F'], got shape {tuple(latent.shape)}"
+            )
         if not bool(torch.isfinite(latent).all()):
             raise UsageError("the latent holds NaN/inf values")
-        if math.isnan(frame_level_limit) or frame_level_limit == -math.inf:
-            raise UsageError("must be a number (inf: no limit)", frame_level_limit=frame_level_limit)
+        self._check_frame_level_limit(frame_level_limit)
         if n_samples is not None and not is_integer(n_samples):
             raise UsageError("must be an integer (None: every decoded sample)", n_samples=n_samples)
         if (
@@ -464,7 +477,9 @@ class AudioLDM:
             raise UsageError("refine_steps fits the posterior mean; it cannot be combined with sample=True")
         wav = _as_batch(wav)
         if generator is not None and not isinstance(generator, torch.Generator):
-            if not isinstance(generator, Sequence) or not all(isinstance(g, torch.Generator) for g in generator):
+            if not isinstance(generator, Sequence) or not all(
+                isinstance(g, torch.Generator) for g in generator
+            ):
                 raise UsageError("generator: must be a torch.Generator or a list of them (one per item)")
             if len(generator) != wav.shape[0]:
                 raise UsageError(f"generator: got {len(generator)} generators for a batch of {wav.shape[0]}")
@@ -555,6 +570,7 @@ class AudioLDM:
         total, chunk, overlap = frames // tf, max(1, chunk_frames // tf), math.ceil(overlap_frames / tf)
         if frames % tf or len(plan_chunks(total, chunk, overlap)) == 1:
             return encode(mel_of(0, frames))
+
         def render(lo: int, hi: int) -> Tensor:  # latent frames [lo, hi), time last for overlap_add
             return encode(mel_of(lo * tf, hi * tf)).transpose(2, 3)
 
@@ -851,9 +867,8 @@ class AudioLDM:
             raise UsageError("must be a finite number >= 0", guidance_scale=guidance_scale)
         if guidance_rescale is not None and not 0 <= guidance_rescale <= 1:  # also refuses NaN
             raise UsageError("must be between 0 and 1", guidance_rescale=guidance_rescale)
-        limit = frame_level_limit
-        if limit is not None and (math.isnan(limit) or limit == -math.inf):
-            raise UsageError("must be a number (inf: no limit)", frame_level_limit=frame_level_limit)
+        if frame_level_limit is not None:
+            self._check_frame_level_limit(frame_level_limit)
         if num_samples < 1:
             raise UsageError("must be >= 1", num_samples=num_samples)
         if batch_size < 1:
@@ -933,7 +948,9 @@ class AudioLDM:
         """(core, overlap) latent frames of the UNet's windows, on the UNet's multiple, such that a
         latent generated for up to `unet_window_seconds` + 2 overlaps is one window."""
         m, tf = self.unet_factor, self.time_factor
-        overlap = math.ceil(self.unet_window_overlap_seconds * self.sample_rate / self.hop_length / tf / m) * m
+        overlap = (
+            math.ceil(self.unet_window_overlap_seconds * self.sample_rate / self.hop_length / tf / m) * m
+        )
         seconds = self.unet_window_seconds + 2 * self.unet_window_overlap_seconds
         whole = self.frames_for(math.ceil(seconds * self.sample_rate), tf * m) // tf
         return max(m, whole - 2 * overlap), overlap
@@ -1029,7 +1046,9 @@ def check_finite_latent(latent: Tensor, dtype: str) -> None:
 def _as_batch(wav: Tensor) -> Tensor:
     """A waveform [N] or [B, N] of finite float samples as [B, N] (anything else: a UsageError)."""
     if not isinstance(wav, Tensor):
-        raise UsageError(f"expected a waveform as a torch.Tensor, got {type(wav).__name__} (torch.from_numpy it)")
+        raise UsageError(
+            f"expected a waveform as a torch.Tensor, got {type(wav).__name__} (torch.from_numpy it)"
+        )
     if not wav.is_floating_point():
         raise UsageError(
             f"expected float samples in [-1, 1], got a {wav.dtype} tensor (integer PCM: divide by its full scale)"

@@ -264,7 +264,9 @@ def test_model_recommended_steps_are_the_default(tiny_model, tmp_path):
     assert info.exit_code == 0 and "generate and edits: 3 steps unless --steps is given" in info.stdout
     bad = with_sampling(tiny_model, tmp_path / "bad", {"steps": 0})
     result = run(bad, "x", "-o", tmp_path / "x.wav", "--duration", "0.05")
-    assert result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer in [1, 999]" in result.stderr
+    assert (
+        result.exit_code == 1 and "pipeline sampling.steps 0 must be an integer in [1, 999]" in result.stderr
+    )
 
 
 def test_a_short_schedule_without_a_steps_recommendation_still_loads(tiny_model, tmp_path):
@@ -378,10 +380,12 @@ def test_decode_latent_limits_the_decoded_mel_before_the_vocoder(tiny_model):
 
 def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
     out = tmp_path / "a.wav"
-    result = run(tiny_model, "x", "-o", out, "--duration", "0.05", "--frame-level-limit", "nan")
-    assert result.exit_code == 2
-    assert "--frame-level-limit nan: must be a number (inf: no limit)" in result.stderr
-    assert "Traceback" not in result.output and not out.exists()
+    for value in ("nan", "-1e30"):
+        result = run(tiny_model, "x", "-o", out, "--duration", "0.05", "--frame-level-limit", value)
+        assert result.exit_code == 2
+        message = f"--frame-level-limit {float(value):g}: must be a number >= -11.51, the level of silence"
+        assert message in result.stderr
+        assert "Traceback" not in result.output and not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -391,6 +395,7 @@ def test_bad_frame_level_limit_flag_is_one_clear_error(tiny_model, tmp_path):
         ({"guidance_scale": "high"}, "sampling.guidance_scale 'high' must be a finite number >= 0"),
         ({"frame_level_limit": "loud"}, "sampling.frame_level_limit 'loud' must be a finite number"),
         ({"frame_level_limit": True}, "sampling.frame_level_limit True must be a finite number"),
+        ({"frame_level_limit": -20}, "sampling.frame_level_limit -20 is below the level of silence (-11.51"),
         ({"guidance_rescale": 2}, "sampling.guidance_rescale 2 must be a number in [0, 1]"),
         ({"guidance_rescale": "some"}, "sampling.guidance_rescale 'some' must be a number in [0, 1]"),
         ({"sampler": "ddim"}, "pipeline sampling has unknown keys ['sampler']"),

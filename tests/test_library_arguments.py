@@ -252,3 +252,17 @@ def test_a_bad_text_encoder_entry_is_the_models_fault(tiny_model, tmp_path):
     (folder / "pipeline.json").write_text(json.dumps(doc))
     with pytest.raises(ModelError, match="pipeline.json text_encoder: text encoder max_length=1: must be"):
         AudioLDM.from_pretrained(folder).generate("a dog", duration=0.25, steps=2)
+
+
+def test_a_frame_level_limit_below_silence_is_refused(pipe, wav):
+    """Below log(log_floor) every frame would be pushed under silence: the vocoder made full-scale DC."""
+    z, _ = pipe.encode(wav)
+    for call in (
+        lambda limit: pipe.generate("a dog", duration=0.25, steps=2, frame_level_limit=limit),
+        lambda limit: transfer(pipe, wav, "a dog", steps=2, frame_level_limit=limit),
+        lambda limit: pipe.decode_latent(z, frame_level_limit=limit),
+    ):
+        for limit in (-1e30, -11.6, float("-inf")):
+            with pytest.raises(UsageError, match=r"must be a number >= -11.51, the level of silence"):
+                call(limit)
+    assert torch.isfinite(pipe.decode_latent(z, frame_level_limit=-11.5)).all()  # at silence: allowed

@@ -803,8 +803,11 @@ def encode(
     if sample and refine_steps:
         raise UsageError("--refine-steps fits the posterior mean; it cannot be combined with --sample")
     _no_stdin(inputs, "encode")
-    prepare_out_dir(out_dir)
     pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
+    if sample and seed + len(pairs) - 1 > SEED_MAX:  # file i takes seed + i: all checked before any work
+        raise UsageError(f"--seed {seed}: file {len(pairs) - 1} would take seed {seed + len(pairs) - 1}, "
+                         f"beyond {SEED_MAX}; give a smaller seed")
+    prepare_out_dir(out_dir)
     targets = [target for _, target in pairs]
     sidecars = [t.with_suffix(".json") for t in targets] if fmt == "npy" else []  # save_latent's metadata
     check_new_outputs(targets + sidecars, overwrite)

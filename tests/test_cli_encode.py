@@ -191,3 +191,13 @@ def test_info_on_a_missing_folder(tmp_path):
     result = runner.invoke(app, ["info", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert f"model folder not found: {tmp_path / 'none'}" in result.stderr
+
+
+def test_every_files_seed_is_checked_before_any_is_written(enc_model, corpus):
+    """File i takes seed + i: the last one must still be a seed, or nothing is encoded."""
+    out = corpus / "out_seeds"
+    result = run(enc_model, corpus / "in", "-o", out, "--sample", "--seed", str(2**32 - 2))
+    assert result.exit_code == 2, result.output
+    assert "--seed 4294967294: file 2 would take seed 4294967296, beyond 4294967295" in result.stderr
+    assert not out.exists()
+    assert run(enc_model, corpus / "in", "-o", out, "--sample", "--seed", str(2**32 - 3)).exit_code == 0

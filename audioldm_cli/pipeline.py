@@ -1036,11 +1036,17 @@ def _load_text_encoder(name: str, max_length: int, device: str):
 
 
 def check_finite_latent(latent: Tensor, dtype: str) -> None:
-    """Refuse NaN/inf latents from a reduced-precision run (fp16 overflow) instead of writing noise."""
+    """Refuse NaN/inf latents from the sampler instead of writing noise: a reduced-precision run
+    overflowed (fp16), or in fp32 the model itself is broken (NaN/inf weights)."""
     from .precision import autocast_dtype
 
-    if autocast_dtype(dtype, latent.device) is not None and not bool(torch.isfinite(latent).all()):
+    if bool(torch.isfinite(latent).all()):
+        return
+    if autocast_dtype(dtype, latent.device) is not None:
         raise AudioLDMError("the UNet overflowed (non-finite latents); use bf16 or fp32", dtype=dtype)
+    raise ModelError(
+        "the UNet produced non-finite latents in fp32: are its weights NaN/inf? (a broken model)"
+    )
 
 
 def _as_batch(wav: Tensor) -> Tensor:

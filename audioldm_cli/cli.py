@@ -748,7 +748,8 @@ def reconstruct(
                 row.update(reconstruction_report(ref, wav, pipe.mel_config))
             reports.append(row)
             if not (report and as_json) and not is_stdio(target):
-                extra = "".join(f"\t{k}={v:.4f}" for k, v in row.items() if isinstance(v, float))
+                scores = {k: v for k, v in row.items() if k not in ("input", "output")}
+                extra = "".join(f"\t{k}={'n/a' if v is None else format(v, '.4f')}" for k, v in scores.items())
                 typer.echo(f"{target}{extra}")
     if report and as_json:
         typer.echo(json.dumps({"files": reports, "failed": failures}, indent=2))

@@ -26,22 +26,26 @@ def log_spectral_distance(ref: Tensor, est: Tensor, n_fft: int = 2048, hop: int 
     return float((10 * (r - e)).pow(2).mean(0).sqrt().mean())
 
 
-def multi_resolution_stft_distance(ref: Tensor, est: Tensor) -> float:
-    """Mean over resolutions of spectral convergence + mean |log |R| - log |E||."""
+def multi_resolution_stft_distance(ref: Tensor, est: Tensor) -> float | None:
+    """Mean over resolutions of spectral convergence + mean |log |R| - log |E||; None for a silent
+    reference, whose spectral convergence (relative to its energy) is undefined."""
     total = 0.0
     for n_fft, hop in MR_STFT_RESOLUTIONS:
         r, e = _magnitudes(ref, n_fft, hop), _magnitudes(est, n_fft, hop)
-        convergence = torch.linalg.norm(r - e) / torch.linalg.norm(r).clamp_min(1e-8)
+        energy = torch.linalg.norm(r)
+        if energy <= 1e-8:
+            return None
+        convergence = torch.linalg.norm(r - e) / energy
         log_l1 = (r.clamp_min(1e-7).log() - e.clamp_min(1e-7).log()).abs().mean()
         total += float(convergence + log_l1)
     return total / len(MR_STFT_RESOLUTIONS)
 
 
-def reconstruction_report(ref: Tensor, est: Tensor, mel_config: MelConfig) -> dict[str, float]:
+def reconstruction_report(ref: Tensor, est: Tensor, mel_config: MelConfig) -> dict[str, float | None]:
     """Distances between two mono waveforms [N] of equal length at `mel_config`'s rate.
 
     Returns {"mel_l1": mean |log-mel difference|, "lsd_db": log-spectral distance,
-    "mr_stft": multi-resolution STFT distance}; 0 for identical inputs.
+    "mr_stft": multi-resolution STFT distance, None for a silent reference}; 0 for identical inputs.
     """
     if ref.shape != est.shape or ref.dim() != 1:
         raise ValueError(

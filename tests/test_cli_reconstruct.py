@@ -75,6 +75,19 @@ def test_report_of_identical_audio_is_zero():
     assert abs(half["mr_stft"] - (0.5 + np.log(2))) < 1e-3  # spectral convergence 0.5 + log-magnitude L1
 
 
+def test_report_of_a_silent_input_says_its_stft_distance_is_undefined(recon_model, tmp_path):
+    """Spectral convergence divides by the reference's energy: none for silence (it printed 3.6e7)."""
+    src = tmp_path / "silence.wav"
+    sf.write(src, np.zeros(3000, np.float32), 16000)
+    text = run(recon_model, src, "-o", tmp_path / "a.wav", "--report")
+    assert text.exit_code == 0, text.output
+    fields = dict(f.split("=") for f in text.stdout.strip().split("\t")[1:])
+    assert fields["mr_stft"] == "n/a" and float(fields["mel_l1"]) >= 0
+    doc = run(recon_model, src, "-o", tmp_path / "b.wav", "--report", "--json")
+    row = json.loads(doc.stdout)["files"][0]
+    assert row["mr_stft"] is None and row["lsd_db"] >= 0
+
+
 def test_latent_file_decodes_to_the_original_length(recon_model, tmp_path):
     src = tmp_path / "a.wav"
     sf.write(src, tone(440, 16000, 3000), 16000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +28,16 @@ def slugify(text: str) -> str:
 
 
 def read_prompts_file(path: str | os.PathLike) -> list[tuple[str | None, str]]:
-    """(name or None, prompt) per line of `path`: `prompt` or `name<TAB>prompt`; blank and '#' lines skipped."""
+    """(name or None, prompt) per line of `path`: `prompt` or `name<TAB>prompt`; blank and '#' lines skipped.
+    A path of "-" reads standard input."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if is_stdio(path):
+            stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+            text = stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+            path = "- (standard input)"
+        else:
+            text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"--prompts-file {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -180,6 +180,9 @@ def check_output_path(path: Path, overwrite: bool) -> Path:
         raise already_exists(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
+        for above in (parent, *parent.parents):  # "a.wav/x.wav" with a.wav a file: say so
+            if above.exists() and not above.is_dir():
+                raise UsageError(f"output {path}: {above} is a file, not a folder")
         raise UsageError(f"output folder {parent} does not exist")
     check_writable_folder(parent, "output folder")
     return path
@@ -521,7 +524,7 @@ def generate(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output", parser=cli_path)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav (see --format).", rich_help_panel="Output", parser=cli_path)] = None,
     fmt: AudioFormatOpt = None,
-    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt.")] = None,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt; - reads them from stdin.", parser=cli_path)] = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
     steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps. Default: the model's recommendation (`audioldm info` shows it), else 50.", rich_help_panel="Sampling")] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="ddim | dpmpp-2m.", rich_help_panel="Sampling")] = "ddim",
@@ -713,14 +716,14 @@ def reconstruct(
         check_stdin_audio()
     if report and is_stdio(output):
         raise UsageError("--report prints to standard output, where -o - writes the audio: write it to a file")
-    if out_dir is not None:
-        prepare_out_dir(out_dir)
     suffix = audio_suffix(fmt, output)
     targets = [_reconstruct_target(src, output, out_dir, suffix) for src in sources]
     sources, targets = _without_own_outputs(inputs, sources, targets)
     if output is not None:
         check_audio_output(output, overwrite)
     check_new_outputs(targets, overwrite)
+    if out_dir is not None:  # made once the outputs are known to be writable: a refused run leaves none
+        prepare_out_dir(out_dir)
     pipe = load_pipeline(model, device)
     failures, reports = 0, []
     with progress_bar("reconstructing", total=len(sources)) as progress:

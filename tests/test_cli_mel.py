@@ -104,6 +104,7 @@ def test_existing_output_needs_overwrite(tmp_path, wav16):
         (["-o", "{tmp}/a.wav"], "extension must be .npy or .safetensors"),
         (["-o", "{tmp}/a.npy", "--format", "safetensors"], "does not match --format safetensors"),
         (["-o", "{tmp}/nodir/a.npy"], "output folder {tmp}/nodir does not exist"),
+        (["-o", "{wav}/a.npy"], "output {wav}/a.npy: {wav} is a file, not a folder"),
         (
             ["--out-dir", "{tmp}/d", "--preset", "vits"],
             "unknown mel preset 'vits'; choose one of audioldm-16k, hifigan-22k",

@@ -304,3 +304,13 @@ def test_a_folder_run_again_leaves_out_its_own_earlier_outputs(recon_model, tmp_
     )
     alone = run(recon_model, tree / "x_recon.wav", "--vocoder-only")  # its own input alone: reconstructed
     assert alone.exit_code == 0 and (tree / "x_recon_recon.wav").is_file()
+
+
+def test_a_refused_run_leaves_no_out_dir(recon_model, tmp_path):
+    for sub in ("x", "y"):  # two inputs of the same name would write the same output
+        (tmp_path / sub).mkdir()
+        sf.write(tmp_path / sub / "same.wav", tone(300, 16000, 1600), 16000)
+    out = tmp_path / "out"
+    result = run(recon_model, tmp_path / "x", tmp_path / "y", "--out-dir", out)
+    assert result.exit_code == 2 and str(out / "same_recon.wav") in result.stderr
+    assert not out.exists()

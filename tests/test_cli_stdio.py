@@ -220,3 +220,24 @@ def test_dot_slash_dash_is_the_file_named_dash(tiny_model, tmp_path, clip, monke
     result = run("transfer", "./-", "a bell", "--model", tiny_model, *FAST, "-o", "x.wav", stdin=clip)
     assert result.exit_code != 0 and str(tmp_path / "-") in result.stderr  # the missing file, not stdin
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_prompts_file_dash_reads_the_prompts_from_stdin(tiny_model, tmp_path):
+    out = tmp_path / "out"
+    args = [
+        "generate",
+        "--prompts-file",
+        "-",
+        "--out-dir",
+        out,
+        "--model",
+        tiny_model,
+        "--duration",
+        "0.3",
+        *FAST,
+    ]
+    result = run(*args, stdin=b"rain\n# a comment\ndog\tA dog barks\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split() == [str(out / "rain_0.wav"), str(out / "dog_0.wav")]
+    empty = run(*args, stdin=b"\n")
+    assert empty.exit_code == 2 and "--prompts-file - (standard input): holds no prompts" in empty.stderr

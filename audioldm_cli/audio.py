@@ -465,7 +465,8 @@ def write_audio(
         sys.stdout.buffer.flush()
         return path
     if not path.parent.is_dir():
-        raise UsageError(f"output {path}: folder {path.parent} does not exist")
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise UsageError(f"output {path}: folder {path.parent} {what}")
     try:
         with (
             atomic_path(path) as tmp,

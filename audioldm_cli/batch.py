@@ -33,6 +33,8 @@ def read_prompts_file(path: str | os.PathLike) -> list[tuple[str | None, str]]:
     path = Path(path)
     try:
         if is_stdio(path):
+            if sys.stdin is None or sys.stdin.isatty():  # as for audio: a terminal would wait unseen
+                raise UsageError("--prompts-file -: standard input is a terminal; pipe the prompts in")
             stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
             text = stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
             path = "- (standard input)"

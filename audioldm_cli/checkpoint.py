@@ -141,11 +141,17 @@ class PipelineConfig:
         limit = self.sampling.get("frame_level_limit", 0.0)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
             raise ModelError(f"pipeline sampling.frame_level_limit {limit!r} must be a finite number")
-        floor = self.frontend.get("log_floor", 1e-5) if isinstance(self.frontend, Mapping) else 1e-5
-        if isinstance(floor, (int, float)) and floor > 0 and limit < math.log(floor):
+        from vocoder.config import MelConfig
+
+        floor = (
+            self.frontend.get("log_floor", MelConfig.log_floor)
+            if isinstance(self.frontend, Mapping)
+            else None
+        )
+        if isinstance(floor, (int, float)) and floor > 0 and limit < silence_level(floor):
             raise ModelError(
                 f"pipeline sampling.frame_level_limit {limit!r} is below the level of silence "
-                f"({math.log(floor):.2f}, the log of frontend.log_floor)"
+                f"({silence_level(floor):.2f}, the log of frontend.log_floor)"
             )
         k = self.sampling.get("num_candidates", 1)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -340,6 +346,12 @@ def count_parameters(module: torch.nn.Module) -> int:
 # latent files: `<name>.latent.safetensors` (tensor "latent" [C, T', F'] + string metadata)
 
 LATENT_META_KEYS = ("format_version", "sample_rate", "n_samples", "scale_factor", "vae_config_hash", "preset")
+
+
+def silence_level(log_floor: float) -> float:
+    """The frame level of silence in a log-mel whose magnitudes are floored at `log_floor` (its log):
+    no frame is quieter, so a frame-level limit below it means nothing."""
+    return math.log(log_floor)
 
 
 def save_latent(path: str | os.PathLike, latent: torch.Tensor, metadata: Mapping) -> Path:

@@ -322,11 +322,11 @@ def _plan_mel_outputs(
 def mel(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", metavar="IN", parser=cli_path)],
     output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Output .npy/.safetensors for one input.", rich_help_panel="Output")
+        Optional[Path], typer.Option("-o", "--output", help="Output .npy/.safetensors for one input.", rich_help_panel="Output", parser=cli_path)
     ] = None,
     out_dir: Annotated[
         Optional[Path],
-        typer.Option("--out-dir", help="Output folder; folders given as input are mirrored.", rich_help_panel="Output"),
+        typer.Option("--out-dir", help="Output folder; folders given as input are mirrored.", rich_help_panel="Output", parser=cli_path),
     ] = None,
     preset: Annotated[
         str,
@@ -808,9 +808,10 @@ def encode(
         raise UsageError("--refine-steps fits the posterior mean; it cannot be combined with --sample")
     _no_stdin(inputs, "encode")
     pairs = _encode_targets(inputs, out_dir, LATENT_SUFFIX if fmt == "safetensors" else LATENT_NPY_SUFFIX)
-    if sample and seed + len(pairs) - 1 > SEED_MAX:  # file i takes seed + i: all checked before any work
-        raise UsageError(f"--seed {seed}: file {len(pairs) - 1} would take seed {seed + len(pairs) - 1}, "
-                         f"beyond {SEED_MAX}; give a smaller seed")
+    if sample:  # file i takes seed + i: all checked before any work
+        from .runtime import check_seeds
+
+        check_seeds(seed, len(pairs), "file")
     prepare_out_dir(out_dir)
     targets = [target for _, target in pairs]
     sidecars = [t.with_suffix(".json") for t in targets] if fmt == "npy" else []  # save_latent's metadata

@@ -7,7 +7,8 @@
                bands regenerated
 
 Every function returns an `EditResult`: the waveform (exactly as long as the input), the edited latent,
-the input's latent and the keep-mask (1 = kept), so callers can check what was kept.
+the input's latent and the keep-mask (1 = kept), so callers can check what was kept. `seed` is an
+integer in [0, 2**32), as for `AudioLDM.generate`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from .errors import UsageError
 from .precision import check_compile
-from .runtime import ProgressFn, check_progress, is_integer, is_real, make_generator
+from .runtime import ProgressFn, check_progress, check_seed, is_integer, is_real, make_generator
 from .samplers import SAMPLERS, randn_like, sample_ddim, stochastic_encode
 
 logger = logging.getLogger(__name__)
@@ -273,6 +274,7 @@ def transfer(
         frame_level_limit, progress,
     )  # fmt: skip
     check_compile(compile)
+    check_seed(seed)
     if not prompt.strip():
         raise UsageError("prompt is empty: a style transfer needs a text to move towards")
     transfer_start(strength, steps)  # fail before encoding
@@ -289,7 +291,7 @@ def transfer(
             callback=progress,
         ).cpu()
     latent = latent.clone()  # a normal tensor, as the other edits return (not an inference one)
-    check_finite_latent(latent, dtype)
+    check_finite_latent(latent, dtype, pipe.unet)
     wav_out = pipe.decode_latent(latent, wav.shape[-1], frame_level_limit=sampling.frame_level_limit)[0]
     return EditResult(wav_out, latent, x0, None)
 
@@ -329,6 +331,7 @@ def masked_edit(
         frame_level_limit, progress,
     )  # fmt: skip
     check_compile(compile)
+    check_seed(seed)
     frames = pipe.frames_for(wav.shape[-1], pipe.time_factor * pipe.unet_factor)  # as encode_input
     shape = (1, pipe.latent_channels, frames // pipe.time_factor, pipe.mel_config.n_mels // pipe.freq_factor)
     mask = mask_fn(torch.zeros(shape))  # the range is checked before any work
@@ -358,7 +361,7 @@ def masked_edit(
             x0=x0[:, :, lo:hi].to(pipe.device),
             mask=mask.expand(shape)[:, :, lo:hi].to(pipe.device),
         ).cpu()
-    check_finite_latent(edited, dtype)
+    check_finite_latent(edited, dtype, pipe.unet)
     latent = x0.clone()
     latent[:, :, lo:hi] = edited
     wav_out = pipe.decode_latent(latent, wav.shape[-1], frame_level_limit=sampling.frame_level_limit)[0]

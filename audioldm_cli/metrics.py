@@ -45,7 +45,8 @@ def reconstruction_report(ref: Tensor, est: Tensor, mel_config: MelConfig) -> di
     """Distances between two mono waveforms [N] of equal length at `mel_config`'s rate.
 
     Returns {"mel_l1": mean |log-mel difference|, "lsd_db": log-spectral distance,
-    "mr_stft": multi-resolution STFT distance, None for a silent reference}; 0 for identical inputs.
+    "mr_stft": multi-resolution STFT distance, None for a silent reference}; 0 for identical inputs
+    (mr_stft: identical inputs that are not silent).
     """
     if ref.shape != est.shape or ref.dim() != 1:
         raise ValueError(

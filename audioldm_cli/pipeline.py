@@ -6,7 +6,8 @@
     wav  -> mel -> VAE -> mel -> vocoder -> wav, in overlapping chunks                  (reconstruct)
 
 Every method takes and returns CPU tensors (float32 waveforms at `sample_rate`); the work runs on
-`self.device`. Noise is drawn on CPU from one generator per item, seeded `seed + i`, so item i of a
+`self.device`. Seeds are integers in [0, 2**32) (the seeds torch's generator tells apart; None: a random
+one). Noise is drawn on CPU from one generator per item, seeded `seed + i`, so item i of a
 batch equals a lone run with `seed + i` (up to float rounding: batched kernels sum in another order,
 which strong guidance amplifies to ~1e-4 of the waveform, a few 16-bit steps; with batch_size 1 bit for
 bit).
@@ -33,11 +34,10 @@ from .chunking import overlap_add, plan_chunks, windowed
 from .errors import AudioLDMError, ModelError, UsageError, as_model_errors
 from .frontend import limit_frame_level
 from .runtime import (
-    SEED_LIMIT,
     ProgressFn,
     check_flags,
     check_progress,
-    check_seed,
+    check_seeds,
     is_integer,
     is_real,
     make_generator,
@@ -377,7 +377,7 @@ class AudioLDM:
     def _check_frame_level_limit(self, limit: float) -> None:
         """A limit at or above the level of silence in this frontend (the log of its floor, about
         -11.5): below it every frame would be pushed under silence, and the vocoder makes noise of it."""
-        silence = math.log(self.mel_config.log_floor)
+        silence = ckpt.silence_level(self.mel_config.log_floor)
         if math.isnan(limit) or limit < silence:
             raise UsageError(
                 f"must be a number >= {silence:.2f}, the level of silence (inf: no limit)",
@@ -774,14 +774,8 @@ class AudioLDM:
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             logger.info("no seed given: using seed %d", seed)
-        seed = check_seed(seed)
         items = [p for p in prompts for _ in range(num_samples)]
-        if seed + len(items) - 1 >= SEED_LIMIT:  # output i takes seed + i: all checked before any work
-            raise UsageError(
-                f"output {len(items) - 1} would take seed {seed + len(items) - 1}, beyond 2**32 - 1; give a "
-                "smaller seed",
-                seed=seed,
-            )
+        seed = check_seeds(seed, len(items))  # output i takes seed + i: all checked before any work
         n_samples = round(duration * self.sample_rate)
         frames = self.frames_for(n_samples, self.time_factor * self.unet_factor)
         if frames * self.hop_length != n_samples:
@@ -1023,7 +1017,7 @@ class AudioLDM:
                 generator=generators,
                 callback=callback,
             )
-        check_finite_latent(latent, dtype)
+        check_finite_latent(latent, dtype, self.unet)
         return latent
 
 
@@ -1035,18 +1029,19 @@ def _load_text_encoder(name: str, max_length: int, device: str):
     return TextEncoder.from_config({"name": name, "max_length": max_length}, device=device)
 
 
-def check_finite_latent(latent: Tensor, dtype: str) -> None:
+def check_finite_latent(latent: Tensor, dtype: str, unet: nn.Module | None = None) -> None:
     """Refuse NaN/inf latents from the sampler instead of writing noise: a reduced-precision run
-    overflowed (fp16), or in fp32 the model itself is broken (NaN/inf weights)."""
+    overflowed (fp16), the model is broken (`unet` given and holding NaN/inf weights), or the sampling
+    itself ran away (a huge guidance scale)."""
     from .precision import autocast_dtype
 
     if bool(torch.isfinite(latent).all()):
         return
     if autocast_dtype(dtype, latent.device) is not None:
         raise AudioLDMError("the UNet overflowed (non-finite latents); use bf16 or fp32", dtype=dtype)
-    raise ModelError(
-        "the UNet produced non-finite latents in fp32: are its weights NaN/inf? (a broken model)"
-    )
+    if unet is not None and not all(bool(torch.isfinite(p).all()) for p in unet.parameters()):
+        raise ModelError("the UNet's weights hold NaN/inf: a broken model (non-finite latents)")
+    raise AudioLDMError("sampling gave non-finite latents; lower the guidance scale")
 
 
 def _as_batch(wav: Tensor) -> Tensor:

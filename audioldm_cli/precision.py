@@ -110,8 +110,15 @@ def check_compile(value) -> bool | str:
     from torch._dynamo import list_backends
 
     if value not in list_backends(exclude_tags=()):
-        usual = ", ".join(list_backends())  # without the debugging and experimental ones
-        raise UsageError(f"unknown torch.compile backend; choose True or one of {usual}", compile=value)
+        try:  # older torch lists only its own backends; lookup also finds those of installed plugins
+            from torch._dynamo.backends.registry import lookup_backend
+
+            lookup_backend(value)
+        except (RuntimeError, ImportError, KeyError):  # InvalidBackend is a RuntimeError
+            usual = ", ".join(list_backends())  # without the debugging and experimental ones
+            raise UsageError(
+                f"unknown torch.compile backend; choose True or one of {usual}", compile=value
+            ) from None
     return value
 
 
@@ -122,8 +129,9 @@ def compile_module(module: nn.Module, backend: str = "inductor") -> nn.Module:
         return torch.compile(module, backend=backend)
     except (RuntimeError, ImportError) as e:  # unknown backend, missing dependency
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(
-            f"torch.compile is unavailable here ({reason}); run without compiling", compile=backend
+        raise UsageError(  # compile=True stands for inductor (the CLI's bare --compile)
+            f"torch.compile is unavailable here ({reason}); run without compiling",
+            compile=True if backend == "inductor" else backend,
         ) from None
 
 

@@ -95,6 +95,18 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+def check_seeds(seed, count: int, what: str = "output") -> int:
+    """`check_seed` for a run whose item i takes seed + i: the last of `count` items must have a seed too
+    (checked before any work)."""
+    seed = check_seed(seed)
+    if seed + count - 1 >= SEED_LIMIT:
+        raise UsageError(
+            f"{what} {count - 1} would take seed {seed + count - 1}, beyond 2**32 - 1; give a smaller seed",
+            seed=seed,
+        )
+    return seed
+
+
 def check_progress(progress) -> None:
     """A UsageError unless `progress` is None or callable as progress(done, total), before any work."""
     if progress is not None and not callable(progress):

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .errors import ModelError
-from .runtime import ProgressFn, make_generator
+from .runtime import ProgressFn, check_progress, check_seeds, make_generator
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ def generate_from_audio(
         guidance_rescale=guidance_rescale,
     )
     check_compile(compile)
+    check_progress(progress)
+    check_seeds(seed, num_samples)
     if pipe.config.conditioning != "film":
         raise ModelError(
             "an audio prompt needs a FiLM (CLAP-conditioned) model such as a converted AudioLDM checkpoint"
@@ -109,7 +111,7 @@ def generate_from_audio(
             generator=generators,
             callback=progress,
         )
-    check_finite_latent(latent, dtype)
+    check_finite_latent(latent, dtype, pipe.unet)
     # 3. decode and vocode
     return pipe.decode_latent(latent.cpu(), n_samples, frame_level_limit=frame_level_limit)
 

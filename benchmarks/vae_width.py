@@ -122,6 +122,7 @@ def run_variant(name: str, args: argparse.Namespace, work: Path) -> dict:
         json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss/rec"' in line
     ]
     tail = [r["loss/rec"] for r in logs if r["step"] > args.steps - 250]
+    tail = [v if v is not None else float("nan") for v in tail]  # metrics.jsonl: a non-finite loss is null
     return {
         "variant": name,
         "change": VARIANTS[name] or "(vae_default.json)",

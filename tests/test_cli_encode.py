@@ -198,6 +198,6 @@ def test_every_files_seed_is_checked_before_any_is_written(enc_model, corpus):
     out = corpus / "out_seeds"
     result = run(enc_model, corpus / "in", "-o", out, "--sample", "--seed", str(2**32 - 2))
     assert result.exit_code == 2, result.output
-    assert "--seed 4294967294: file 2 would take seed 4294967296, beyond 4294967295" in result.stderr
+    assert "--seed 4294967294: file 2 would take seed 4294967296, beyond 2**32 - 1" in result.stderr
     assert not out.exists()
     assert run(enc_model, corpus / "in", "-o", out, "--sample", "--seed", str(2**32 - 3)).exit_code == 0

@@ -241,3 +241,18 @@ def test_prompts_file_dash_reads_the_prompts_from_stdin(tiny_model, tmp_path):
     assert result.stdout.split() == [str(out / "rain_0.wav"), str(out / "dog_0.wav")]
     empty = run(*args, stdin=b"\n")
     assert empty.exit_code == 2 and "--prompts-file - (standard input): holds no prompts" in empty.stderr
+
+
+def test_prompts_file_dash_refuses_a_terminal(tiny_model, tmp_path, monkeypatch):
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    from audioldm_cli.batch import read_prompts_file
+    from audioldm_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="standard input is a terminal; pipe the prompts in"):
+        read_prompts_file("-")

@@ -38,6 +38,8 @@ def test_edits_check_the_waveform_and_prompts_first(pipe, wav, monkeypatch):
         ((wav, ["a dog"]), {}, "prompt: expected a str, got list"),
         ((wav, "a dog"), {"negative_prompt": 3}, "negative_prompt: expected a str, got int"),
         ((wav, "a dog"), {"progress": "x"}, "progress"),
+        ((wav, "a dog"), {"seed": 2**32}, "seed=4294967296: must lie in [0, 2**32)"),
+        ((wav, "a dog"), {"compile": "nope"}, "compile='nope': unknown torch.compile backend"),
     ]
     for edit, extra in (
         (transfer, {}),
@@ -159,6 +161,17 @@ def test_seeds_are_the_32_bit_ones_the_generator_tells_apart(pipe):
         with pytest.raises(UsageError, match=rf"seed={seed}: must lie in \[0, 2\*\*32\)"):
             pipe.generate("a dog", duration=0.25, steps=2, seed=seed)
     assert pipe.generate("a dog", duration=0.25, steps=2, seed=2**32 - 1).shape[0] == 1
+    from audioldm_cli.variations import generate_from_audio
+
+    with pytest.raises(UsageError, match=r"seed=4294967295: output 1 would take seed 4294967296"):
+        generate_from_audio(pipe, torch.zeros(4000), seed=2**32 - 1, num_samples=2)  # before CLAP loads
+
+
+def test_the_cli_seed_range_is_the_librarys():
+    from audioldm_cli import cli
+    from audioldm_cli.runtime import SEED_LIMIT
+
+    assert (cli.SEED_MIN, cli.SEED_MAX) == (0, SEED_LIMIT - 1)  # kept apart so that --help loads no torch
 
 
 def test_flags_compile_and_progress_are_checked_before_any_work(pipe, wav):
@@ -272,7 +285,11 @@ def test_a_unet_with_nan_weights_is_the_models_fault(tiny_model):
     broken = AudioLDM.from_pretrained(tiny_model)
     with torch.no_grad():
         next(broken.unet.parameters()).fill_(float("nan"))
-    with pytest.raises(
-        ModelError, match="the UNet produced non-finite latents in fp32: are its weights NaN/inf"
-    ):
+    with pytest.raises(ModelError, match="the UNet's weights hold NaN/inf: a broken model"):
         broken.generate("a dog", duration=0.25, steps=2)
+    with pytest.raises(
+        AudioLDMError, match="sampling gave non-finite latents; lower the guidance scale"
+    ) as info:
+        pipe = AudioLDM.from_pretrained(tiny_model)  # a sound model, guided into overflow
+        pipe.generate("a dog", duration=0.25, steps=2, guidance_scale=1e300)
+    assert not isinstance(info.value, ModelError)

@@ -558,17 +558,23 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(manifest, tmp_path,
         )
 
 
-def test_a_diverged_run_is_refused_not_exported(manifest, tmp_path):
-    """A too large lr: the first update breaks the model and every later loss is non-finite. A run that
-    ends so (even within train.max_bad_steps) exports nothing; an infinite lr is refused up front."""
+def test_a_diverged_run_is_saved_but_not_exported(manifest, tmp_path):
+    """A too large lr: an update breaks the model and every later loss is non-finite. A run that ends so
+    (even within train.max_bad_steps) keeps its checkpoint but exports nothing; an infinite lr is
+    refused up front."""
     from audioldm_cli.errors import ModelError, UsageError
 
     run = tmp_path / "run"
-    with pytest.raises(ModelError, match=r"training diverged: its last step's loss is not finite at step 3 "):
-        train("vae", manifest, run, config=vae_config(tmp_path), overrides={"max_steps": 3, "lr": 1e6})
-    assert not run.exists()  # a new run that saved nothing leaves nothing
+    config = vae_config(tmp_path, save_every=0)
+    with pytest.raises(
+        ModelError, match=r"training diverged: the losses of the last 2 step\(s\) were not finite"
+    ):
+        train("vae", manifest, run, config=config, overrides={"max_steps": 3, "lr": 1e6})
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000003"] and not (
+        run / "export"
+    ).exists()
     with pytest.raises(UsageError, match="train.lr=inf: must be finite"):
-        train("vae", manifest, run, config=vae_config(tmp_path), overrides={"lr": float("inf")})
+        train("vae", manifest, tmp_path / "run2", config=config, overrides={"lr": float("inf")})
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,10 @@ def worker_pids(pid: int) -> dict[int, int]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers through Linux's /proc")
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").is_file(),
+    reason="finds the workers through Linux's /proc/PID/task/TID/children",
+)
 def test_sigterm_to_one_process_stops_both_after_the_same_step(tmp_path):
     """A scheduler may signal one worker only: both stop after the same step (no process left waiting in
     a collective), one checkpoint is saved, the error is said once, and the run resumes from it."""

@@ -11,6 +11,7 @@ loss therefore sees the discriminator as it was at the start of the step (in eve
 Run folder:
     config.json                 the resolved configuration
     metrics.jsonl               {"step", "loss/...", "lr", "steps_per_s"} every log_every steps, "val/..." too
+                                (a non-finite loss is written as null: strict JSON)
     checkpoints/step_00000100/  <module>.safetensors (weights), ema.safetensors, train_state.pt
                                 (written, kept and restored by `checkpoints.py`)
     val/step_00000100/          validation audio
@@ -240,7 +241,7 @@ class Trainer(CheckpointMixin):
         previous = self._install_sigint()
         try:
             self._loop(progress)
-            self._check_finite_weights()
+            self._refuse_non_finite_weights()
             self.state.interrupted = self.state.step < cfg.max_steps
             self.state.stopped_by = self._stopped_by if self.state.interrupted else None
             if self.state.interrupted and self.acc.is_main_process:
@@ -248,6 +249,14 @@ class Trainer(CheckpointMixin):
                 logger.warning("%s at step %d: saving a checkpoint", how, self.state.step)
             self._finishing = True  # a first Ctrl-C from here on waits for the save and the export
             self.save()
+            if self.bad_streak and not self.state.interrupted:
+                # The weights are those of the last finite step, but no batch since gave a finite loss: an
+                # update broke the model (a too large lr). The run is kept, the export not made.
+                raise ModelError(
+                    f"training diverged: the losses of the last {self.bad_streak} step(s) were not finite "
+                    f"(train.lr={self.cfg.lr}); saved {self.state.checkpoint} but exported nothing: lower "
+                    "train.lr (--lr applies with --resume too) or set train.precision to no"
+                )
             self.export()
         finally:
             self._restore_sigint(previous)
@@ -275,10 +284,7 @@ class Trainer(CheckpointMixin):
                 if cfg.val_every and step % cfg.val_every == 0 and self.val_data is not None:
                     self.validate()
                 if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
-                    if self.bad_streak:  # weights whose last loss was non-finite are no checkpoint to resume
-                        logger.warning("step %d: not saved, its loss is not finite", step)
-                    else:
-                        self.save()
+                    self.save()
         finally:
             self._close_prefetch()
 
@@ -349,24 +355,18 @@ class Trainer(CheckpointMixin):
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool, self._ahead = None, None
 
-    def _check_finite_weights(self) -> None:
-        """Refuse to save or export a model that an update broke (a too large lr): its weights hold
-        NaN/inf, or its last step's loss was non-finite (skipped, as up to train.max_bad_steps are, but
-        a run that ends on one ends on weights that give no finite loss)."""
+    def _refuse_non_finite_weights(self) -> None:
+        """Refuse to save or export weights that an update turned to NaN/inf (the checkpoints saved
+        before are kept)."""
         broken = [
             n
             for n, m in self.unwrapped.items()
             if not all(bool(torch.isfinite(p).all()) for p in m.parameters())
         ]
-        if broken or self.bad_streak:
-            what = (
-                f"the {', '.join(broken)} weights hold NaN/inf"
-                if broken
-                else "its last step's loss is not finite"
-            )
+        if broken:
             raise ModelError(
-                f"training diverged: {what} at step {self.state.step} (train.lr={self.cfg.lr}); lower "
-                "train.lr or set train.precision to no; nothing saved"
+                f"training diverged: the {', '.join(broken)} weights hold NaN/inf at step {self.state.step} "
+                f"(train.lr={self.cfg.lr}); nothing saved: lower train.lr or set train.precision to no"
             )
 
     def _skip_update(self, logs: dict[str, float]) -> None:

@@ -577,6 +577,27 @@ def test_a_diverged_run_is_saved_but_not_exported(manifest, tmp_path):
         train("vae", manifest, tmp_path / "run2", config=config, overrides={"lr": float("inf")})
 
 
+def test_a_run_stopped_right_after_a_skipped_step_still_saves_and_exports(manifest, tmp_path, monkeypatch):
+    """A skipped step leaves the weights of the last finite one: Ctrl-C then keeps its promise."""
+    from audioldm_cli.training import vae as vae_stage
+
+    real_step = vae_stage.VAEStage.train_step
+
+    def poisoned_then_stopped(self, batch, step):
+        objectives, logs = real_step(self, batch, step)
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            objectives = {k: v * float("nan") for k, v in objectives.items()}
+            logs = dict(logs, **{"loss/rec": logs["loss/rec"] * float("nan")})
+        return objectives, logs
+
+    monkeypatch.setattr(vae_stage.VAEStage, "train_step", poisoned_then_stopped)
+    run = tmp_path / "run"
+    state = train("vae", manifest, run, config=vae_config(tmp_path, save_every=0), overrides={"max_steps": 4})
+    assert state.interrupted and state.step == 2
+    assert (run / "checkpoints" / "step_00000002").is_dir() and (run / "export" / "vae").is_dir()
+
+
 @pytest.mark.parametrize(
     "signum,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 )

@@ -664,7 +664,9 @@ def _without_own_outputs(inputs: list[Path], sources: list[Path], targets: list[
     return [s for s, _ in kept], [t for _, t in kept]
 
 
-def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None, ext: str = ".wav") -> Path:
+def _reconstruct_target(
+    src: Path, output: Path | None, out_dir: Path | None, ext: str = ".wav", subfolder: Path = Path()
+) -> Path:
     from .checkpoint import LATENT_NPY_SUFFIX, LATENT_SUFFIX
 
     if output is not None:
@@ -676,7 +678,7 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None, ex
             break
     else:
         stem = src.stem
-    return (out_dir if out_dir is not None else src.parent) / f"{stem}_recon{ext}"
+    return (out_dir / subfolder if out_dir is not None else src.parent) / f"{stem}_recon{ext}"
 
 
 @app.command()
@@ -684,7 +686,7 @@ def _reconstruct_target(src: Path, output: Path | None, out_dir: Path | None, ex
 def reconstruct(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders of audio, or latent files (.latent.safetensors, .latent.npy) named one by one; - reads audio from stdin (with -o).", parser=cli_path)],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output", parser=cli_path)] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav (default: beside each input; see --format).", rich_help_panel="Output", parser=cli_path)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for <name>_recon.wav, folders given as input mirrored (default: beside each input; see --format).", rich_help_panel="Output", parser=cli_path)] = None,
     fmt: AudioFormatOpt = None,
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
     refine_steps: ReconRefineOpt = None,
@@ -704,7 +706,11 @@ def reconstruct(
     from .runtime import progress_bar
 
     latents = [p for p in inputs if is_latent_path(p)]
-    sources = latents + find_audio_files([p for p in inputs if not is_latent_path(p)])
+    # each audio file with its sub-folder inside the folder argument it was found in (mirrored by --out-dir)
+    found = [(src, src.relative_to(arg).parent if arg.is_dir() else Path())
+             for arg in inputs if not is_latent_path(arg) for src in find_audio_files([arg])]
+    sources = latents + [src for src, _ in found]
+    subfolders = [Path()] * len(latents) + [sub for _, sub in found]
     if vocoder_only and refine_steps:
         raise UsageError("--refine-steps fits VAE latents; --vocoder-only skips the VAE: choose one")
     if output is not None and (out_dir is not None or len(sources) != 1):
@@ -717,7 +723,7 @@ def reconstruct(
     if report and is_stdio(output):
         raise UsageError("--report prints to standard output, where -o - writes the audio: write it to a file")
     suffix = audio_suffix(fmt, output)
-    targets = [_reconstruct_target(src, output, out_dir, suffix) for src in sources]
+    targets = [_reconstruct_target(src, output, out_dir, suffix, sub) for src, sub in zip(sources, subfolders)]
     sources, targets = _without_own_outputs(inputs, sources, targets)
     if output is not None:
         check_audio_output(output, overwrite)

@@ -314,3 +314,18 @@ def test_a_refused_run_leaves_no_out_dir(recon_model, tmp_path):
     result = run(recon_model, tmp_path / "x", tmp_path / "y", "--out-dir", out)
     assert result.exit_code == 2 and str(out / "same_recon.wav") in result.stderr
     assert not out.exists()
+
+
+def test_out_dir_mirrors_the_folders_given(recon_model, tmp_path):
+    """As mel and encode do: two x.wav in different sub-folders no longer clash under --out-dir."""
+    tree = tmp_path / "tree"
+    for sub in ("a", "b/c"):
+        (tree / sub).mkdir(parents=True)
+        sf.write(tree / sub / "x.wav", tone(440, 16000, 1600), 16000)
+    lone = tmp_path / "lone.wav"
+    sf.write(lone, tone(330, 16000, 1600), 16000)
+    out = tmp_path / "out"
+    result = run(recon_model, tree, lone, "--out-dir", out, "--vocoder-only")
+    assert result.exit_code == 0, result.output
+    expected = [out / "a" / "x_recon.wav", out / "b" / "c" / "x_recon.wav", out / "lone_recon.wav"]
+    assert result.stdout.split() == [str(p) for p in expected] and all(p.is_file() for p in expected)

@@ -565,7 +565,9 @@ def test_pickle_with_code_is_refused_everywhere(tmp_path):
             load(ckpt)
         assert not marker.exists()
         # the reason is what was refused, not torch's boilerplate about its weights_only default
-        assert "unsupported global" in str(err.value).lower() and "PyTorch 2.6" not in str(err.value), err.value
+        assert "unsupported global" in str(err.value).lower() and "PyTorch 2.6" not in str(err.value), (
+            err.value
+        )
     # also under the names the vocoder loader accepts for release files
     for name in ("generator_v1", "g_02500000", "vocoder.pt"):
         shutil.copy(ckpt, tmp_path / name)
@@ -574,6 +576,27 @@ def test_pickle_with_code_is_refused_everywhere(tmp_path):
         assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):  # proof that the file does hold code
         torch.load(ckpt, weights_only=True)
+
+
+def test_a_raw_protocol_4_pickle_is_refused_as_one_quiet_line(tmp_path, recwarn):
+    """A pickle written by pickle.dump (protocol 4, not torch.save's zip), here one that would run code:
+    the weights-only loader cannot read its FRAME opcode. It is refused as a raw pickle, not called
+    truncated, and torch's warning about the protocol is not shown."""
+    from audioldm_cli.errors import USER_ERRORS
+    from vocoder.checkpoint import torch_load_safe
+
+    marker = tmp_path / "PWNED"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    raw = tmp_path / "raw.ckpt"
+    raw.write_bytes(pickle.dumps({"state_dict": Evil()}, protocol=4))
+    with pytest.raises(USER_ERRORS, match=r"refusing to load .*raw.ckpt: a raw pickle \(protocol 4\)") as err:
+        torch_load_safe(raw)
+    assert "truncated" not in str(err.value) and not marker.exists()
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
 
 
 def test_text_named_like_a_checkpoint_is_a_clean_error(tmp_path):

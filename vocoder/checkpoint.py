@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -153,11 +154,21 @@ def torch_load_safe(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of pickle protocols it may not read; the error says it
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = _unpickling_reason(e)
-        if reason.startswith("Unsupported operand"):  # bytes that are no pickle at all (text, audio, ...)
-            raise CheckpointError(
+        if reason.startswith("Unsupported operand"):
+            with open(path, "rb") as fh:
+                head = fh.read(2)
+            if head[:1] == b"\x80":  # a pickle's PROTO opcode: a raw pickle, not torch.save's zip file
+                protocol = head[1] if len(head) > 1 else "?"
+                raise CheckpointError(
+                    f"refusing to load {path}: a raw pickle (protocol {protocol}) that the "
+                    f"weights-only loader cannot read ({reason}); re-save a checkpoint you trust with torch.save"
+                ) from None
+            raise CheckpointError(  # bytes that are no pickle at all (text, audio, ...)
                 f"cannot read {path} (truncated or not a PyTorch checkpoint): {reason}"
             ) from None
         raise CheckpointError(

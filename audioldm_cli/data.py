@@ -7,6 +7,9 @@ Manifest forms (`read_manifest`):
                           caption column (caption, text); AudioCaps files without a path column find
                           `<audiocap_id>.wav` / `<youtube_id>.wav` / `Y<youtube_id>.wav` next to the CSV
   a folder                every audio file in it (recursively), captioned by a same-named `.txt` file
+JSON rows may add "captions": a list of further captions of the same clip (AudioCaps gives 5): each
+training sample draws one of them and "caption" (which may then be left out), so the model learns the
+clip under every phrasing; validation uses "caption".
 Relative paths are relative to the manifest's folder. A row may name a precomputed latent file
 (`*.latent.safetensors`, written by `audioldm encode`) instead of audio: the `ldm` stage then skips the VAE.
 
@@ -15,8 +18,8 @@ line number and skipped; unreadable audio found while training is logged once an
 good row. A manifest without any usable row is a `UsageError`.
 
 Batches are a pure function of (seed, step): `global_batch(step)` picks rows from per-epoch
-permutations, and every random choice for one sample (crop offset, caption dropout) comes from a
-generator seeded by (seed, step, position in the global batch). Resuming at step N or splitting the
+permutations, and every random choice for one sample (crop offset, caption dropout, which caption) comes
+from a generator seeded by (seed, step, position in the global batch). Resuming at step N or splitting the
 global batch over processes therefore sees exactly the same samples.
 """
 
@@ -41,15 +44,25 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus", ".m
 LATENT_SUFFIX = ".latent.safetensors"
 PATH_COLUMNS = ("wav", "path", "audio", "file_name", "filename", "file", "latent")
 CAPTION_COLUMNS = ("caption", "text")
+ALTERNATIVES_COLUMN = "captions"  # JSON rows: every caption of the clip, one drawn per training sample
 
 
 @dataclass(frozen=True)
 class Row:
-    """One usable manifest row. `where` is e.g. 'train.jsonl:12', used in every message about it."""
+    """One usable manifest row. `where` is e.g. 'train.jsonl:12', used in every message about it.
+    `alternatives` are further captions of the same clip (a JSON row's "captions" list, as AudioCaps
+    gives 5 per clip): training draws one of `caption` and them per sample."""
 
     path: Path
     caption: str
     where: str
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Every distinct non-empty caption of the row, `caption` first (just `caption` if it has none)."""
+        found = tuple(dict.fromkeys(c for c in (self.caption, *self.alternatives) if c))
+        return found or (self.caption,)
 
     @property
     def is_latent(self) -> bool:
@@ -79,7 +92,8 @@ def parse_manifest(
         suffix = source.suffix.lower()
         if suffix not in (".jsonl", ".jsonlines", ".ndjson", ".json", ".csv", ".tsv"):
             raise UsageError(
-                f"unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder", **{option: source}
+                f"unknown manifest type {suffix!r}; use .jsonl, .json, .csv, .tsv or a folder",
+                **{option: source},
             )
         try:
             text = source.read_text(encoding="utf-8-sig")
@@ -134,7 +148,14 @@ def _record_row(base: Path, record: object, where: str) -> Row | str:
     value = _pick(record, PATH_COLUMNS)
     if not value:
         return f"{where}: no audio path (one of {', '.join(PATH_COLUMNS)})"
-    return Row(_resolve(base, value), (_pick(record, CAPTION_COLUMNS) or "").strip(), where)
+    alternatives = record.get(ALTERNATIVES_COLUMN)
+    if alternatives is None:
+        alternatives = []
+    if not isinstance(alternatives, list) or not all(isinstance(c, str) for c in alternatives):
+        return f"{where}: '{ALTERNATIVES_COLUMN}' must be a list of strings, got {alternatives!r:.60}"
+    alternatives = [c.strip() for c in alternatives if c.strip()]
+    caption = (_pick(record, CAPTION_COLUMNS) or "").strip() or (alternatives[0] if alternatives else "")
+    return Row(_resolve(base, value), caption, where, tuple(alternatives))
 
 
 def _collect(items: list[Row | str]) -> tuple[list[Row], list[str]]:
@@ -360,8 +381,12 @@ class SegmentDataset:
         index = self.row_index(step, position, batch_size) if train else position % len(self.rows)
         index, data = self.load(index)
         segment = self.crop(data, gen, random=train)
-        caption = self.rows[index].caption
+        row = self.rows[index]
+        caption = row.caption
         drop = float(torch.rand((), generator=gen)) < self.caption_dropout
+        options = row.options
+        if train and len(options) > 1:  # drawn last: rows with one caption draw exactly as before
+            caption = options[int(torch.randint(0, len(options), (1,), generator=gen))]
         return segment, ("" if (train and drop) else caption)
 
     def batch(self, step: int, positions: Sequence[int], batch_size: int, *, train: bool = True) -> dict:

@@ -128,7 +128,10 @@ for line in manifest.read_text().splitlines():
     if not (folder / name).is_file():
         missing += 1
         continue
-    rows.append(json.dumps({"latent": name, "caption": row["caption"], "category": row.get("category")}))
+    latent_row = {"latent": name, "caption": row["caption"], "category": row.get("category")}
+    if row.get("captions"):  # every paraphrase of the clip: `train ldm` draws one per sample
+        latent_row["captions"] = row["captions"]
+    rows.append(json.dumps(latent_row))
 if missing:
     print(f"train_default: {missing} clips have no latent (see the encode errors above)", file=sys.stderr)
 (folder / "manifest_train.jsonl.tmp").write_text("\n".join(rows) + "\n")

@@ -139,11 +139,14 @@ def test_a_damaged_clip_is_rendered_again_not_reused_or_fatal(tmp_path, tiny, ca
 def test_check_clip_reads_only_and_accepts_a_valid_clip(tmp_path, tiny):
     out = tmp_path / "out"
     assert build(out) == 0
-    row = manifest(out)[0]
-    job = {**row, "caption": "new caption"}
+    rows = manifest(out)
+    assert all(r["caption"] in r["captions"] and len(r["captions"]) >= 3 for r in rows)  # every paraphrase
+    row = rows[0]
+    job = {**row, "caption": "new caption", "captions": ["new caption", "another"]}
     before = sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*"))
     got, why = bc.check_clip(job, out, RATE, SECONDS)
     assert why is None and got["wav"] == row["wav"] and got["caption"] == "new caption"
+    assert got["captions"] == ["new caption", "another"]
     assert bc.check_clip({**job, "wav": "clips/procedural/none.wav"}, out, RATE, SECONDS) == (None, None)
     assert bc.check_clip(job, out, RATE, 2.0)[1] == f"{RATE} frames, not {2 * RATE} (2 s at {RATE} Hz)"
     assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before

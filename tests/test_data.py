@@ -222,6 +222,52 @@ def test_caption_dropout_rate_and_validation_never_drops(tmp_path):
     assert all(never.sample(s, 0, 1)[1] for s in range(50))
 
 
+def test_every_caption_of_a_row_is_drawn_in_training_and_validation_keeps_the_first(tmp_path, caplog):
+    for i in range(2):
+        write_tone(tmp_path / f"s{i}.wav", seconds=0.5, freq=100.0 * (i + 1))
+    rows = [
+        {
+            "wav": "s0.wav",
+            "caption": "a low tone",
+            "captions": ["a low tone", "a deep hum", " ", "a bass note"],
+        },
+        {"wav": "s1.wav", "captions": ["a high tone", "a whistle"]},  # "caption" left out: the first
+        {"wav": "s1.wav", "caption": "x", "captions": "not a list"},
+        {"wav": "s1.wav", "caption": "x", "captions": ["ok", 3]},
+    ]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level(logging.WARNING):
+        parsed = read_manifest(tmp_path / "m.jsonl")
+    assert [r.caption for r in parsed] == ["a low tone", "a high tone"]
+    assert parsed[0].options == ("a low tone", "a deep hum", "a bass note")
+    assert "m.jsonl:3: 'captions' must be a list of strings" in caplog.text
+    assert "m.jsonl:4: 'captions' must be a list of strings" in caplog.text
+    data = SegmentDataset(parsed, audio_reader(SR), 1600, seed=2)
+    drawn = {0: [], 1: []}
+    for step in range(60):
+        for position in range(2):
+            index = data.row_index(step, position, 2)
+            drawn[index].append(data.sample(step, position, 2)[1])
+    assert {c: drawn[0].count(c) > 8 for c in parsed[0].options} == dict.fromkeys(parsed[0].options, True)
+    assert set(drawn[1]) == {"a high tone", "a whistle"}
+    assert [data.sample(s, 0, 2)[1] for s in range(5)] == [data.sample(s, 0, 2)[1] for s in range(5)]
+    assert {data.sample(s, p, 2, train=False)[1] for s in range(5) for p in range(2)} == {
+        "a low tone",
+        "a high tone",
+    }
+
+
+def test_a_row_with_one_caption_draws_its_crop_and_dropout_as_without_the_captions_list(tmp_path):
+    write_tone(tmp_path / "s.wav", seconds=0.5)
+    plain = Row(tmp_path / "s.wav", "a tone", "m:1")
+    listed = Row(tmp_path / "s.wav", "a tone", "m:1", ("a tone",))
+    a, b = (SegmentDataset([r], audio_reader(SR), 1600, seed=5, caption_dropout=0.5) for r in (plain, listed))
+    for step in range(20):
+        (xa, ca), (xb, cb) = a.sample(step, 0, 1), b.sample(step, 0, 1)
+        torch.testing.assert_close(xa, xb, rtol=0, atol=0)
+        assert ca == cb
+
+
 def test_unreadable_audio_is_skipped_once_with_its_line(tmp_path, caplog):
     write_tone(tmp_path / "ok.wav")
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00not really a wav file at all")

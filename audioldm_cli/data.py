@@ -141,14 +141,15 @@ def _pick(record: dict, names: Sequence[str]) -> str | None:
     return None
 
 
-def _record_row(base: Path, record: object, where: str) -> Row | str:
-    """A Row from one JSON/CSV record, or the reason it is unusable."""
+def _record_row(base: Path, record: object, where: str, json_record: bool = True) -> Row | str:
+    """A Row from one JSON/CSV record, or the reason it is unusable (a CSV cell holds no list: its
+    "captions" column, if any, is not read)."""
     if not isinstance(record, dict):
         return f"{where}: expected an object with 'wav' and 'caption', got {type(record).__name__}"
     value = _pick(record, PATH_COLUMNS)
     if not value:
         return f"{where}: no audio path (one of {', '.join(PATH_COLUMNS)})"
-    alternatives = record.get(ALTERNATIVES_COLUMN)
+    alternatives = record.get(ALTERNATIVES_COLUMN) if json_record else None
     if alternatives is None:
         alternatives = []
     if not isinstance(alternatives, list) or not all(isinstance(c, str) for c in alternatives):
@@ -207,7 +208,7 @@ def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> 
         where = f"{source.name}:{reader.line_num}"
         if not has_path:
             record = dict(record, wav=_audiocaps_path(source.parent, record))
-        items.append(_record_row(source.parent, record, where))
+        items.append(_record_row(source.parent, record, where, json_record=False))
     return _collect(items)
 
 

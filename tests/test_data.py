@@ -72,6 +72,10 @@ def test_csv_forms(clips):
     assert [(r.path.name, r.caption) for r in rows] == [("91139.wav", "A woman talks")]
     (clips / "t.tsv").write_text("path\ttext\nc3.wav\ttabbed\n")
     assert [(r.path.name, r.caption) for r in read_manifest(clips / "t.tsv")] == [("c3.wav", "tabbed")]
+    (clips / "c.csv").write_text(
+        "wav,caption,captions\nc2.wav,a tone,a tone;a beep\n"
+    )  # a cell holds no list
+    assert [(r.caption, r.options) for r in read_manifest(clips / "c.csv")] == [("a tone", ("a tone",))]
     (clips / "bad.csv").write_text("name,caption\nc0.wav,x\n")
     with pytest.raises(UsageError, match="no path column"):
         read_manifest(clips / "bad.csv")

@@ -579,6 +579,10 @@ def generate(
     if num_candidates is None:
         num_candidates = pipe.default_num_candidates
     ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, if nothing can rank
+    if seed is not None and num_candidates > 1:  # candidate i (in output order) takes seed + i
+        from .runtime import check_seeds
+
+        check_seeds(seed, len(paths) * num_candidates, "candidate")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
         logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
@@ -836,7 +840,7 @@ def encode(
                     _report_item_error(src, e)
             for length in sorted({w.shape[-1] for w in wavs}):  # only equal lengths share a batch
                 members = [(item, w) for item, w in zip(group, wavs) if w.shape[-1] == length]
-                gens = [make_generator(seed + i) for (i, _, _), _ in members]
+                gens = [make_generator(seed + i) for (i, _, _), _ in members] if sample else None
                 latent, meta = pipe.encode(
                     torch.stack([w for _, w in members]), sample=sample, generator=gens, refine_steps=refine_steps
                 )

@@ -201,3 +201,15 @@ def test_every_files_seed_is_checked_before_any_is_written(enc_model, corpus):
     assert "--seed 4294967294: file 2 would take seed 4294967296, beyond 2**32 - 1" in result.stderr
     assert not out.exists()
     assert run(enc_model, corpus / "in", "-o", out, "--sample", "--seed", str(2**32 - 3)).exit_code == 0
+
+
+def test_the_seed_of_posterior_means_is_unused_whatever_its_value(enc_model, corpus):
+    """Without --sample no noise is drawn: the largest seed encodes every file, as seed 0 does."""
+    top, zero = corpus / "out_top", corpus / "out_zero"
+    result = run(enc_model, corpus / "in", "-o", top, "--seed", str(2**32 - 1))
+    assert result.exit_code == 0, result.output
+    assert run(enc_model, corpus / "in", "-o", zero, "--seed", "0").exit_code == 0
+    names = sorted(p.relative_to(top).as_posix() for p in top.rglob("*.safetensors"))
+    assert len(names) == 3
+    for name in names:
+        torch.testing.assert_close(load_latent(top / name)[0], load_latent(zero / name)[0], rtol=0, atol=0)

@@ -166,6 +166,18 @@ def test_generate_num_candidates_keeps_the_ranker_s_best(trained, tmp_path):
     np.testing.assert_allclose(best, cands[int(scores.argmax())].numpy(), atol=1e-4)
 
 
+def test_a_seed_too_large_for_the_candidates_names_the_candidate(trained, tmp_path):
+    """Candidate i takes seed + i: one output of 3 candidates needs seeds up to seed + 2."""
+    base = ["generate", "--model", str(trained / "export"), "a beep", "--steps", "2", "--duration", "0.5"]
+    out = tmp_path / "c.wav"
+    result = runner.invoke(app, [*base, "-o", str(out), "--num-candidates", "3", "--seed", str(2**32 - 2)])
+    assert result.exit_code == 2
+    assert "--seed 4294967294: candidate 2 would take seed 4294967296, beyond 2**32 - 1" in result.stderr
+    assert not out.exists()
+    ok = runner.invoke(app, [*base, "-o", str(out), "--num-candidates", "3", "--seed", str(2**32 - 3)])
+    assert ok.exit_code == 0, ok.output
+
+
 def test_num_candidates_without_a_ranker_is_a_clear_error(tiny_model, tmp_path):
     result = runner.invoke(
         app, ["generate", "--model", str(tiny_model), "rain", "-o", str(tmp_path / "r.wav"), "--num-candidates", "3"]

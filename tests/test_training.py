@@ -573,6 +573,10 @@ def test_a_diverged_run_is_saved_but_not_exported(manifest, tmp_path):
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000003"] and not (
         run / "export"
     ).exists()
+    # resuming at max_steps trains nothing: the run is still diverged and still exports nothing
+    with pytest.raises(ModelError, match=r"the losses of the last 2 step\(s\) were not finite"):
+        train("vae", manifest, run, overrides={"max_steps": 3, "lr": 1e-4}, resume=True)
+    assert not (run / "export").exists()
     with pytest.raises(UsageError, match="train.lr=inf: must be finite"):
         train("vae", manifest, tmp_path / "run2", config=config, overrides={"lr": float("inf")})
 

@@ -88,6 +88,7 @@ class CheckpointMixin:
             "optimizers": {n: o.state_dict() for n, o in self.optims.items()},
             "schedulers": {n: s.state_dict() for n, s in self.scheds.items()},
             "ema_updates": {n: e.updates for n, e in self.emas.items()},
+            "bad_streak": self.bad_streak,  # > 0: the run diverged; no export until a finite step
             "rng": {"torch": torch.get_rng_state()},
         }
         if torch.cuda.is_available():
@@ -120,6 +121,7 @@ class CheckpointMixin:
         if "scaler" in state and getattr(self.acc, "scaler", None) is not None:
             self.acc.scaler.load_state_dict(state["scaler"])
         self.state.step = int(state["step"])
+        self.bad_streak = int(state.get("bad_streak", 0))  # absent in checkpoints of older versions
         self.state.checkpoint = folder
         logger.info("resumed from %s at step %d", folder, self.state.step)
         self._truncate_metrics()

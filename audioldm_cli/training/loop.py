@@ -224,11 +224,13 @@ class Trainer(CheckpointMixin):
         keep_ema = cfg.ema_decay > 0 or cfg.ema_gamma > 0
         self.emas = {n: EMA(self.unwrapped[n], cfg.ema_decay, cfg.ema_gamma) for n in stage.ema if keep_ema}
         self.ckpt_dir = self.run_dir / CHECKPOINTS
+        # steps skipped for a non-finite loss: in all (this process's run), and in a row (checkpointed, so
+        # that resuming a diverged run does not export its weights before a finite step)
+        self.bad_steps = self.bad_streak = 0
         if resume:
             self.load(self.latest_checkpoint())
         self._stop = self._finishing = False
         self._stopped_by: str | None = None
-        self.bad_steps = self.bad_streak = 0  # steps skipped for a non-finite loss: in all, and in a row
         self._pool, self._ahead = None, None  # background reading of the next step's batches
 
     # ------------------------------------------------------------------------------------------
@@ -254,8 +256,9 @@ class Trainer(CheckpointMixin):
                 # update broke the model (a too large lr). The run is kept, the export not made.
                 raise ModelError(
                     f"training diverged: the losses of the last {self.bad_streak} step(s) were not finite "
-                    f"(train.lr={self.cfg.lr}); saved {self.state.checkpoint} but exported nothing: lower "
-                    "train.lr (--lr applies with --resume too) or set train.precision to no"
+                    f"(train.lr={self.cfg.lr}); saved {self.state.checkpoint} but exported nothing: an update "
+                    "broke the weights; train again with a lower --lr (a resumed run exports only after a "
+                    "finite step), or set train.precision to no"
                 )
             self.export()
         finally:

@@ -7,9 +7,9 @@ Manifest forms (`read_manifest`):
                           caption column (caption, text); AudioCaps files without a path column find
                           `<audiocap_id>.wav` / `<youtube_id>.wav` / `Y<youtube_id>.wav` next to the CSV
   a folder                every audio file in it (recursively), captioned by a same-named `.txt` file
-JSON rows may add "captions": a list of further captions of the same clip (AudioCaps gives 5): each
-training sample draws one of them and "caption" (which may then be left out), so the model learns the
-clip under every phrasing; validation uses "caption".
+JSON rows may add "captions": a list of further captions of the same clip (Clotho gives 5 a clip):
+each training sample draws one of them and "caption" (which may then be left out), so the model learns
+the clip under every phrasing; validation uses "caption".
 Relative paths are relative to the manifest's folder. A row may name a precomputed latent file
 (`*.latent.safetensors`, written by `audioldm encode`) instead of audio: the `ldm` stage then skips the VAE.
 
@@ -50,7 +50,7 @@ ALTERNATIVES_COLUMN = "captions"  # JSON rows: every caption of the clip, one dr
 @dataclass(frozen=True)
 class Row:
     """One usable manifest row. `where` is e.g. 'train.jsonl:12', used in every message about it.
-    `alternatives` are further captions of the same clip (a JSON row's "captions" list, as AudioCaps
+    `alternatives` are further captions of the same clip (a JSON row's "captions" list, as Clotho
     gives 5 per clip): training draws one of `caption` and them per sample."""
 
     path: Path

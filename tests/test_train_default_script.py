@@ -114,3 +114,17 @@ def test_train_default_script_runs_every_stage_and_assembles(tmp_path):
     assert listed.returncode == 0, listed.stderr[-3000:]
     expected = [[f"a {c}", f"some {c} {i}"] for i, c in enumerate(["noise", "tone", "noise", "tone"])]
     assert [r["captions"] for r in latent_rows()] == expected
+    assert "lists no" not in listed.stderr
+    # a corpus built before the builder kept every paraphrase: said, and trained on one caption a clip
+    train_manifest = corpus / "manifest_train.jsonl"
+    rows = [json.loads(line) for line in train_manifest.read_text().splitlines() if line.strip()]
+    train_manifest.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "captions"}) + "\n" for r in rows)
+    )
+    subprocess.run(["rm", "-r", str(work / "latents"), str(work / "ldm")], check=True)
+    old = subprocess.run(
+        script, env={**env, "PARAPHRASES": "1"}, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert old.returncode == 0, old.stderr[-3000:]
+    assert 'PARAPHRASES=1 but the corpus manifest lists no "captions"' in old.stderr
+    assert [("captions" in r) for r in latent_rows()] == [False] * 4

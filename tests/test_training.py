@@ -577,6 +577,21 @@ def test_a_diverged_run_is_saved_but_not_exported(manifest, tmp_path):
     with pytest.raises(ModelError, match=r"the losses of the last 2 step\(s\) were not finite"):
         train("vae", manifest, run, overrides={"max_steps": 3, "lr": 1e-4}, resume=True)
     assert not (run / "export").exists()
+    # nor does a resumed run stopped (Ctrl-C) before its first finite step
+    from audioldm_cli.training.loop import Trainer
+
+    real_step = Trainer.train_one_step
+
+    def one_step_then_ctrl_c(self):
+        logs = real_step(self)
+        os.kill(os.getpid(), signal.SIGINT)
+        return logs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "train_one_step", one_step_then_ctrl_c)
+        with pytest.raises(ModelError, match=r"the losses of the last 3 step\(s\) were not finite"):
+            train("vae", manifest, run, overrides={"max_steps": 10, "lr": 1e-4}, resume=True)
+    assert (run / "checkpoints" / "step_00000004").is_dir() and not (run / "export").exists()
     with pytest.raises(UsageError, match="train.lr=inf: must be finite"):
         train("vae", manifest, tmp_path / "run2", config=config, overrides={"lr": float("inf")})
 

@@ -122,6 +122,7 @@ class CheckpointMixin:
             self.acc.scaler.load_state_dict(state["scaler"])
         self.state.step = int(state["step"])
         self.bad_streak = int(state.get("bad_streak", 0))  # absent in checkpoints of older versions
+        self._diverged_before = self.bad_streak > 0
         self.state.checkpoint = folder
         logger.info("resumed from %s at step %d", folder, self.state.step)
         self._truncate_metrics()

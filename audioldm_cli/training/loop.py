@@ -227,6 +227,7 @@ class Trainer(CheckpointMixin):
         # steps skipped for a non-finite loss: in all (this process's run), and in a row (checkpointed, so
         # that resuming a diverged run does not export its weights before a finite step)
         self.bad_steps = self.bad_streak = 0
+        self._diverged_before = False  # resumed with a streak: its weights give no finite loss yet
         if resume:
             self.load(self.latest_checkpoint())
         self._stop = self._finishing = False
@@ -251,9 +252,11 @@ class Trainer(CheckpointMixin):
                 logger.warning("%s at step %d: saving a checkpoint", how, self.state.step)
             self._finishing = True  # a first Ctrl-C from here on waits for the save and the export
             self.save()
-            if self.bad_streak and not self.state.interrupted:
+            if self.bad_streak and (not self.state.interrupted or self._diverged_before):
                 # The weights are those of the last finite step, but no batch since gave a finite loss: an
-                # update broke the model (a too large lr). The run is kept, the export not made.
+                # update broke the model (a too large lr). The run is kept, the export not made. (A run
+                # stopped early within a streak of its own still exports: a few skipped batches are not
+                # yet a verdict on the weights; a resumed streak is.)
                 raise ModelError(
                     f"training diverged: the losses of the last {self.bad_streak} step(s) were not finite "
                     f"(train.lr={self.cfg.lr}); saved {self.state.checkpoint} but exported nothing: an update "
@@ -325,6 +328,7 @@ class Trainer(CheckpointMixin):
         self.state.step += 1
         self.state.last_losses = logs
         self.bad_streak = 0
+        self._diverged_before = False
         return logs
 
     def micro_batches(self, step: int) -> list[dict]:

@@ -596,6 +596,19 @@ def test_a_diverged_run_is_saved_but_not_exported(manifest, tmp_path):
         train("vae", manifest, tmp_path / "run2", config=config, overrides={"lr": float("inf")})
 
 
+def test_a_diverged_run_through_the_cli_is_one_line_and_its_resume_exports_nothing(manifest, tmp_path):
+    run = tmp_path / "run"
+    config = str(vae_config(tmp_path, save_every=0))
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--max-steps", "3"]
+    first = CliRunner().invoke(app, [*args, "--config", config, "--lr", "1e6"])
+    assert first.exit_code != 0 and "Traceback" not in first.output
+    assert "training diverged: the losses of the last 2 step(s) were not finite" in first.stderr
+    assert "train again with a lower --lr" in first.stderr
+    again = CliRunner().invoke(app, [*args, "--resume", "--lr", "1e-4"])
+    assert again.exit_code == first.exit_code and "training diverged" in again.stderr
+    assert not (run / "export").exists()
+
+
 def test_a_run_stopped_right_after_a_skipped_step_still_saves_and_exports(manifest, tmp_path, monkeypatch):
     """A skipped step leaves the weights of the last finite one: Ctrl-C then keeps its promise."""
     from audioldm_cli.training import vae as vae_stage

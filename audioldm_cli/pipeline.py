@@ -154,11 +154,41 @@ class AudioLDM:
         return pipe
 
     def save_pretrained(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        """Write this pipeline as a model folder (`dtype=torch.float16` halves the files)."""
+        """Write this pipeline as a model folder (`dtype=torch.float16` halves the files).
+
+        Text-encoder folders stored inside the loaded model folder (the CLAP branches of a converted
+        official checkpoint) are copied along, so that the new folder stands on its own."""
         modules = {"vae": self.vae, "vocoder": self.vocoder, "unet": self.unet, "ranker": self.ranker}
+        self._copy_stored_text_encoder(Path(folder))
         return ckpt.save_model_folder(
             folder, self.config, {k: v for k, v in modules.items() if v is not None}, dtype=dtype
         )
+
+    def _copy_stored_text_encoder(self, folder: Path) -> None:
+        import shutil
+
+        spec = self.config.text_encoder or {}
+        if spec.get("type") != "clap":
+            return
+        for key in ("name", "audio"):
+            rel = spec.get(key)
+            if not rel or Path(rel).is_absolute():
+                continue
+            src, dst = (self.model_dir or Path()) / rel, folder / rel
+            if self.model_dir is None or not src.is_dir():
+                raise ModelError(
+                    f"cannot save: pipeline.json names the CLAP folder {rel}/ relative to the model folder, "
+                    "and this pipeline was not loaded from one that holds it"
+                )
+            if dst.exists() and dst.resolve() == src.resolve():
+                continue
+            partial = dst.with_name(dst.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(src, partial)
+            if dst.exists():
+                shutil.rmtree(dst)
+            partial.rename(dst)
 
     # ------------------------------------------------------------------------------------------
     # properties and consistency checks

@@ -44,7 +44,7 @@ def tiny_components(preset: str = "audioldm-16k", with_unet: bool = True, seed: 
     _perturb(vae, seed)
     voc_cfg = VOCODER_PRESETS["tiny"] if preset == "audioldm-16k" else TINY_VOCODER_22K
     vocoder = HifiGanGenerator.from_config(voc_cfg, use_weight_norm=False)
-    _perturb(vocoder, seed + 2, everything=True)  # the release init (N(0, 0.01)) gives near-silence
+    _perturb(vocoder, seed + 2, everything=True)  # every weight redrawn: an audible random vocoder
     modules = {"vae": vae, "vocoder": vocoder}
     if with_unet:
         from .unet import UNET_PRESETS, UNetModel

@@ -218,6 +218,19 @@ def test_film_path_uses_unit_clap_vectors_and_generates(converted, tmp_path):
     assert sr == 16000 and wav.shape == (8000,) and abs(wav).max() > 0
 
 
+def test_save_pretrained_carries_the_clap_folders(converted, tmp_path):
+    pipe = AudioLDM.from_pretrained(converted)
+    pipe.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    again = AudioLDM.from_pretrained(tmp_path / "half")
+    torch.testing.assert_close(
+        again._condition(["a dog barking"])["y"], pipe._condition(["a dog barking"])["y"]
+    )
+    spec = again.config.text_encoder
+    assert (tmp_path / "half" / spec["audio"] / "config.json").is_file()  # the audio branch too
+    again.save_pretrained(tmp_path / "half")  # saving over its own folder keeps the folders
+    assert AudioLDM.from_pretrained(tmp_path / "half")._condition(["x"])["y"].shape == (1, 16)
+
+
 def test_no_ema_gives_the_raw_unet(tiny_ckpt, tmp_path):
     out = tmp_path / "raw"
     args = ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(tiny_ckpt / "tiny.json"), "-o", str(out)]

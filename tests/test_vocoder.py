@@ -124,12 +124,22 @@ def test_config_round_trip_is_json():
         ({"num_mels": 80}, "n_mels=64"),
         ({"upsample_rates": [5, 4, 2, 2, 1], "upsample_kernel_sizes": [15, 8, 4, 4, 2]}, "hop_length=160"),
         ({"segment_size": 8192}, "unknown vocoder config keys ['segment_size']"),
+        ({"resblock_kernel_sizes": [2, 5]}, "must be odd"),
+        ({"resblock_dilation_sizes": 5}, "must be a list of lists of integers"),
+        ({"num_mels": 0}, "num_mels=0: must be a positive integer"),
+        ({"num_mels": None}, "num_mels=None: must be a positive integer"),
+        ({"upsample_initial_channel": -512}, "must be a positive integer"),
     ],
 )
 def test_bad_config_is_one_line_error(change, message):
     with pytest.raises(ValueError) as err:
         HifiGanGenerator.from_config({**VOCODER_PRESETS["tiny"].to_dict(), **change})
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_config_must_be_an_object_or_a_preset_name():
+    with pytest.raises(ValueError, match="an object of settings or a preset name, got 5"):
+        HifiGanGenerator.from_config(5)
 
 
 def test_unknown_preset():
@@ -141,6 +151,28 @@ def test_bad_input_shape():
     model = HifiGanGenerator.from_config("tiny")
     with pytest.raises(ValueError, match=r"expected a log-mel \(B, 64, T\)"):
         model(torch.randn(1, 80, 4))
+    with pytest.raises(ValueError, match="with T >= 1"):
+        model(torch.randn(1, 64, 0))
+    with pytest.raises(ValueError, match="floating-point"):
+        model(torch.zeros(1, 64, 3, dtype=torch.long))
+
+
+def test_other_float_dtypes_are_cast_to_the_weights():
+    model = HifiGanGenerator.from_config("tiny", use_weight_norm=False).eval()
+    mel = torch.randn(1, 64, 3, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ref = model(mel)
+        torch.testing.assert_close(model(mel.double()), ref)
+        assert model(mel.half()).dtype == torch.float32
+
+
+def test_init_is_torch_default_as_the_release_trains_from():
+    """The release's N(0, 0.01) `init_weights` runs after weight norm and never reaches the parameters:
+    its convs start from PyTorch's default (uniform, std 1/sqrt(3 fan_in)), and so do ours."""
+    torch.manual_seed(0)
+    model = HifiGanGenerator.from_config("universal-22k", use_weight_norm=False)
+    conv = model.resblocks[0].convs1[0]  # 256 channels, kernel 3
+    assert conv.weight.std().item() == pytest.approx((3 * 256 * 3) ** -0.5, rel=0.05)
 
 
 def test_public_names_resolve():

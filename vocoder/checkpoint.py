@@ -104,6 +104,11 @@ def read_folder_json(
         raise error(f"expected a model folder, got a file: {folder}")
     path = folder / name
     if not path.is_file():
+        if name != CONFIG_NAME and (folder / CONFIG_NAME).is_file():  # a component where a model was asked
+            raise error(
+                f"{folder} is not a model folder ({name} is missing) but a single component, e.g. the "
+                "export of `train vocoder` (use it as --vocoder, or --init-from of a vocoder run)"
+            )
         raise error(f"{folder} is not a model folder: {name} is missing")
     try:
         return path, json.loads(path.read_text())
@@ -118,9 +123,9 @@ def read_config(folder: str | os.PathLike, expected_class: str | None = None) ->
     if not isinstance(meta, dict) or "config" not in meta or "_class_name" not in meta:
         raise CheckpointError(f"{path} lacks '_class_name'/'config': not an audioldm-cli component")
     version = meta.get("format_version", 0)
-    if version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has format_version {version}; this audioldm-cli reads up to {FORMAT_VERSION}: upgrade it"
+            f"{path} has format_version {version!r}; this audioldm-cli reads up to {FORMAT_VERSION}: upgrade it"
         )
     if expected_class is not None and meta["_class_name"] != expected_class:
         raise CheckpointError(f"{folder} holds a {meta['_class_name']}, expected a {expected_class}")
@@ -207,6 +212,12 @@ def load_state_dict_strict(
 
     Float tensors are cast to the module's dtype (so fp16-stored weights load into fp32 models).
     """
+    bad = [k for k, v in state_dict.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(
+            f"cannot load {source}: {len(bad)} entries are not named tensors (e.g. {bad[0]!r}): "
+            "not a weights file"
+        )
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]

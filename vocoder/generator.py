@@ -51,6 +51,18 @@ def _ints(values, name: str) -> tuple[int, ...]:
     return out
 
 
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name}={value!r}: must be a positive integer")  # noqa: TRY004 (config errors)
+    try:
+        out = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: must be a positive integer") from None
+    if out < 1 or out != float(value):
+        raise ValueError(f"{name}={value!r}: must be a positive integer")
+    return out
+
+
 @dataclass(frozen=True)
 class HifiGanConfig:
     """Generator architecture, with the key names of the official HiFi-GAN / AudioLDM configs.
@@ -75,6 +87,15 @@ class HifiGanConfig:
         set_("upsample_rates", _ints(self.upsample_rates, "upsample_rates"))
         set_("upsample_kernel_sizes", _ints(self.upsample_kernel_sizes, "upsample_kernel_sizes"))
         set_("resblock_kernel_sizes", _ints(self.resblock_kernel_sizes, "resblock_kernel_sizes"))
+        if any(k % 2 == 0 for k in self.resblock_kernel_sizes):
+            raise ValueError(
+                f"resblock_kernel_sizes={list(self.resblock_kernel_sizes)}: must be odd (a residual "
+                "convolution keeps the length only with an odd kernel)"
+            )
+        if not isinstance(self.resblock_dilation_sizes, (list, tuple)):
+            raise ValueError(  # noqa: TRY004 (config errors are ValueErrors)
+                f"resblock_dilation_sizes={self.resblock_dilation_sizes!r}: must be a list of lists of integers"
+            )
         dil = tuple(_ints(d, "resblock_dilation_sizes") for d in self.resblock_dilation_sizes)
         set_("resblock_dilation_sizes", dil)
         if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
@@ -92,14 +113,14 @@ class HifiGanConfig:
             )
         if self.resblock == "2" and any(len(d) != 2 for d in dil):
             raise ValueError(f"resblock '2' takes 2 dilations per kernel, got {[list(d) for d in dil]}")
-        channels = int(self.upsample_initial_channel)
+        channels = _positive_int(self.upsample_initial_channel, "upsample_initial_channel")
         if channels % 2 ** len(self.upsample_rates):
             raise ValueError(
                 f"upsample_initial_channel={channels}: must be divisible by 2**{len(self.upsample_rates)} "
                 "(it is halved at each upsampling)"
             )
         set_("upsample_initial_channel", channels)
-        set_("num_mels", int(self.num_mels))
+        set_("num_mels", _positive_int(self.num_mels, "num_mels"))
         if self.mel is not None:
             self._check_mel(self.mel.to_dict() if isinstance(self.mel, MelConfig) else dict(self.mel))
 
@@ -142,6 +163,10 @@ class HifiGanConfig:
         """
         if isinstance(cfg, HifiGanConfig):
             return cfg
+        if not isinstance(cfg, Mapping):
+            raise ValueError(  # noqa: TRY004 (config errors are ValueErrors)
+                f"a vocoder config must be an object of settings or a preset name, got {cfg!r}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(cfg) - known)
         if unknown and not ignore_unknown:
@@ -256,7 +281,9 @@ class HifiGanGenerator(nn.Module):
             for k, d in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes)
         )
         self.conv_post = nn.Conv1d(ch // 2 ** len(self.ups), 1, 7, padding=3)
-        self._init_weights()
+        # PyTorch's default initialisation, as the release in effect trains from: its `init_weights`
+        # (N(0, 0.01)) runs after `weight_norm` and writes the derived `weight`, which the next forward
+        # recomputes from `weight_g` and `weight_v`, so the draw never reaches the parameters.
         self.has_weight_norm = False
         if use_weight_norm:
             self.apply_weight_norm()
@@ -280,14 +307,6 @@ class HifiGanGenerator(nn.Module):
     @property
     def hop_length(self) -> int:
         return self.cfg.hop_length
-
-    def _init_weights(self) -> None:
-        # The release draws every conv of the upsampling path from N(0, 0.01).
-        if self.conv_pre.weight.is_meta:  # shapes only (e.g. before loading weights): nothing to draw
-            return
-        for module in [*self.ups, *self.resblocks.modules()]:
-            if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
-                nn.init.normal_(module.weight, 0.0, 0.01)
 
     def _weighted(self) -> list[nn.Module]:
         return [m for m in self.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))]
@@ -314,8 +333,13 @@ class HifiGanGenerator(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """mel: (B, num_mels, T) log-mel -> (B, 1, T * hop) waveform."""
-        if mel.dim() != 3 or mel.shape[1] != self.cfg.num_mels:
-            raise ValueError(f"expected a log-mel (B, {self.cfg.num_mels}, T), got shape {tuple(mel.shape)}")
+        if mel.dim() != 3 or mel.shape[1] != self.cfg.num_mels or mel.shape[2] < 1:
+            raise ValueError(
+                f"expected a log-mel (B, {self.cfg.num_mels}, T) with T >= 1, got shape {tuple(mel.shape)}"
+            )
+        if not mel.is_floating_point():
+            raise ValueError(f"expected a floating-point log-mel, got {mel.dtype}")
+        mel = mel.to(self.conv_pre.bias.dtype)  # fp64 / fp16 input into fp32 weights (autocast overrides)
         x = self.conv_pre(mel)
         k = self.num_kernels
         for i, up in enumerate(self.ups):

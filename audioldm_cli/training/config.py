@@ -135,6 +135,16 @@ def check_types(obj, section: str) -> None:
             raise UsageError(f"{section}.{f.name}={value!r}: must be {kind}")
 
 
+def check_at_least(obj, section: str, **minimums: float) -> None:
+    """Refuse a field below its minimum (or not finite): `check_at_least(self, "loss", scales=0)`.
+    List fields are checked item by item. Run after `check_types`."""
+    for name, low in minimums.items():
+        value = getattr(obj, name)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if not (math.isfinite(v) and v >= low):
+                raise UsageError(f"{section}.{name}={value!r}: must be at least {low:g}")
+
+
 def check_keys(cls, d: dict[str, Any], section: str) -> dict[str, Any]:
     """Reject keys that are not fields of dataclass `cls`, naming the known ones."""
     if not isinstance(d, dict):

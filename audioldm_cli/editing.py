@@ -78,7 +78,7 @@ def time_mask(pipe, latent: Tensor, start: float, end: float, n_samples: int) ->
     if not (is_real(start) and is_real(end)):
         raise UsageError("must be numbers (seconds)", start=start, end=end)
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
-        raise UsageError("need 0 <= start < end", start=start, end=end)
+        raise UsageError("need finite seconds with 0 <= start < end", start=start, end=end)
     if start >= duration or end > duration + 1e-9:
         raise UsageError(f"the range must lie inside the input ({duration:.3f} s)", start=start, end=end)
     per_frame = pipe.hop_length * pipe.time_factor / pipe.sample_rate  # seconds per latent frame
@@ -100,7 +100,7 @@ def band_mask(pipe, latent: Tensor, cutoff_hz: float) -> Tensor:
     mel = pipe.mel_config
     fmin, fmax = mel.f_min, mel.f_max or mel.sample_rate / 2
     if not (is_real(cutoff_hz) and math.isfinite(cutoff_hz) and fmin < cutoff_hz < fmax):
-        raise UsageError(f"must lie between {fmin:g} and {fmax:g} Hz", cutoff_hz=cutoff_hz)
+        raise UsageError(f"must lie strictly between {fmin:g} and {fmax:g} Hz", cutoff_hz=cutoff_hz)
     # triangle i spans mel edge points i .. i + 2 of n_mels + 2 evenly spaced ones: count the bins
     # whose upper edge lies at or below the cutoff, then the latent rows made only of such bins
     frac = (hz_to_mel(cutoff_hz) - hz_to_mel(fmin)) / (hz_to_mel(fmax) - hz_to_mel(fmin))

@@ -304,6 +304,37 @@ def test_unwritable_folder_for_generate(tiny_model, tmp_path):
         assert "writable" in result.stderr
 
 
+def test_an_unwritable_folder_beside_inputs_fails_its_items_before_their_work(
+    recon_model, tmp_path, monkeypatch
+):
+    from audioldm_cli import cli
+    from audioldm_cli.errors import UsageError
+
+    for sub in ("locked", "open"):
+        (tmp_path / sub).mkdir()
+        sf.write(tmp_path / sub / "a.wav", tone(3200), SR)
+    real = cli.check_writable_folder
+
+    def check(folder, label="--out-dir"):  # as for a read-only mount (root ignores file modes)
+        if folder.name == "locked":
+            raise UsageError(f"{label} {folder} is not writable (Read-only file system)")
+        return real(folder, label)
+
+    monkeypatch.setattr(cli, "check_writable_folder", check)
+    calls = []
+    from audioldm_cli.pipeline import AudioLDM
+
+    original = AudioLDM.reconstruct
+    monkeypatch.setattr(
+        AudioLDM, "reconstruct", lambda self, wav, **kw: calls.append(1) or original(self, wav, **kw)
+    )
+    args = [str(tmp_path / "locked" / "a.wav"), str(tmp_path / "open" / "a.wav"), "--model", str(recon_model)]
+    result = runner.invoke(app, ["reconstruct", *args, "--refine-steps", "0"])
+    assert result.exit_code == 1, result.output
+    assert error_lines(result)[0].startswith(f"error: {tmp_path / 'locked' / 'a.wav'}: output folder")
+    assert len(calls) == 1 and (tmp_path / "open" / "a_recon.wav").is_file()  # the locked one never computed
+
+
 def test_existing_output_is_kept_without_overwrite(recon_model, tmp_path):
     src = tmp_path / "a.wav"
     sf.write(src, tone(3200), SR)
@@ -314,6 +345,116 @@ def test_existing_output_is_kept_without_overwrite(recon_model, tmp_path):
         assert_clean_failure(result, 2, f"output {out} already exists; pass -y/--overwrite")
         assert out.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "a.wav", "a_recon.wav"]
+
+
+def test_symlink_loops_are_one_item_errors_and_the_batch_goes_on(recon_model, tmp_path):
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(3200), SR)
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(tmp_path / "loop2.wav")
+    (tmp_path / "loop2.wav").symlink_to(loop)
+    out = tmp_path / "out"
+    model = ["--model", str(recon_model), "--device", "cpu", "--refine-steps", "0"]
+    result = runner.invoke(app, ["reconstruct", str(loop), str(src), "--out-dir", str(out), *model])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert [ln for ln in error_lines(result) if str(loop) in ln] and (out / "a_recon.wav").is_file()
+    result = runner.invoke(app, ["reconstruct", str(src), "-o", str(loop), *model])  # the output a loop
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
+
+
+def test_a_dangling_link_as_output_is_refused_before_any_work(tiny_model, tmp_path):
+    link = tmp_path / "x.wav"
+    link.symlink_to(tmp_path / "nowhere.wav")
+    args = [
+        "generate",
+        "x",
+        "-o",
+        str(link),
+        "--model",
+        str(tiny_model),
+        "--steps",
+        "1",
+        "--duration",
+        "0.05",
+    ]
+    assert_clean_failure(runner.invoke(app, args), 2, f"output {link} already exists")
+
+
+def test_an_empty_folder_among_the_inputs_fails_alone(recon_model, tmp_path):
+    sf.write(tmp_path / "a.wav", tone(3200), SR)
+    (tmp_path / "empty").mkdir()
+    for command in ("reconstruct", "mel", "encode"):
+        out = tmp_path / f"out_{command}"
+        extra = ["--model", str(recon_model), "--device", "cpu"] if command != "mel" else []
+        dest = ["-o" if command == "encode" else "--out-dir", str(out)]
+        result = runner.invoke(
+            app, [command, str(tmp_path / "empty"), str(tmp_path / "a.wav"), *dest, *extra]
+        )
+        assert result.exit_code == 1, result.output
+        assert error_lines(result)[0] == f"error: {tmp_path / 'empty'}: folder holds no audio files " + (
+            "(.wav, .flac, .ogg, .oga, .opus, .mp3, .aif, .aiff, .au, .w64, .caf)"
+        )
+        assert len(list(out.iterdir())) == 1  # a.wav's output, written
+
+
+def test_hidden_files_and_folders_are_left_out_of_folder_scans(recon_model, tmp_path):
+    scan = tmp_path / "scan"
+    (scan / ".hidden").mkdir(parents=True)
+    sf.write(scan / "a.wav", tone(3200), SR)
+    sf.write(scan / ".hidden" / "h.wav", tone(3200), SR)
+    (scan / "._a.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    result = runner.invoke(app, ["mel", str(scan), "--out-dir", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert files_in(tmp_path / "out") == ["a.npy"]
+    named = runner.invoke(app, ["mel", str(scan / ".hidden" / "h.wav"), "-o", str(tmp_path / "h.npy")])
+    assert named.exit_code == 0, named.output  # a hidden file named on its own is read
+
+
+def test_generate_refused_before_sampling_creates_no_out_dir(tiny_model, tmp_path):
+    for bad in (["--num-samples", "0"], ["--seed", str(2**32 - 1), "--num-samples", "2"]):
+        out = tmp_path / "fresh" / "nested"
+        args = [
+            "generate",
+            "x",
+            "--out-dir",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--duration",
+            "0.05",
+            *bad,
+        ]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and not (tmp_path / "fresh").exists(), result.output
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    result = runner.invoke(app, ["generate", "x", "-o", str(folder), "--model", str(tiny_model)])
+    assert_clean_failure(result, 2, f"output {folder} is a folder; give a file name, or --out-dir")
+
+
+def test_encode_refuses_a_file_name_as_its_folder(recon_model, tmp_path):
+    sf.write(tmp_path / "a.wav", tone(3200), SR)
+    out = tmp_path / "a.latent.safetensors"
+    result = runner.invoke(
+        app, ["encode", str(tmp_path / "a.wav"), "-o", str(out), "--model", str(recon_model)]
+    )
+    assert_clean_failure(result, 2, "encode writes a folder of latent files")
+    assert not out.exists()
+
+
+def test_json_implies_report(recon_model, tmp_path):
+    sf.write(tmp_path / "a.wav", tone(3200), SR)
+    args = [
+        "reconstruct",
+        str(tmp_path / "a.wav"),
+        "-o",
+        str(tmp_path / "b.wav"),
+        "--model",
+        str(recon_model),
+    ]
+    result = runner.invoke(app, [*args, "--json", "--refine-steps", "0"])
+    assert result.exit_code == 0, result.output
+    assert "mel_l1" in json.dumps(json.loads(result.stdout))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -547,7 +688,7 @@ def test_bad_model(kind, recon_model, tmp_path):
         ["info", str(bad)],
     ):
         result = runner.invoke(app, args)
-        assert_clean_failure(result, 1, message)
+        assert_clean_failure(result, 2 if kind == "missing folder" else 1, message)  # a mistyped path: usage
     assert files_in(out) == []
     assert not (tmp_path / "PWNED").exists()
 

@@ -189,7 +189,7 @@ def test_info_describes_the_model(tiny_model):
 
 def test_info_on_a_missing_folder(tmp_path):
     result = runner.invoke(app, ["info", str(tmp_path / "none")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"model folder not found: {tmp_path / 'none'}" in result.stderr
 
 

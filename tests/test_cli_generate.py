@@ -165,7 +165,7 @@ def test_missing_model_folder_is_named(tmp_path):
     result = runner.invoke(
         app, ["generate", "x", "-o", str(tmp_path / "a.wav"), "--model", str(tmp_path / "m")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"model folder not found: {tmp_path / 'm'}" in result.stderr
 
 
@@ -434,6 +434,25 @@ def test_slugs_are_stable_and_safe():
     assert slugify("???") == "prompt"
     assert len(slugify("x" * 500)) == 60
     assert unique_stems(["a", "b", "a", "a"]) == ["a", "b", "a-2", "a-3"]
+    assert unique_stems(["dog", "dog", "dog-2"]) == ["dog", "dog-3", "dog-2"]  # no clash with a real name
+    assert unique_stems(["Dog", "dog"]) == ["Dog", "dog-2"]  # one file where case is not told apart
+
+
+def test_given_names_are_kept_as_written_where_a_file_name_allows():
+    from audioldm_cli.batch import safe_name
+
+    assert safe_name("Track_01.v2") == "Track_01.v2"
+    assert safe_name("café noir") == "café-noir"
+    assert safe_name("../../etc/passwd") == "etc-passwd"
+    assert safe_name(".hidden") == "hidden" and safe_name("...") == "prompt"
+
+
+def test_prompts_file_with_a_bom_skips_its_first_comment(tmp_path):
+    from audioldm_cli.batch import read_prompts_file
+
+    path = tmp_path / "p.txt"
+    path.write_bytes("\ufeff# my prompts\nMy Dog\ta dog\n".encode())
+    assert read_prompts_file(path) == [("My Dog", "a dog")]
 
 
 def test_claimed_output_is_never_clobbered(tmp_path):

@@ -85,7 +85,10 @@ def test_the_cli_names_the_same_errors_as_flags(tiny_model, tmp_path):
             ["transfer", str(src), "a dog", *fast[:4], "--steps", "4", "--strength", "0.1"],
             "--strength 0.1 --steps 4: their product is below one step",
         ),
-        (["superres", str(src), "a dog", *fast, "--cutoff", "9000"], "--cutoff 9000.0: must lie between"),
+        (
+            ["superres", str(src), "a dog", *fast, "--cutoff", "9000"],
+            "--cutoff 9000.0: must lie strictly between",
+        ),
         (
             ["train", "vae", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "run")],
             f"--data {tmp_path / 'missing.jsonl'}: no such file or folder",

@@ -554,8 +554,6 @@ def generate(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Generate audio from text prompts; prints the written paths."""
-    import os
-
     from .audio import write_audio
     from .batch import check_new_outputs
     from .runtime import progress_bar
@@ -566,7 +564,8 @@ def generate(
         return _generate_from_audio(audio_prompt, text, prompts_file, output, out_dir, duration, steps, sampler,
                                     guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
                                     dtype=dtype, compile_=compile_, frame_level_limit=frame_level_limit,
-                                    guidance_rescale=guidance_rescale, suffix=suffix)
+                                    guidance_rescale=guidance_rescale, suffix=suffix,
+                                    negative_prompt=negative_prompt, batch_size=batch_size)
     items = _generation_items(list(text or []), prompts_file)
     from .samplers import SAMPLERS
 
@@ -596,8 +595,7 @@ def generate(
     if output is None:
         prepare_out_dir(out_dir or Path("."))
     if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little") >> 1
-        logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
+        seed = _fresh_seed()
     failures = 0
     with progress_bar("generating", total=None) as progress:
         for index, wav in _best_of(pipe.generate_iter(
@@ -612,6 +610,13 @@ def generate(
             emit_path(paths[index])
     if failures:
         raise fail(f"{failures} of {len(paths)} output(s) could not be written", 1)
+
+
+def _fresh_seed() -> int:
+    """A random seed for a run given none, logged so that the run can be repeated."""
+    seed = int.from_bytes(os.urandom(4), "little") >> 1
+    logger.info("seed %d (pass --seed %d to repeat this run)", seed, seed)
+    return seed
 
 
 def _report_item_error(src: Path, error: Exception) -> None:
@@ -1159,10 +1164,12 @@ def inpaint(
     overwrite: OverwriteOpt = False,
     dtype: DtypeOpt = "auto", compile_: CompileOpt = False, guidance_rescale: EditRescaleOpt = None,
     frame_level_limit: EditLimitOpt = None,
+    splice: Annotated[bool, typer.Option("--splice/--no-splice", help="Keep the input itself outside the regenerated range (50 ms crossfades at its edges); --no-splice returns the whole clip decoded by the VAE, as AudioLDM does.")] = True,
 ) -> None:
     """Regenerate the time range [start, end) of an audio file, keeping the rest.
 
-    The model sees the range and 10 s of the input on each side: a short range of a long file is quick."""
+    The model sees the range and 10 s of the input on each side: a short range of a long file is quick.
+    Outside the range (rounded out to the model's latent frames, 40-46 ms) the output is the input itself."""
     from . import editing
 
     if not (start >= 0 and end > start and end < float("inf")):
@@ -1171,7 +1178,7 @@ def inpaint(
     _run_edit("inpaint", input, output, model, device, overwrite, lambda pipe, wav, progress: editing.inpaint(
         pipe, wav, text, start, end, steps=steps, guidance_scale=guidance_scale, seed=seed, dtype=dtype,
         compile=compile_, progress=progress, refine_steps=refine_steps, guidance_rescale=guidance_rescale,
-        frame_level_limit=frame_level_limit), fmt=fmt)
+        frame_level_limit=frame_level_limit, splice=splice), fmt=fmt)
 
 
 @app.command()
@@ -1261,7 +1268,8 @@ def _best_of(items, prompts: list[str], num_samples: int, num_candidates: int, r
 def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir, duration, steps, sampler,
                          guidance_scale, seed, num_samples, num_candidates, model, device, overwrite,
                          dtype: str = "auto", compile_: bool = False, frame_level_limit: float | None = None,
-                         guidance_rescale: float | None = None, suffix: str = ".wav") -> None:
+                         guidance_rescale: float | None = None, suffix: str = ".wav",
+                         negative_prompt: str | None = None, batch_size: int = 4) -> None:
     """generate --audio-prompt: variations of a sound (FiLM on its CLAP audio embedding)."""
     from .audio import check_stdin_audio, read_audio, write_audio
     from .batch import check_new_outputs, is_stdio
@@ -1294,12 +1302,14 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
     wav, _ = read_audio(audio_prompt, pipe.sample_rate)
     if output is None:
         prepare_out_dir(out_dir or Path("."))
+    if seed is None:
+        seed = _fresh_seed()
     with progress_bar("generating", total=None) as progress:
         wavs = generate_from_audio(pipe, wav, duration=duration, steps=steps, sampler=sampler,
-                                   guidance_scale=guidance_scale, seed=0 if seed is None else seed,
+                                   guidance_scale=guidance_scale, seed=seed,
                                    num_samples=num_samples, dtype=dtype, compile=compile_,
                                    frame_level_limit=frame_level_limit, guidance_rescale=guidance_rescale,
-                                   progress=progress)
+                                   progress=progress, negative_prompt=negative_prompt, batch_size=batch_size)
     failures = 0
     for path, out in zip(paths, wavs):
         if not _write_item(path, overwrite, write_audio, out, pipe.sample_rate, format=suffix):

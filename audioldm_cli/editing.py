@@ -73,19 +73,47 @@ def transfer_latent(
 
 
 def time_mask(pipe, latent: Tensor, start: float, end: float, n_samples: int) -> Tensor:
-    """Keep-mask [1, 1, T', 1]: 0 on the latent frames covering [start, end) seconds, 1 elsewhere."""
-    duration = n_samples / pipe.sample_rate
+    """Keep-mask [1, 1, T', 1]: 0 on the latent frames covering [start, end) seconds, 1 elsewhere.
+
+    Times are rounded to samples first, so a range that starts or ends on a latent frame's edge takes
+    no extra frame (0.2 s is frame 5 exactly, not 4.999...). An `end` past the input by less than one
+    latent frame (--end 1 on a clip of 0.9998 s) is read as the input's end."""
     if not (is_real(start) and is_real(end)):
         raise UsageError("must be numbers (seconds)", start=start, end=end)
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
         raise UsageError("need finite seconds with 0 <= start < end", start=start, end=end)
-    if start >= duration or end > duration + 1e-9:
-        raise UsageError(f"the range must lie inside the input ({duration:.3f} s)", start=start, end=end)
-    per_frame = pipe.hop_length * pipe.time_factor / pipe.sample_rate  # seconds per latent frame
-    lo, hi = int(start / per_frame), math.ceil(end / per_frame)
+    per_frame = pipe.hop_length * pipe.time_factor  # samples per latent frame
+    first, last = round(start * pipe.sample_rate), round(end * pipe.sample_rate)
+    if first >= n_samples or last >= n_samples + per_frame:
+        duration = n_samples / pipe.sample_rate
+        raise UsageError(f"the range must lie inside the input ({duration:.6g} s)", start=start, end=end)
+    lo, hi = first // per_frame, -(-min(last, n_samples) // per_frame)
     mask = torch.ones(1, 1, latent.shape[2], 1)
     mask[:, :, lo : max(hi, lo + 1)] = 0.0
     return mask
+
+
+# Fade-in / fade-out of a regenerated range spliced into its input (`splice_into_input`), in seconds.
+SPLICE_FADE_SECONDS = 0.05
+
+
+def splice_into_input(pipe, wav: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
+    """`edited` [N] on the samples of the latent frames `mask` [1, 1, T', 1] regenerates, `wav` [N]
+    elsewhere, with raised-cosine crossfades of SPLICE_FADE_SECONDS just outside the regenerated range
+    (there the edit's decode still carries the input, shaped by its new neighbour)."""
+    per_frame = pipe.hop_length * pipe.time_factor
+    frames = (mask.reshape(-1) < 1).nonzero().reshape(-1)
+    n = wav.shape[-1]
+    s0, s1 = min(int(frames[0]) * per_frame, n), min((int(frames[-1]) + 1) * per_frame, n)
+    fade = max(1, round(SPLICE_FADE_SECONDS * pipe.sample_rate))
+    weight = torch.zeros(n, dtype=edited.dtype)
+    weight[s0:s1] = 1.0
+    ramp = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(1, fade + 1, dtype=edited.dtype) / (fade + 1)))
+    a = max(0, s0 - fade)
+    weight[a:s0] = ramp[fade - (s0 - a) :]  # rising towards the range
+    b = min(n, s1 + fade)
+    weight[s1:b] = ramp.flip(0)[: b - s1]  # falling after it
+    return weight * edited + (1 - weight) * wav.to(edited.device, edited.dtype)
 
 
 def hz_to_mel(freq: float) -> float:
@@ -368,9 +396,24 @@ def masked_edit(
     return EditResult(wav_out, latent, x0, mask)
 
 
-def inpaint(pipe, wav: Tensor, prompt: str, start: float, end: float, **kwargs) -> EditResult:
-    """Regenerate the time range [start, end) seconds of `wav` [N], keeping the rest; output [N]."""
-    return masked_edit(pipe, wav, prompt, lambda x0: time_mask(pipe, x0, start, end, wav.shape[-1]), **kwargs)
+def inpaint(
+    pipe, wav: Tensor, prompt: str, start: float, end: float, *, splice: bool = True, **kwargs
+) -> EditResult:
+    """Regenerate the time range [start, end) seconds of `wav` [N], keeping the rest; output [N].
+
+    `splice` (the default) returns the input itself outside the regenerated latent frames, crossfaded
+    over SPLICE_FADE_SECONDS into the edit (`splice_into_input`); `splice=False` returns the whole edited
+    latent decoded, as AudioLDM does, where the kept part is a VAE round trip of the input and the new
+    range's influence reaches about half a second beyond it."""
+    if not isinstance(splice, bool):
+        raise UsageError(f"splice: expected True or False, got {splice!r}")
+    result = masked_edit(
+        pipe, wav, prompt, lambda x0: time_mask(pipe, x0, start, end, wav.shape[-1]), **kwargs
+    )
+    if not splice:
+        return result
+    spliced = splice_into_input(pipe, wav, result.wav, result.mask)
+    return EditResult(spliced, result.latent, result.original, result.mask)
 
 
 def superres(pipe, wav: Tensor, prompt: str, cutoff_hz: float, **kwargs) -> EditResult:
@@ -388,6 +431,7 @@ __all__ = [
     "encode_input",
     "inpaint",
     "masked_edit",
+    "splice_into_input",
     "superres",
     "time_mask",
     "transfer",

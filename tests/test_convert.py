@@ -505,6 +505,48 @@ def test_audio_prompt_makes_variations(converted, tiny_model, tmp_path, monkeypa
     )
 
 
+def test_variations_take_negative_prompts_batches_and_check_their_waveform(converted, monkeypatch):
+    from audioldm_cli.errors import UsageError
+    from audioldm_cli.variations import generate_from_audio
+
+    pipe = AudioLDM.from_pretrained(converted)
+    wav = (0.3 * torch.sin(torch.arange(8000) * 0.1)).float()
+    fast = {"duration": 0.5, "steps": 2, "seed": 3, "num_samples": 3}
+    together = generate_from_audio(pipe, wav, **fast)
+    torch.testing.assert_close(generate_from_audio(pipe, wav, batch_size=2, **fast), together)  # seed + i
+    seen = []
+    denoiser = AudioLDM.denoiser
+    monkeypatch.setattr(
+        AudioLDM, "denoiser", lambda self, cond, **kw: seen.append(cond["y"]) or denoiser(self, cond, **kw)
+    )
+    generate_from_audio(pipe, wav, negative_prompt="loud noise", batch_size=2, **fast)
+    assert [y.shape[0] for y in seen] == [4, 2]  # batches of 2 and 1, unconditional halves first
+    away = pipe.text_encoder.embed(["loud noise"])
+    torch.testing.assert_close(seen[0][:2], away.expand(2, -1))
+    torch.testing.assert_close(seen[1][:1], away)
+    for bad, message in (
+        (torch.stack([wav, wav]), "expected a mono waveform"),
+        ((wav * 32767).long(), "expected float samples"),
+        (torch.full((100,), float("nan")), "NaN/inf"),
+        (torch.zeros(0), "empty waveform"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            generate_from_audio(pipe, bad, **fast)
+    with pytest.raises(UsageError, match="batch_size=0"):
+        generate_from_audio(pipe, wav, batch_size=0, **fast)
+
+
+def test_unseeded_variations_differ_and_log_their_seed(converted, tmp_path):
+    import soundfile as sf
+
+    src = tmp_path / "src.wav"
+    sf.write(src, 0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000), 16000)
+    runs = [_gen(converted, "--audio-prompt", src, "-o", tmp_path / f"{k}.wav") for k in (0, 1)]
+    assert all(r.exit_code == 0 for r in runs), runs[0].output
+    assert all("pass --seed" in r.output for r in runs)
+    assert not np.array_equal(sf.read(tmp_path / "0.wav")[0], sf.read(tmp_path / "1.wav")[0])
+
+
 def test_model_ckpt_directly_builds_the_whole_pipeline(tiny_ckpt, tmp_path, monkeypatch):
     """--model CKPT picks the config by UNet width; here the tiny width is registered as a preset."""
     from audioldm_cli import convert

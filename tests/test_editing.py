@@ -89,6 +89,35 @@ def test_inpaint_keeps_the_latent_outside_the_range_exactly(pipe, wav):
     assert result.mask.flatten().tolist()[3:12] == [1, 1, 0, 0, 0, 0, 0, 1, 1]
 
 
+def test_inpaint_splices_the_new_range_into_the_input(pipe, wav):
+    from audioldm_cli.editing import SPLICE_FADE_SECONDS
+
+    whole = inpaint(pipe, wav, "rain", 0.2, 0.4, splice=False, **FAST)
+    spliced = inpaint(pipe, wav, "rain", 0.2, 0.4, **FAST)
+    assert torch.equal(spliced.latent, whole.latent)
+    fade = round(SPLICE_FADE_SECONDS * 16000)
+    s0, s1 = 5 * 640, 10 * 640  # latent frames 5 .. 9 (640 samples each)
+    assert torch.equal(spliced.wav[: s0 - fade], wav[: s0 - fade])  # the input itself, bit for bit
+    assert torch.equal(spliced.wav[s1 + fade :], wav[s1 + fade :])
+    assert torch.equal(spliced.wav[s0:s1], whole.wav[s0:s1])  # the new range as decoded
+    assert not torch.allclose(whole.wav[: s0 - fade], wav[: s0 - fade], atol=1e-3)  # a VAE round trip
+    with pytest.raises(UsageError, match="splice: expected True or False"):
+        inpaint(pipe, wav, "rain", 0.2, 0.4, splice="no", **FAST)
+
+
+def test_time_mask_takes_no_extra_frame_at_frame_edges(pipe):
+    long = torch.zeros(16000 * 2)
+    latent = encode_input(pipe, long)
+    for start, end, frames in ((0.2, 0.28, [5, 6]), (1.16, 1.24, [29, 30]), (0.21, 0.28, [5, 6])):
+        mask = time_mask(pipe, latent, start, end, long.shape[-1])
+        assert (mask.flatten() == 0).nonzero().flatten().tolist() == frames, (start, end)
+    short = long[: 16000 - 4]  # 0.99975 s: --end 1 means its end
+    mask = time_mask(pipe, encode_input(pipe, short), 0.5, 1.0, short.shape[-1])
+    assert (mask.flatten() == 0).nonzero().flatten().tolist() == list(range(12, 25))
+    with pytest.raises(UsageError, match=r"inside the input \(0.99975 s\)"):
+        time_mask(pipe, encode_input(pipe, short), 0.5, 1.1, short.shape[-1])
+
+
 def test_inpaint_can_keep_a_refined_latent(pipe, wav):
     """refine_steps fits the kept latent to the input's mel first: the kept part is that latent, which
     decodes closer to the input mel than the encoder's."""

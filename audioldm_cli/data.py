@@ -26,6 +26,8 @@ global batch over processes therefore sees exactly the same samples.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import logging
 import math
@@ -36,12 +38,13 @@ from pathlib import Path
 
 import torch
 
-from .errors import AudioReadError, UsageError
+from .errors import AudioReadError, ModelError, UsageError
 
 logger = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus", ".m4a")
 LATENT_SUFFIX = ".latent.safetensors"
+LATENT_SUFFIXES = (LATENT_SUFFIX, ".latent.npy")  # `audioldm encode` (--format npy: + a .latent.json beside)
 PATH_COLUMNS = ("wav", "path", "audio", "file_name", "filename", "file", "latent")
 CAPTION_COLUMNS = ("caption", "text")
 ALTERNATIVES_COLUMN = "captions"  # JSON rows: every caption of the clip, one drawn per training sample
@@ -66,7 +69,15 @@ class Row:
 
     @property
     def is_latent(self) -> bool:
-        return self.path.name.endswith(LATENT_SUFFIX)
+        return self.path.name.endswith(LATENT_SUFFIXES)
+
+
+def rows_fingerprint(rows: Sequence[Row]) -> str:
+    """A short hash of the rows (paths and captions, in order): a resumed run compares it with its start's."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(f"{row.path}\t{row.caption}\t{'|'.join(row.alternatives)}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,9 +91,10 @@ def read_manifest(source: str | Path, *, require_captions: bool = False, option:
 
 
 def parse_manifest(
-    source: str | Path, *, require_captions: bool = False, option: str = "data"
+    source: str | Path, *, require_captions: bool = False, option: str = "data", log: bool = True
 ) -> tuple[list[Row], list[str]]:
-    """`read_manifest`, also returning the skipped rows (each "where: why", as logged)."""
+    """`read_manifest`, also returning the skipped rows (each "where: why", logged unless `log` is False:
+    the other processes of a distributed run read the same manifest)."""
     source = Path(source)
     if not source.exists():
         raise UsageError("no such file or folder", **{option: source})
@@ -112,12 +124,13 @@ def parse_manifest(
             problems.append(f"{row.where}: {reason}")
         else:
             good.append(row)
-    for problem in problems:
+    for problem in problems if log else ():
         logger.warning("%s; row skipped", problem)
     if not good:
         first = f" (first: {problems[0]})" if problems else ""
         raise UsageError(f"no usable rows, {len(problems)} bad{first}", **{option: source})
-    logger.info("%s: %d rows (%d skipped)", source, len(good), len(problems))
+    if log:
+        logger.info("%s: %d rows (%d skipped)", source, len(good), len(problems))
     return good, problems
 
 
@@ -135,9 +148,15 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _pick(record: dict, names: Sequence[str]) -> str | None:
+    """The first of `names` the record holds (as text); a ValueError for a value that is not text or a
+    number (a list, an object, true: stringified, it would train as Python's text of it)."""
     for name in names:
-        if name in record and record[name] is not None:
-            return str(record[name])
+        value = record.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError(f"'{name}' must be text, got {json.dumps(value)[:60]}")  # noqa: TRY004
+        return str(value)
     return None
 
 
@@ -146,7 +165,11 @@ def _record_row(base: Path, record: object, where: str, json_record: bool = True
     "captions" column, if any, is not read)."""
     if not isinstance(record, dict):
         return f"{where}: expected an object with 'wav' and 'caption', got {type(record).__name__}"
-    value = _pick(record, PATH_COLUMNS)
+    try:
+        value = _pick(record, PATH_COLUMNS)
+        caption = _pick(record, CAPTION_COLUMNS)
+    except ValueError as e:
+        return f"{where}: {e}"
     if not value:
         return f"{where}: no audio path (one of {', '.join(PATH_COLUMNS)})"
     alternatives = record.get(ALTERNATIVES_COLUMN) if json_record else None
@@ -155,7 +178,7 @@ def _record_row(base: Path, record: object, where: str, json_record: bool = True
     if not isinstance(alternatives, list) or not all(isinstance(c, str) for c in alternatives):
         return f"{where}: '{ALTERNATIVES_COLUMN}' must be a list of strings, got {alternatives!r:.60}"
     alternatives = [c.strip() for c in alternatives if c.strip()]
-    caption = (_pick(record, CAPTION_COLUMNS) or "").strip() or (alternatives[0] if alternatives else "")
+    caption = (caption or "").strip() or (alternatives[0] if alternatives else "")
     return Row(_resolve(base, value), caption, where, tuple(alternatives))
 
 
@@ -165,7 +188,8 @@ def _collect(items: list[Row | str]) -> tuple[list[Row], list[str]]:
 
 def _jsonl_rows(source: Path, text: str) -> tuple[list[Row], list[str]]:
     items: list[Row | str] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # "\n" only: str.splitlines() also breaks at U+2028 and U+0085, which JSON strings may hold unescaped
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         where = f"{source.name}:{number}"
@@ -193,8 +217,15 @@ def _json_rows(source: Path, text: str, option: str = "data") -> tuple[list[Row]
 
 
 def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> tuple[list[Row], list[str]]:
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    fields = [f.strip() for f in reader.fieldnames or []]
+    """CSV with its quoting rules (a quoted caption may hold commas and line breaks); TSV without: a tab
+    ends a field, a quote is a character (a caption starting with " would otherwise swallow the file).
+    A record with more or fewer fields than the header is a bad row (a caption with an unquoted comma)."""
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, restkey="\0")
+    try:
+        fields = [f.strip() for f in reader.fieldnames or []]
+    except csv.Error as e:
+        raise UsageError(f"header: {e}", **{option: source}) from None
     reader.fieldnames = fields
     has_path = any(f in fields for f in PATH_COLUMNS)
     if not has_path and "audiocap_id" not in fields and "youtube_id" not in fields:
@@ -204,8 +235,26 @@ def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> 
             **{option: source},
         )
     items: list[Row | str] = []
-    for record in reader:
-        where = f"{source.name}:{reader.line_num}"
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:  # e.g. a field over the csv module's size limit: an unclosed quote
+            raise UsageError(
+                f"line {first_line}: {e} (an unclosed quote in a caption?)", **{option: source}
+            ) from None
+        where = f"{source.name}:{first_line}"
+        if "\0" in record or None in record.values():
+            count = len(fields) + len(record.get("\0", [])) - sum(v is None for v in record.values())
+            items.append(
+                f"{where}: {count} fields, the header has {len(fields)}"
+                + (" (quote a caption that holds a comma)" if delimiter == "," and "\0" in record else "")
+            )
+            continue
+        if reader.line_num > first_line:
+            logger.debug("%s: a quoted field spans lines %d-%d", source.name, first_line, reader.line_num)
         if not has_path:
             record = dict(record, wav=_audiocaps_path(source.parent, record))
         items.append(_record_row(source.parent, record, where, json_record=False))
@@ -223,15 +272,31 @@ def _audiocaps_path(base: Path, record: dict) -> str:
     return f"{names[0] if names else '?'}.wav"
 
 
+def _is_run_folder(folder: Path) -> bool:
+    """A `train` run folder (config.json + checkpoints/): its validation audio is no training data."""
+    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+
+
 def _folder_rows(folder: Path) -> tuple[list[Row], list[str]]:
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and (p.suffix.lower() in AUDIO_SUFFIXES or p.name.endswith(LATENT_SUFFIX))
-    )
+    """Every audio or latent file under `folder`, but those in hidden folders or files, and in run folders
+    (`--out` inside `--data` would otherwise train on its own validation audio after a resume)."""
+    runs = sorted(p for p in folder.rglob("checkpoints") if p.is_dir() and _is_run_folder(p.parent))
+    for run in runs:
+        logger.warning("%s: a training run's folder; its files are not read as data", run.parent)
+
+    def wanted(p: Path) -> bool:
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            return False
+        if any(p.is_relative_to(run.parent) for run in runs):
+            return False
+        return p.suffix.lower() in AUDIO_SUFFIXES or p.name.endswith(LATENT_SUFFIXES)
+
+    files = sorted(p for p in folder.rglob("*") if wanted(p) and p.is_file())
     rows, problems = [], []
     for path in files:
-        stem = path.name[: -len(LATENT_SUFFIX)] if path.name.endswith(LATENT_SUFFIX) else path.stem
+        latent = next((s for s in LATENT_SUFFIXES if path.name.endswith(s)), None)
+        stem = path.name[: -len(latent)] if latent else path.stem
         caption_file = path.with_name(stem + ".txt")
         try:
             caption = caption_file.read_text(encoding="utf-8").strip() if caption_file.is_file() else ""
@@ -270,8 +335,13 @@ class SegmentDataset:
             at a uniform offset (clips that start at their event's onset, like the corpus of
             examples/corpus, otherwise show the onset in few crops: a 3 s crop of a 5 s clip starts
             within 0.1 s of it ~5 % of the time).
-        cache_items: decoded files kept in memory (0 disables the cache).
+        cache_items: decoded files kept in memory (0 disables the cache), at most `cache_bytes` in all
+            (long files would otherwise fill the memory: 512 ten-minute clips are 20 GB).
         skipped: the manifest rows left out before this dataset was built (see `skipped_rows`).
+        bad: the set of unreadable row indices to share with another dataset over the same rows (the
+            validation set over the first rows of the training manifest: each bad file warned once).
+        latent_pad: [C, F] values that pad latent segments past a clip's end (the VAE's latent of
+            silence, as padded audio would encode to); None pads with zeros.
     """
 
     def __init__(
@@ -285,7 +355,10 @@ class SegmentDataset:
         caption_dropout: float = 0.0,
         start_crop: float = 0.0,
         cache_items: int = 512,
+        cache_bytes: int = 2 * 2**30,
         skipped: Sequence[str] = (),
+        bad: set[int] | None = None,
+        latent_pad: torch.Tensor | None = None,
     ) -> None:
         if not rows:
             raise UsageError("the dataset has no rows")
@@ -299,10 +372,11 @@ class SegmentDataset:
         self.rows, self.reader, self.segment = list(rows), reader, int(segment)
         self.latent_segment = latent_segment
         self.seed, self.caption_dropout = int(seed), float(caption_dropout)
-        self._bad: set[int] = set()
+        self._bad: set[int] = set() if bad is None else bad
         self._skipped = list(skipped)
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
-        self._cache_items = cache_items
+        self._cache_items, self._cache_bytes, self._cached_bytes = cache_items, cache_bytes, 0
+        self.latent_pad = latent_pad
         self._orders: OrderedDict[int, list[int]] = OrderedDict()  # pass -> row order (see pass_order)
 
     def __len__(self) -> int:
@@ -311,7 +385,9 @@ class SegmentDataset:
     def skipped_rows(self) -> list[str]:
         """Rows left out so far: the manifest's bad rows, then those found unreadable while training."""
         return self._skipped + [
-            f"{self.rows[i].where}: cannot read {self.rows[i].path}" for i in sorted(self._bad)
+            f"{self.rows[i].where}: cannot read {self.rows[i].path}"
+            for i in sorted(self._bad)
+            if i < len(self.rows)  # a set shared with a larger dataset (`bad`) may hold its indices too
         ]
 
     def row_index(self, step: int, position: int, batch_size: int) -> int:
@@ -342,16 +418,19 @@ class SegmentDataset:
                 return i, self._cache[i]
             try:
                 data = self.reader(self.rows[i].path)
-            except (AudioReadError, OSError, ValueError, RuntimeError) as e:
+            except (AudioReadError, ModelError, OSError, ValueError, RuntimeError) as e:
                 logger.warning(
                     "%s: cannot read %s (%s); row skipped", self.rows[i].where, self.rows[i].path, e
                 )
                 self._bad.add(i)
                 continue
-            if self._cache_items:
+            size = data.numel() * data.element_size()
+            if self._cache_items and size <= self._cache_bytes:
                 self._cache[i] = data
-                while len(self._cache) > self._cache_items:
-                    self._cache.popitem(last=False)
+                self._cached_bytes += size
+                while len(self._cache) > self._cache_items or self._cached_bytes > self._cache_bytes:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached_bytes -= old.numel() * old.element_size()
             return i, data
         raise AudioReadError(f"none of the {len(self.rows)} manifest rows could be read")
 
@@ -371,6 +450,9 @@ class SegmentDataset:
             else:
                 start = int(torch.randint(0, span + 1, (1,), generator=gen))
             return data.narrow(axis, start, size)
+        if axis == -2 and self.latent_pad is not None:  # [C, T, F]: the latent of silence after the clip
+            filler = self.latent_pad.to(data.dtype)[:, None, :].expand(-1, size - length, -1)
+            return torch.cat([data, filler], dim=1)
         pad = [0, 0] * (-axis - 1) + [0, size - length]
         return torch.nn.functional.pad(data, pad)
 

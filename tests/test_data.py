@@ -294,3 +294,138 @@ def test_batch_size_must_split_over_processes():
     assert local_positions(6, 1, 3) == range(2, 4)
     with pytest.raises(UsageError, match="multiple of the 4 processes"):
         local_positions(6, 0, 4)
+
+
+def test_csv_quoting_and_field_counts(clips, caplog):
+    (clips / "q.csv").write_bytes(
+        b'wav,caption\nc0.wav,a dog, barking loudly\nc1.wav,"two\r\nlines, quoted"\nc2.wav\nc3.wav,fine\n'
+    )
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        rows = read_manifest(clips / "q.csv")
+    assert [(r.path.name, r.caption, r.where) for r in rows] == [
+        ("c1.wav", "two\nlines, quoted", "q.csv:3"),  # the row's first line; the caption kept whole
+        ("c3.wav", "fine", "q.csv:6"),
+    ]
+    messages = "\n".join(caplog.messages)
+    assert "q.csv:2: 3 fields, the header has 2 (quote a caption that holds a comma)" in messages
+    assert "q.csv:5: 1 fields, the header has 2; row skipped" in messages
+    # TSV has no quoting: a caption that starts with a quote is text, not an unclosed field
+    (clips / "t.tsv").write_text('wav\tcaption\nc0.wav\t"Hello there" says a man\nc1.wav\tnext\n')
+    assert [r.caption for r in read_manifest(clips / "t.tsv")] == ['"Hello there" says a man', "next"]
+    (clips / "huge.csv").write_text('wav,caption\nc0.wav,"unclosed\n' + "x" * 200_000 + "\n")
+    with pytest.raises(UsageError, match=r"line 2: .*field larger than field limit .*unclosed quote"):
+        read_manifest(clips / "huge.csv")
+
+
+def test_jsonl_captions_may_hold_unicode_line_separators(clips):
+    caption = "a tone\u2028with\u0085separators"
+    (clips / "u.jsonl").write_text(
+        json.dumps({"wav": "c0.wav", "caption": caption}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"wav": "c1.wav", "caption": "second"})
+        + "\n"
+    )
+    rows = read_manifest(clips / "u.jsonl")
+    assert [(r.caption, r.where) for r in rows] == [(caption, "u.jsonl:1"), ("second", "u.jsonl:2")]
+
+
+def test_a_caption_that_is_not_text_is_a_bad_row(clips, caplog):
+    lines = [
+        {"wav": "c0.wav", "caption": ["a dog barks", "a canine barks"]},
+        {"wav": "c1.wav", "caption": True},
+        {"wav": "c2.wav", "caption": 7},  # a number is text enough
+        {"wav": {"x": 1}, "caption": "y"},
+    ]
+    (clips / "n.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        rows = read_manifest(clips / "n.jsonl")
+    assert [(r.path.name, r.caption) for r in rows] == [("c2.wav", "7")]
+    messages = "\n".join(caplog.messages)
+    assert "n.jsonl:1: 'caption' must be text" in messages and "n.jsonl:2: 'caption' must be text" in messages
+    assert "n.jsonl:4: 'wav' must be text" in messages
+
+
+def test_folder_manifests_leave_out_runs_hidden_files_and_take_npy_latents(clips, caplog):
+    run = clips / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "val").mkdir()
+    write_tone(run / "val" / "recon_0.wav")
+    (clips / ".hidden").mkdir()
+    write_tone(clips / ".hidden" / "h.wav")
+    write_tone(clips / "._c0.wav")
+    np.save(clips / "z.latent.npy", np.zeros((4, 3, 2), np.float32))
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        rows = read_manifest(clips)
+    assert [r.path.name for r in rows] == ["c0.wav", "c1.wav", "c2.wav", "c3.wav", "z.latent.npy"]
+    assert rows[-1].is_latent and not rows[0].is_latent
+    assert f"{run}: a training run's folder; its files are not read as data" in caplog.messages[0]
+
+
+def test_the_cache_is_bounded_by_bytes_and_latents_pad_with_silence(tmp_path):
+    data = make_dataset(tmp_path, n=4, seconds=0.25, segment=800)
+    small = SegmentDataset(data.rows, audio_reader(SR), 800, cache_bytes=2 * 4000 * 4)
+    for i in range(4):
+        small.load(i)
+    assert list(small._cache) == [2, 3]  # two 4000-sample clips fit
+    rows = [Row(tmp_path / "x.latent.safetensors", "x", "m:1")]
+    pad = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # [C, F]
+    latents = SegmentDataset(rows, lambda p: torch.zeros(2, 3, 2), 800, latent_segment=5, latent_pad=pad)
+    seg = latents.sample(0, 0, 1)[0]
+    assert seg.shape == (2, 5, 2)
+    assert torch.equal(seg[:, :3], torch.zeros(2, 3, 2)) and torch.equal(
+        seg[:, 3:], pad[:, None].expand(2, 2, 2)
+    )
+
+
+def test_bad_latent_files_are_skipped_and_kinds_are_checked_before_training(tmp_path, caplog):
+    from audioldm_cli.errors import ModelError
+    from audioldm_cli.training.common import make_datasets
+    from audioldm_cli.training.config import TrainConfig
+
+    def reader(path):
+        raise ModelError(f"{path} is not an audioldm-cli latent file: metadata lacks ['sample_rate']")
+
+    rows = [
+        Row(tmp_path / "a.latent.safetensors", "a", "m:1"),
+        Row(tmp_path / "b.latent.safetensors", "b", "m:2"),
+    ]
+    data = SegmentDataset(rows, reader, 800, latent_segment=4)
+    with pytest.raises(Exception, match="none of the 2 manifest rows could be read"):
+        data.load(0)
+    assert len(data.skipped_rows()) == 2
+    write_tone(tmp_path / "a.wav")
+    for name in ("x.latent.safetensors", "y.latent.npy"):
+        (tmp_path / name).write_bytes(b"0")
+    (tmp_path / "mixed.jsonl").write_text(
+        "".join(
+            json.dumps({"wav": w, "caption": "c"}) + "\n"
+            for w in ("a.wav", "x.latent.safetensors", "y.latent.npy")
+        )
+    )
+    cfg = TrainConfig()
+    with pytest.raises(UsageError, match="mixes audio files and latent files"):
+        make_datasets(tmp_path / "mixed.jsonl", cfg, SR, 800, latent_segment=4)
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli"):
+        train, _ = make_datasets(tmp_path / "mixed.jsonl", cfg, SR, 800)  # a stage on audio
+    assert [r.path.name for r in train.rows] == ["a.wav"]
+    assert train.skipped_rows() == [
+        "mixed.jsonl:2: a latent file; this stage trains on audio (latents: `train ldm`)",
+        "mixed.jsonl:3: a latent file; this stage trains on audio (latents: `train ldm`)",
+    ]
+
+
+def test_the_validation_set_shares_the_training_set_s_unreadable_rows(tmp_path, caplog):
+    from audioldm_cli.training.common import make_datasets
+    from audioldm_cli.training.config import TrainConfig
+
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00not really a wav file at all")
+    write_tone(tmp_path / "ok.wav")
+    (tmp_path / "m.jsonl").write_text(
+        "".join(json.dumps({"wav": w, "caption": "c"}) + "\n" for w in ("bad.wav", "ok.wav"))
+    )
+    train, val = make_datasets(tmp_path / "m.jsonl", TrainConfig(val_items=2), SR, 800)
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        val.batch(0, range(2), 2, train=False)
+        train.batch(0, range(2), 2)
+    assert sum("cannot read" in m for m in caplog.messages) == 1

@@ -4,6 +4,7 @@ accumulation == one big batch, SIGINT saves, a killed save leaves the previous c
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -513,6 +514,22 @@ def test_skipped_rows_train_the_rest_then_exit_1(manifest, tmp_path):
         "vae", manifest, tmp_path / "clean", config=vae_config(tmp_path), overrides={"max_steps": 1}
     )
     assert state.skipped_rows == []  # a clean manifest: exit 0 (test_cli_trains_prints_export...)
+
+
+def test_resuming_on_other_rows_is_warned_about(manifest, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("audioldm_cli"), "propagate", True)  # a CLI run earlier turns it off
+    cfg = vae_config(tmp_path, save_every=1)
+    run = tmp_path / "run"
+    train("vae", manifest, run, config=cfg, overrides={"max_steps": 1})
+    assert json.loads((run / "config.json").read_text())["data_rows"]["rows"] == 4
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli"):
+        train("vae", manifest, run, resume=True, overrides={"max_steps": 2})
+    assert not [m for m in caplog.messages if "other rows" in m]
+    fewer = manifest.parent / "fewer.jsonl"
+    fewer.write_text("\n".join(manifest.read_text().splitlines()[:3]) + "\n")
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli"):
+        train("vae", fewer, run, resume=True, overrides={"max_steps": 3})
+    assert [m for m in caplog.messages if "gives other rows than the run started with (4 rows from" in m]
 
 
 def test_settings_that_do_not_do_what_they_say_are_warned_about(manifest, tmp_path):

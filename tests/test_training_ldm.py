@@ -170,8 +170,9 @@ def test_ldm_on_precomputed_latents(manifest, tiny_model, tmp_path):
     # a stage that trains on audio refuses latent rows with a clear message
     vae_cfg = tmp_path / "vae.json"
     vae_cfg.write_text(json.dumps({"model": "tiny", "train": {"max_steps": 1, "batch_size": 1, "cpu": True}}))
-    with pytest.raises(UsageError, match="latent files are only accepted by `train ldm`"):
+    with pytest.raises(UsageError, match="holds latent files only; this stage trains on audio"):
         train("vae", latents, tmp_path / "vae_run", config=vae_cfg)
+    assert not (tmp_path / "vae_run" / "checkpoints").exists()  # refused before any step
 
 
 def test_ldm_skips_latents_of_another_vae(manifest, tiny_model, tmp_path, caplog):
@@ -480,3 +481,21 @@ def test_caption_noise_through_the_cli(manifest, tiny_model, tmp_path):
     result = CliRunner().invoke(app, [*args, "--out", str(bad), "--config", str(cfg)])
     assert result.exit_code != 0 and "train.caption_noise=-1.0: must be >= 0" in result.output, result.output
     assert "Traceback" not in result.output and not (bad / "checkpoints").exists()
+
+
+def test_latent_rows_shorter_than_the_segment_pad_with_the_latent_of_silence(tiny_model, tmp_path):
+    """Zero-padded audio encodes to the VAE's latent of silence, so a precomputed latent is padded with
+    that, not with zeros (which decode to a loud floor)."""
+    from audioldm_cli.training.config import TrainConfig
+    from audioldm_cli.training.ldm import build_ldm_stage
+
+    doc = json.loads(ldm_config(tmp_path).read_text())
+    built = build_ldm_stage(doc, TrainConfig(), init_from=str(tiny_model))
+    pipe = built.stage.pipe
+    frames = built.latent_segment * pipe.time_factor
+    with torch.no_grad():
+        silence = pipe.vae.encode(pipe.mel(torch.zeros(1, frames * pipe.hop_length), frames)).mean
+    silence = silence * pipe.scale_factor
+    assert built.latent_pad.shape == (pipe.latent_channels, silence.shape[3])
+    torch.testing.assert_close(built.latent_pad, silence[0, :, silence.shape[2] // 2])
+    assert built.latent_pad.abs().max() > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def audio_reader(sample_rate: int, check_latent: Callable[[dict, str], None] | N
     `check_latent(metadata, path)` raises when a latent file does not belong to the model being trained
     (e.g. `AudioLDM.check_latent_metadata`: another VAE); the dataset then skips the row with a warning."""
 
+    from ..checkpoint import is_latent_path
+
     def read(path: Path) -> torch.Tensor:
-        if path.name.endswith(".latent.safetensors"):
+        if is_latent_path(path):
             from ..checkpoint import load_latent
 
             latent, meta = load_latent(path)
@@ -65,9 +68,15 @@ def make_datasets(
     val_data: str | Path | None = None,
     latent_segment: int | None = None,
     check_latent: Callable[[dict, str], None] | None = None,
+    latent_pad: torch.Tensor | None = None,
 ) -> tuple[SegmentDataset, SegmentDataset]:
-    """(training set, validation set); validation uses `val_data` or the first rows of `data`."""
-    rows, skipped = parse_manifest(data, require_captions=require_captions)
+    """(training set, validation set); validation uses `val_data` or the first rows of `data`.
+
+    Latent rows (`audioldm encode` files) are checked before any step: a stage that trains on audio
+    (`latent_segment` None) skips them as bad rows, and a manifest that mixes them with audio is refused.
+    Only the first process of a distributed run logs the manifests' bad rows (all of them read them)."""
+    log = os.environ.get("RANK", "0") in ("", "0")
+    rows, skipped = _rows_of_one_kind(data, require_captions, latent_segment, "data", log)
     reader = audio_reader(sample_rate, check_latent)
     train = SegmentDataset(
         rows,
@@ -78,11 +87,12 @@ def make_datasets(
         caption_dropout=caption_dropout,
         start_crop=cfg.start_crop,
         skipped=skipped,
+        latent_pad=latent_pad,
     )
     val_rows: list[Row] = rows
     val_skipped: list[str] = []
     if val_data:
-        val_rows, val_skipped = parse_manifest(val_data, require_captions=require_captions, option="val_data")
+        val_rows, val_skipped = _rows_of_one_kind(val_data, require_captions, latent_segment, "val_data", log)
     val = SegmentDataset(
         val_rows[: cfg.val_items],
         reader,
@@ -90,8 +100,35 @@ def make_datasets(
         latent_segment=latent_segment,
         seed=cfg.seed,
         skipped=val_skipped,
+        bad=None if val_data else train._bad,  # the same rows: an unreadable file is warned about once
+        latent_pad=latent_pad,
     )
     return train, val
+
+
+def _rows_of_one_kind(
+    data, require_captions: bool, latent_segment: int | None, option: str, log: bool
+) -> tuple[list[Row], list[str]]:
+    rows, skipped = parse_manifest(data, require_captions=require_captions, option=option, log=log)
+    if latent_segment is None:
+        latent = [r for r in rows if r.is_latent]
+        for r in latent:
+            skipped.append(f"{r.where}: a latent file; this stage trains on audio (latents: `train ldm`)")
+            if log:
+                logger.warning("%s; row skipped", skipped[-1])
+        rows = [r for r in rows if not r.is_latent]
+        if not rows:
+            raise UsageError(
+                "holds latent files only; this stage trains on audio (latent files: `train ldm`)",
+                **{option: data},
+            )
+    elif 0 < sum(r.is_latent for r in rows) < len(rows):
+        first = next(r for r in rows if r.is_latent)
+        raise UsageError(
+            f"mixes audio files and latent files (the first latent: {first.where}): use one kind per run",
+            **{option: data},
+        )
+    return rows, skipped
 
 
 def batch_noise(shape: tuple[int, ...], seed: int, step: int, positions, salt: int) -> torch.Tensor:

@@ -291,7 +291,17 @@ def build_ldm_stage(
         require_captions=True,
         caption_dropout=cfg.caption_dropout,
         latent_segment=frames // pipe.time_factor,
+        latent_pad=silence_latent(pipe, frames),
     )
+
+
+@torch.no_grad()
+def silence_latent(pipe, frames: int) -> torch.Tensor:
+    """[C, F] the scaled posterior mean of silence (a middle frame of `frames` mel frames of it): what pads
+    a latent clip shorter than the segment, as zero-padded audio encodes (zeros decode to a loud floor)."""
+    mel = pipe.mel(torch.zeros(1, frames * pipe.hop_length, device=pipe.device), frames)
+    z = pipe.vae.encode(mel).mean * pipe.scale_factor  # [1, C, T', F]
+    return z[0, :, z.shape[2] // 2].float().cpu()
 
 
 def _check_unet(pipe, unet: nn.Module) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from vocoder.checkpoint import atomic_path, read_folder_json
 
 from ..errors import UsageError, as_model_errors
@@ -38,6 +40,7 @@ class Built:
     require_captions: bool = False
     caption_dropout: float = 0.0
     latent_segment: int | None = None  # latent frames per segment, for precomputed latent rows (ldm)
+    latent_pad: torch.Tensor | None = None  # [C, F]: pads latent rows shorter than the segment (ldm)
 
 
 def _builder(stage: str) -> Callable[..., Built]:
@@ -93,6 +96,7 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
     out = Path(out)
     created = not out.exists()  # a failed new run removes the folder only if it made it
     saved = out / "config.json"
+    started_with = None  # the rows a resumed run started with (config.json "data_rows")
     if resume:
         if not saved.is_file():
             raise UsageError(f"{out} holds no run (config.json is missing)", resume=True)
@@ -109,6 +113,7 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
             raise UsageError(f"{out} is a {doc.get('stage')!r} run, not {stage!r}", resume=True)
         init_from = doc.get("init_from")
         vocoder = doc.get("vocoder")
+        started_with = doc.get("data_rows")
     else:
         if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).glob("step_*")):
             raise UsageError("already holds a run; resume it or choose a new folder", out=out)
@@ -119,6 +124,7 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
             raise UsageError(f"is for stage {doc['stage']!r}, not {stage!r}", config=config)
     cfg = TrainConfig.from_dict(merge_overrides(doc.get("train", {}), **(overrides or {})))
     built = _builder(stage)(doc, cfg, init_from=init_from, vocoder=vocoder, resume=resume)
+    from ..data import rows_fingerprint
     from .common import make_datasets
 
     train_set, val_set = make_datasets(
@@ -130,8 +136,27 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
         caption_dropout=built.caption_dropout,
         val_data=val_data,
         latent_segment=built.latent_segment,
+        latent_pad=built.latent_pad,
         check_latent=getattr(getattr(built.stage, "pipe", None), "check_latent_metadata", None),
     )
+    data_rows = {
+        "data": str(Path(data).absolute()),
+        "rows": len(train_set),
+        "hash": rows_fingerprint(train_set.rows),
+    }
+    if (
+        resume
+        and isinstance(started_with, dict)
+        and (started_with.get("rows"), started_with.get("hash")) != (data_rows["rows"], data_rows["hash"])
+    ):
+        logger.warning(
+            "--data %s gives other rows than the run started with (%s rows from %s, now %d): the resumed run "
+            "trains on the new rows, in another order than an uninterrupted run would have",
+            data,
+            started_with.get("rows"),
+            started_with.get("data"),
+            len(train_set),
+        )
     trainer = Trainer(
         built.stage, train_set, cfg, out, val_data=val_set, resume=resume, accelerator=accelerator
     )
@@ -148,6 +173,7 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
             "train": cfg.to_dict(),
             "init_from": init_from,
             "vocoder": vocoder,
+            "data_rows": data_rows,
         }
         with atomic_path(saved) as tmp:
             tmp.write_text(json.dumps(resolved, indent=2) + "\n")
@@ -159,7 +185,13 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
         if not resume and trainer.acc.is_main_process:
             _discard_unstarted_run(out, created)
         raise
-    state.skipped_rows = list(dict.fromkeys(train_set.skipped_rows() + val_set.skipped_rows()))
+    skipped = train_set.skipped_rows() + val_set.skipped_rows()
+    if trainer.acc.num_processes > 1:  # a file only another process read is skipped there
+        from accelerate.utils import gather_object
+
+        skipped = gather_object([skipped])
+        skipped = [row for rows in skipped for row in rows]
+    state.skipped_rows = list(dict.fromkeys(skipped))
     return state
 
 

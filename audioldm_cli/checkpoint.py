@@ -167,10 +167,21 @@ class PipelineConfig:
                     f"pipeline sampling.steps {n!r} must be an integer in [1, {timesteps - 1}] "
                     "(below the schedule's timesteps)"
                 )
-        if self.conditioning not in CONDITIONINGS:
+        if not isinstance(self.components, Mapping):
+            raise ModelError(f"pipeline components {self.components!r:.80}: must be a JSON object")
+        if not isinstance(self.conditioning, str) or self.conditioning not in CONDITIONINGS:
             raise ModelError(
                 f"conditioning {self.conditioning!r} is not one of {', '.join(map(repr, CONDITIONINGS))}"
             )
+        te = self.text_encoder
+        if te is not None:
+            if not isinstance(te, Mapping):
+                raise ModelError(f"pipeline text_encoder {te!r:.80}: must be a JSON object or null")
+            name, length = te.get("name"), te.get("max_length", 1)
+            if name is not None and not isinstance(name, str):
+                raise ModelError(f"pipeline text_encoder.name {name!r:.80}: must be a string")
+            if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+                raise ModelError(f"pipeline text_encoder.max_length {length!r}: must be an integer >= 1")
         for kind in ("vae", "vocoder"):
             if kind not in self.components:
                 raise ModelError(f"pipeline components {sorted(self.components)} lack the required {kind!r}")
@@ -247,7 +258,11 @@ def read_pipeline_config(folder: str | os.PathLike) -> PipelineConfig:
     if not isinstance(data, dict) or data.get("_class_name") != PIPELINE_CLASS:
         raise ModelError(f"{path} is not an audioldm-cli pipeline (_class_name must be {PIPELINE_CLASS!r})")
     version = data.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelError(
+            f"{path}: format_version {version!r} must be an integer (this audioldm-cli writes 1)"
+        )
+    if version > FORMAT_VERSION:
         raise ModelError(
             f"{path} has format_version {version}; this audioldm-cli reads up to {FORMAT_VERSION}"
         )
@@ -307,6 +322,7 @@ def save_model_folder(
         raise UsageError("store weights as torch.float32, torch.float16 or torch.bfloat16", dtype=dtype)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / PIPELINE_NAME).unlink(missing_ok=True)  # replacing a model: stopped partway, it must not load
     for kind, entry in config.components.items():
         if isinstance(entry, Mapping):  # a referenced vocoder: nothing to store
             continue

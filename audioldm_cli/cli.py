@@ -910,7 +910,12 @@ def info(
         f"{fe['n_mels']} mels, {fe['f_min']:g}-{fe['f_max']:g} Hz, padding {fe['padding']})"
     )
     te = description["text_encoder"]
-    te_text = f"{te['name']} (max_length {te.get('max_length', 64)})" if te else "none (reconstruct/encode only)"
+    if not te:
+        te_text = "none (reconstruct/encode only)"
+    elif te.get("type") == "clap" and not te.get("name"):
+        te_text = "CLAP, not converted (generate unavailable: re-run convert with --clap-tokenizer)"
+    else:
+        te_text = f"{te['name']} (max_length {te.get('max_length', 64)})"
     typer.echo(f"conditioning: {description['conditioning']}; text encoder: {te_text}")
     lat = description["latent"]
     typer.echo(

@@ -30,8 +30,8 @@ import torch
 from vocoder.checkpoint import CheckpointError, load_state_dict_strict, torch_load_safe
 from vocoder.config import MEL_PRESETS
 
-from .checkpoint import PipelineConfig, save_model_folder
-from .errors import ModelError, UsageError
+from .checkpoint import PIPELINE_NAME, PipelineConfig, save_model_folder
+from .errors import AudioLDMError, ModelError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +83,16 @@ def resolve_config(config: str | os.PathLike | Mapping | None, state: Mapping | 
     spec = CONVERT_PRESETS[str(config)] if isinstance(config, (str, os.PathLike)) else config
     if not isinstance(spec, Mapping) or set(spec) != {"vae", "unet", "vocoder", "frontend"}:
         raise UsageError("needs exactly the keys 'vae', 'unet', 'vocoder', 'frontend'", config=given)
-    if spec["frontend"] not in MEL_PRESETS:
+    if not isinstance(spec["frontend"], str) or spec["frontend"] not in MEL_PRESETS:
         raise UsageError(
             f"frontend {spec['frontend']!r}: choose one of {', '.join(MEL_PRESETS)}", config=given
         )
 
     def pick(value, presets: Mapping, kind: str) -> dict:
+        if not isinstance(value, (str, Mapping)):
+            raise UsageError(
+                f"{kind} {value!r:.60}: give a preset name or an object of settings", config=given
+            )
         if isinstance(value, str):
             if value not in presets:
                 raise UsageError(
@@ -98,11 +102,14 @@ def resolve_config(config: str | os.PathLike | Mapping | None, state: Mapping | 
         return copy.deepcopy(dict(value))
 
     vocoder = spec["vocoder"]
-    vocoder = (
-        vocoder_preset(vocoder).to_dict()
-        if isinstance(vocoder, str)
-        else HifiGanConfig.from_dict(vocoder).to_dict()
-    )
+    try:
+        vocoder = (
+            vocoder_preset(vocoder).to_dict()
+            if isinstance(vocoder, str)
+            else HifiGanConfig.from_dict(vocoder).to_dict()
+        )
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"vocoder: {e}", config=given) from None
     return {
         "vae": pick(spec["vae"], VAE_PRESETS, "vae"),
         "unet": pick(spec["unet"], UNET_PRESETS, "unet"),
@@ -143,12 +150,18 @@ def schedule_from_buffers(state: Mapping, source: str) -> dict:
     if not isinstance(betas, torch.Tensor) or betas.dim() != 1 or len(betas) < 2:
         logger.warning("%s stores no 'betas' buffer: using the AudioLDM schedule defaults", source)
         return ScheduleConfig().to_dict()
+    # a half-precision checkpoint stores them rounded (fp16: ~5e-4 relative, bf16: ~4e-3)
+    rtol = max(1e-4, 4 * torch.finfo(betas.dtype).eps) if betas.is_floating_point() else 1e-4
+    stored = betas.double()
+    default = ScheduleConfig(timesteps=len(betas))
+    if torch.allclose(make_betas(default).double(), stored, rtol=rtol, atol=1e-8):
+        return default.to_dict()  # the exact values, not the rounded ones
     cfg = ScheduleConfig(
         timesteps=len(betas),
-        linear_start=round(float(betas[0]), 8),
-        linear_end=round(float(betas[-1]), 8),
+        linear_start=round(float(stored[0]), 8),
+        linear_end=round(float(stored[-1]), 8),
     )
-    if not torch.allclose(make_betas(cfg).float(), betas.float(), rtol=1e-4, atol=1e-8):
+    if not torch.allclose(make_betas(cfg).double(), stored, rtol=rtol, atol=1e-8):
         raise ModelError(
             f"{source}: its 'betas' buffer is not a linear (sqrt-space) schedule; cannot convert it"
         )
@@ -180,6 +193,13 @@ def unet_state(state: Mapping, model: torch.nn.Module, use_ema: bool, source: st
         raise CheckpointError(
             f"{source}: {len(missing)} EMA weights missing for this UNet config, e.g. {missing[0]}; "
             "check the config, or convert the raw UNet (use_ema=False; on the command line, --no-ema)"
+        )
+    used = {ema_name(k) for k in own} | {EMA_PREFIX + "decay", EMA_PREFIX + "num_updates"}
+    left = sorted(k for k in state if k.startswith(EMA_PREFIX) and k not in used)
+    if left:  # the strict loader says this of the raw UNet: a config smaller than the checkpoint
+        raise CheckpointError(
+            f"{source}: {len(left)} EMA weights fit no parameter of this UNet config, e.g. {left[0]}; "
+            "check the config (depth, heads, channels)"
         )
     return out
 
@@ -245,6 +265,10 @@ def build_clap_text_model(text_state: Mapping, source: str, heads: int | None = 
 def save_clap_text(folder: Path, model, tokenizer_dir: str | os.PathLike) -> dict:
     """Write the CLAP text model + the user's tokenizer as a transformers folder; returns the pipeline entry."""
     from transformers import AutoTokenizer
+
+    from .clap import _quiet_transformers
+
+    _quiet_transformers()  # no "Writing model shards" bars: the CLI owns stderr
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
@@ -358,6 +382,10 @@ def save_clap_audio(folder: Path, model) -> str:
     """Write the CLAP audio model + its feature extractor (48 kHz, 64 mels, 50-14000 Hz) as a folder."""
     from transformers import ClapFeatureExtractor
 
+    from .clap import _quiet_transformers
+
+    _quiet_transformers()
+
     extractor = ClapFeatureExtractor(
         feature_size=model.config.num_mel_bins, frequency_min=50, frequency_max=14000, truncation="rand_trunc"
     )
@@ -393,13 +421,27 @@ def convert_state(
 
     cfg = resolve_config(config, state)
     vae_part = {k: v for k, v in state.items() if k.startswith(VAE_PREFIX) or k == "scale_factor"}
-    vae = load_first_stage_from_ckpt(vae_part, cfg["vae"])
-    vocoder = HifiGanGenerator.from_config(cfg["vocoder"], use_weight_norm=False)
+    try:
+        vae = load_first_stage_from_ckpt(vae_part, cfg["vae"])
+        vocoder = HifiGanGenerator.from_config(cfg["vocoder"], use_weight_norm=False)
+        unet = UNetModel.from_config(cfg["unet"])
+    except (TypeError, ValueError) as e:
+        if isinstance(e, AudioLDMError):
+            raise
+        raise UsageError(
+            f"{e}", config=config if isinstance(config, (str, os.PathLike)) else "(given)"
+        ) from None
     voc_state = {k[len(VOCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(VOCODER_PREFIX)}
     if not voc_state:
         raise CheckpointError(f"{source} holds no '{VOCODER_PREFIX}*' weights")
     load_state_dict_strict(vocoder, fold_weight_norm(voc_state), f"{source} (vocoder)")
-    unet = UNetModel.from_config(cfg["unet"])
+    if "scale_factor" not in state:
+        logger.warning(
+            "%s stores no scale_factor: using %g; if its UNet was trained on latents scaled otherwise, "
+            "generation gives noise (set scale_factor in the converted vae/config.json)",
+            source,
+            vae.scale_factor,
+        )
     kind = "EMA" if use_ema else "raw"
     load_state_dict_strict(unet, unet_state(state, unet, use_ema, source), f"{source} ({kind} UNet)")
     film = unet.config.get("extra_film_condition_dim")
@@ -438,11 +480,19 @@ def convert_checkpoint(
         clap_tokenizer: a local folder with the roberta-base tokenizer; without it, the CLAP text
             branch is not converted and `generate` on the folder says so.
     """
+    from .pipeline import AudioLDM
+
     source = str(ckpt_path)
     state = read_state(ckpt_path)
     pipeline, modules = convert_state(state, config, use_ema=use_ema, source=source)
+    AudioLDM(
+        pipeline, **modules
+    )  # the parts must fit each other (frontend, vocoder, VAE, UNet): else no folder
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # replacing a model (-y): without its pipeline.json first, a convert stopped partway leaves a folder
+    # that does not load, never one that mixes the two checkpoints' parts
+    (out_dir / PIPELINE_NAME).unlink(missing_ok=True)
     text_encoder = pipeline.text_encoder
     has_clap = any(k.startswith(CLAP_PREFIX + "text_branch.") for k in state)
     if clap_tokenizer is not None:

@@ -182,6 +182,9 @@ class AudioLDM:
                 )
             if dst.exists() and dst.resolve() == src.resolve():
                 continue
+            (folder / ckpt.PIPELINE_NAME).unlink(
+                missing_ok=True
+            )  # replacing a model: stopped, it must not load
             partial = dst.with_name(dst.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             partial.parent.mkdir(parents=True, exist_ok=True)

@@ -13,19 +13,23 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from audioldm_cli.checkpoint import PipelineConfig
 from audioldm_cli.cli import app
 from audioldm_cli.convert import (
     CONVERT_PRESETS,
     build_clap_text_model,
     clap_text_config,
     clap_text_state,
+    convert_state,
     ema_name,
     resolve_config,
     schedule_from_buffers,
 )
+from audioldm_cli.errors import ModelError
 from audioldm_cli.pipeline import AudioLDM
 from audioldm_cli.schedule import ScheduleConfig, alphas_cumprod, make_betas
 from audioldm_cli.text import resolve_text_encoder
+from vocoder.checkpoint import CheckpointError
 
 runner = CliRunner()
 
@@ -647,3 +651,102 @@ def test_config_errors_name_the_argument_as_the_caller_gave_it(tiny_ckpt, tmp_pa
         app, ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(bad), "-o", str(tmp_path / "m")]
     )
     assert result.exit_code == 2 and f"error: --config {bad}: needs exactly the keys" in result.output
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_checkpoints_convert_with_the_exact_schedule(dtype):
+    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in official_state(clap=False).items()}
+    pipeline, modules = convert_state(state, TINY_CONFIG, source="half.ckpt")
+    assert pipeline.schedule == ScheduleConfig().to_dict()  # not the rounded start and end values
+    assert next(modules["unet"].parameters()).dtype == torch.float32
+
+
+def test_ema_weights_the_config_leaves_unused_are_an_error():
+    state = official_state(clap=False)
+    state["model_ema.diffusion_modelextrablock0weight"] = torch.zeros(3)
+    with pytest.raises(
+        CheckpointError, match="1 EMA weights fit no parameter of this UNet config, e.g. model_ema"
+    ):
+        convert_state(state, TINY_CONFIG, source="x.ckpt")
+
+
+def test_a_convert_stopped_partway_leaves_no_loadable_mix(tiny_ckpt, tmp_path, monkeypatch):
+    from audioldm_cli import checkpoint as model_checkpoint
+
+    out = tmp_path / "m"
+    args = ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(tiny_ckpt / "tiny.json"), "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    calls = []
+    real = model_checkpoint.save_component
+
+    def stop_at_the_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(model_checkpoint, "save_component", stop_at_the_second)
+    result = runner.invoke(app, [*args, "-y"])
+    assert result.exit_code == 130, result.output
+    assert not (out / "pipeline.json").exists()  # the half-replaced folder does not load as a model
+
+
+def test_bad_config_types_and_parts_that_do_not_fit_are_one_line_errors(tiny_ckpt, tmp_path):
+    for spec, message in (
+        ({**TINY_CONFIG, "frontend": ["audioldm-16k"]}, "frontend ['audioldm-16k']: choose one of"),
+        ({**TINY_CONFIG, "vae": 5}, "vae 5: give a preset name or an object of settings"),
+        ({**TINY_CONFIG, "vocoder": {"upsample_rates": "x"}}, "vocoder: upsample_rates='x'"),
+        ({**TINY_CONFIG, "unet": {**TINY_FILM_UNET, "model_channels": "32"}}, "--config"),
+        ({**TINY_CONFIG, "frontend": "hifigan-22k"}, "vocoder"),
+    ):
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps(spec))
+        out = tmp_path / "out"
+        result = runner.invoke(
+            app, ["convert", str(tiny_ckpt / "tiny.ckpt"), "--config", str(path), "-o", str(out)]
+        )
+        assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
+        assert _errors(result.output) == 1 and message in result.output, result.output
+        assert not out.exists()
+
+
+def test_hand_edited_pipeline_json_types_are_one_line_errors(converted, tmp_path):
+    import shutil
+
+    for key, value, message in (
+        ("components", ["vae"], "pipeline components ['vae']: must be a JSON object"),
+        ("conditioning", ["film"], "conditioning ['film'] is not one of"),
+        (
+            "text_encoder",
+            "text_encoder",
+            "pipeline text_encoder 'text_encoder': must be a JSON object or null",
+        ),
+        ("format_version", "1", "format_version '1' must be an integer"),
+    ):
+        folder = tmp_path / key
+        shutil.copytree(converted, folder)
+        doc = json.loads((folder / "pipeline.json").read_text())
+        doc[key] = value
+        (folder / "pipeline.json").write_text(json.dumps(doc))
+        result = runner.invoke(app, ["info", str(folder)])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert message in result.output, result.output
+    doc = json.loads((converted / "pipeline.json").read_text())
+    doc["text_encoder"]["max_length"] = "77"
+    with pytest.raises(ModelError, match="text_encoder.max_length '77': must be an integer >= 1"):
+        PipelineConfig.from_dict(doc)
+
+
+def test_info_says_when_the_clap_model_was_not_converted(tiny_ckpt, tmp_path, caplog):
+    state = official_state(clap=False)
+    del state["scale_factor"]
+    torch.save({"state_dict": state}, tmp_path / "noscale.ckpt")
+    out = tmp_path / "m"
+    result = runner.invoke(
+        app,
+        ["convert", str(tmp_path / "noscale.ckpt"), "--config", str(tiny_ckpt / "tiny.json"), "-o", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "stores no scale_factor: using 1" in result.output
+    info = runner.invoke(app, ["info", str(out)])
+    assert "CLAP, not converted (generate unavailable: re-run convert with --clap-tokenizer)" in info.output

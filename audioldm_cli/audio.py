@@ -22,6 +22,7 @@ import logging
 import math
 import numbers
 import os
+import stat
 import struct
 import sys
 import threading
@@ -36,7 +37,7 @@ import torchaudio.transforms as T
 from vocoder.checkpoint import atomic_path
 
 from .batch import is_stdio
-from .errors import AudioReadError, UsageError
+from .errors import AudioLDMError, AudioReadError, UsageError
 from .runtime import is_integer
 
 logger = logging.getLogger(__name__)
@@ -50,13 +51,20 @@ if "MP3" in sf.available_formats():
     WRITE_FORMATS[".mp3"] = ("MP3", "MPEG_LAYER_III")
 # The sample rates MPEG audio (layers 1-3, versions 1, 2 and 2.5) can store.
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# The highest rates written as Ogg Vorbis (libsndfile 1.2's encoder segfaults above 200 kHz) and FLAC.
+OGG_MAX_RATE = 192000
+FLAC_MAX_RATE = 655350
 # Frames handed to libsndfile per write call: one Vorbis write of more than ~2M frames (2 min 10 s at
 # 16 kHz) segfaults libsndfile 1.2.2, so `write_audio` streams the samples in blocks of this size.
 WRITE_BLOCK_FRAMES = 1 << 18
 
-# torchaudio.functional.resample defaults; `iter_audio_blocks` needs the filter's reach.
-_LOWPASS_WIDTH = 6
-_ROLLOFF = 0.99
+# The resampling filter: librosa's "kaiser_best" (as `torchaudio.transforms.Resample` takes it): a
+# Kaiser-windowed sinc 64 zero crossings wide, cut off at 94.76 % of the lower Nyquist frequency. The
+# defaults (Hann, 6 crossings, 0.99) let tones just above the new Nyquist alias back at -8 to -14 dB;
+# this filter holds them below -60 dB. `iter_audio_blocks` needs the filter's reach.
+_LOWPASS_WIDTH = 64
+_ROLLOFF = 0.9475937167399596
+_KAISER_BETA = 14.769656459379492
 # libsndfile's frame count of a stream that states no length (2**63 - 1), such as FLAC written to a pipe.
 _UNKNOWN_FRAMES = 1 << 62
 # `write_audio` takes a [C, N] array with more channels than this (or than samples) for a transposed one.
@@ -106,16 +114,21 @@ def _open_stdin() -> sf.SoundFile:
         data = sys.stdin.buffer.read()
     except OSError as e:  # a closed descriptor (<&-)
         raise AudioReadError(f"standard input: cannot read it ({e.strerror or e})") from None
+    return _open_bytes(data, "standard input")
+
+
+def _open_bytes(data: bytes, name: str) -> sf.SoundFile:
+    """Audio read whole from a stream (standard input, a named pipe, bash's <(...)) as a sound file."""
     if not data:
-        raise AudioReadError("standard input: empty (0 bytes)")
+        raise AudioReadError(f"{name}: empty (0 bytes)")
     stream = io.BytesIO(data)
-    _check_wav_length("standard input", stream, len(data))
+    _check_wav_length(name, stream, len(data))
     try:
         with _native_stderr_silenced():
-            return _known_length("standard input", sf.SoundFile(stream))
+            return _known_length(name, sf.SoundFile(stream))
     except sf.SoundFileError as e:
         reason = str(e).split(": ", 1)[-1].strip() or "unreadable"
-        raise AudioReadError(f"standard input: not readable audio ({reason})") from None
+        raise AudioReadError(f"{name}: not readable audio ({reason})") from None
 
 
 def _known_length(name: str | Path, f: sf.SoundFile) -> sf.SoundFile:
@@ -140,6 +153,12 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         if any(f.suffix.lower() in AUDIO_SUFFIXES for f in path.rglob("*")):
             raise AudioReadError(f"{path}: is a folder, not an audio file")
         raise AudioReadError(f"{path}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    if not stat.S_ISREG(path.stat().st_mode):  # a named pipe, bash's <(...): no size, no seeking
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise AudioReadError(f"{path}: cannot read it ({e.strerror or e})") from None
+        return _open_bytes(data, str(path))
     if path.stat().st_size == 0:
         raise AudioReadError(f"{path}: empty file (0 bytes)")
     with open(path, "rb") as f:
@@ -227,7 +246,14 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
 @functools.lru_cache(maxsize=8)
 def _resampler(orig_sr: int, new_sr: int) -> T.Resample:
     # the sinc kernel costs more than applying it: build it once per rate pair (streaming reuses it)
-    return T.Resample(orig_sr, new_sr, lowpass_filter_width=_LOWPASS_WIDTH, rolloff=_ROLLOFF)
+    return T.Resample(
+        orig_sr,
+        new_sr,
+        lowpass_filter_width=_LOWPASS_WIDTH,
+        rolloff=_ROLLOFF,
+        resampling_method="sinc_interp_kaiser",
+        beta=_KAISER_BETA,
+    )
 
 
 # torchaudio's polyphase kernel holds (new / g) x (orig / g + filter) taps: for rates with a small common
@@ -237,7 +263,7 @@ _MAX_KERNEL_TAPS = 1 << 22
 
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    """Band-limited resampling along the last axis (torchaudio's windowed-sinc defaults)."""
+    """Band-limited resampling along the last axis (a Kaiser-windowed sinc, librosa's "kaiser_best")."""
     orig_sr, new_sr = _positive_int(orig_sr), _positive_int(new_sr)
     if orig_sr == new_sr:
         return wav
@@ -251,10 +277,10 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
 
 
 def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int = 1 << 15) -> torch.Tensor:
-    """The windowed-sinc filter of `torchaudio.functional.resample` (hann window), evaluated directly.
+    """The windowed-sinc filter of `torchaudio.functional.resample` (Kaiser window), evaluated directly.
 
     Output sample j sits at input position j * orig / new; it sums the input samples m with
-    |m / orig - j / new| * base < width of x[m] * sinc * hann, exactly as torchaudio's kernel row does.
+    |m / orig - j / new| * base < width of x[m] * sinc * kaiser, exactly as torchaudio's kernel row does.
     Memory: `chunk` outputs x filter taps at a time.
     """
     base = min(orig, new) * _ROLLOFF
@@ -271,7 +297,8 @@ def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int = 1 << 1
         m = (j * orig // new)[:, None] + offsets  # [J, taps] input indices
         t = (m * new - j[:, None] * orig).to(torch.float64) * (base / (orig * new))
         t = t.clamp(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
-        window = torch.cos(t * (math.pi / _LOWPASS_WIDTH / 2)) ** 2
+        beta = torch.tensor(_KAISER_BETA, dtype=torch.float64)
+        window = torch.i0(beta * torch.sqrt(1 - (t / _LOWPASS_WIDTH) ** 2)) / torch.i0(beta)
         t = t * math.pi
         taps = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig)
         pieces.append((x[:, m + reach + 1] * taps).sum(-1))
@@ -425,6 +452,12 @@ def write_audio(
             f"output {path}: MP3 cannot store {sample_rate} Hz (only {', '.join(map(str, MP3_RATES))}); "
             "write .wav, .flac or .ogg"
         )
+    top = {"OGG": OGG_MAX_RATE, "FLAC": FLAC_MAX_RATE}.get(fmt[0])
+    if top is not None and sample_rate > top:  # libsndfile's Vorbis encoder crashes the process above it
+        raise UsageError(
+            f"output {path}: {'Ogg Vorbis' if fmt[0] == 'OGG' else 'FLAC'} cannot store {sample_rate} Hz "
+            f"(at most {top}); write .wav"
+        )
     floating = wav.is_floating_point() if isinstance(wav, torch.Tensor) else np.asarray(wav).dtype.kind == "f"
     if not floating:
         dtype = wav.dtype if isinstance(wav, torch.Tensor) else np.asarray(wav).dtype
@@ -441,6 +474,8 @@ def write_audio(
             f"output {path}: audio of shape {data.shape}; give [N] mono or [C, N] (channels first)"
         )
     channels, frames = data.shape if data.ndim == 2 else (1, data.shape[0])
+    if frames == 0 and fmt[0] != "WAV":  # libsndfile would write 0 bytes, which no reader opens
+        raise UsageError(f"output {path}: the audio holds no samples, which {fmt[0]} cannot store (.wav can)")
     if not 0 < channels <= _MAX_WRITE_CHANNELS or (channels > 1 and channels > frames):  # [1, 0]: empty
         raise UsageError(
             f"output {path}: audio of shape {data.shape} would be {channels} channels of {frames} samples; "
@@ -462,9 +497,12 @@ def write_audio(
     if to_stdout:
         check_stdout_audio()
         encoded = io.BytesIO()  # libsndfile seeks back to finish a header: encode, then write it whole
-        with sf.SoundFile(encoded, "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f:
-            for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
-                f.write(data[start : start + WRITE_BLOCK_FRAMES])
+        try:
+            with sf.SoundFile(encoded, "w", sample_rate, channels, format=fmt[0], subtype=fmt[1]) as f:
+                for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
+                    f.write(data[start : start + WRITE_BLOCK_FRAMES])
+        except sf.SoundFileError as e:
+            raise AudioLDMError(f"standard output: cannot encode {fmt[0]} ({e})") from None
         sys.stdout.buffer.write(encoded.getvalue())
         sys.stdout.buffer.flush()
         return path

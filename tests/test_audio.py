@@ -334,3 +334,62 @@ def test_mp3_output_keeps_the_length(tmp_path):
     with pytest.raises(UsageError, match="MP3 cannot store 96000 Hz"):
         write_audio(tmp_path / "hi.mp3", torch.zeros(100), 96000)
     assert not (tmp_path / "hi.mp3").exists()
+
+
+def test_resampling_holds_aliases_down_and_the_band_flat():
+    """A tone just above the new Nyquist frequency must not fold back into the band (the Hann filter of
+    torchaudio's defaults let it through at -8 dB); one at 0.9 x Nyquist keeps its level."""
+    import math
+
+    t = torch.arange(48000) / 48000
+
+    def level(freq: float) -> tuple[float, float]:
+        y = audio.resample(torch.sin(2 * math.pi * freq * t), 48000, 16000)[2000:-2000]
+        spectrum = torch.fft.rfft(y * torch.hann_window(len(y))).abs()
+        return 20 * math.log10(float(spectrum.max()) / (len(y) / 4)), int(spectrum.argmax()) * 16000 / len(y)
+
+    assert abs(level(7200)[0]) < 0.5
+    for freq in (8160, 8800):
+        assert level(freq)[0] < -60, freq
+    x = torch.randn(20000, generator=torch.Generator().manual_seed(0))
+    direct = audio._resample_direct(x, 441, 160)  # the long-file path evaluates the same filter
+    torch.testing.assert_close(direct, audio.resample(x, 44100, 16000), atol=1e-4, rtol=0)
+
+
+def test_rates_a_format_cannot_store_and_empty_audio_are_refused_before_writing(tmp_path):
+    with pytest.raises(UsageError, match="Ogg Vorbis cannot store 256000 Hz"):
+        audio.write_audio(tmp_path / "x.ogg", np.zeros(1000, np.float32), 256000)
+    with pytest.raises(UsageError, match="FLAC cannot store 700000 Hz"):
+        audio.write_audio(tmp_path / "x.flac", np.zeros(1000, np.float32), 700000)
+    with pytest.raises(UsageError, match="holds no samples"):
+        audio.write_audio(tmp_path / "x.flac", np.zeros(0, np.float32), 16000)
+    assert list(tmp_path.iterdir()) == []  # no temp file either
+
+
+def test_named_pipes_are_read_whole(tmp_path):
+    import os
+    import threading
+
+    wave = (0.3 * np.sin(np.arange(8000) * 0.05)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, 16000)
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes((tmp_path / "a.wav").read_bytes()))
+    writer.start()
+    wav, sr = audio.read_audio(fifo)
+    writer.join()
+    assert sr == 16000 and torch.allclose(wav, torch.from_numpy(wave), atol=1e-4)
+
+
+def test_the_mel_ignores_an_enclosing_autocast():
+    from vocoder.config import MEL_PRESETS
+    from vocoder.mel import LogMel
+
+    mel = LogMel(MEL_PRESETS["audioldm-16k"])
+    wav = torch.randn(
+        1, 16000, generator=torch.Generator().manual_seed(0), requires_grad=True
+    )  # the autograd path
+    reference = mel(wav).detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mel(wav)
+    assert out.dtype == torch.float32 and torch.equal(out.detach(), reference)

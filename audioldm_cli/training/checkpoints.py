@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +49,8 @@ class CheckpointMixin:
     def save(self) -> Path:
         """Write checkpoints/step_N atomically (a temp folder renamed at the end) and keep the last K."""
         self.acc.wait_for_everyone()
+        if hasattr(self, "_refuse_non_finite_weights"):  # never a NaN checkpoint that prunes the good ones
+            self._refuse_non_finite_weights()
         final = self.ckpt_dir / f"step_{self.state.step:08d}"
         if self.acc.is_main_process:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +136,16 @@ class CheckpointMixin:
         if not self.acc.is_main_process or not path.is_file():
             return
         lines = path.read_text().splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= self.state.step]
+
+        def step_of(line: str) -> float:
+            try:
+                record = json.loads(line)
+                return record.get("step", 0) if isinstance(record, dict) else math.inf
+            except json.JSONDecodeError:  # a line torn by a kill while it was written
+                logger.warning("%s: dropped a line that is not JSON: %.60s", path, line)
+                return math.inf
+
+        kept = [line for line in lines if line.strip() and step_of(line) <= self.state.step]
         if len(kept) != len(lines):
             with atomic_path(path) as tmp:
                 tmp.write_text("".join(line + "\n" for line in kept))
@@ -147,8 +159,14 @@ class CheckpointMixin:
             modules = dict(self.unwrapped)
             for n, ema in self.emas.items():
                 modules[n] = ema.copy_to(copy.deepcopy(self.unwrapped[n]))
+            for stale in sorted(self.run_dir.glob(".old_export_*")):  # a process killed mid-swap
+                if not target.exists():
+                    os.replace(stale, target)  # that run's previous export, put back
+                else:
+                    shutil.rmtree(stale, ignore_errors=True)
+            for stale in self.run_dir.glob(".tmp_export_*"):  # a process killed while exporting
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = self.run_dir / f".tmp_export_{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
             self.stage.export(tmp, {n: m.eval() for n, m in modules.items()})
             old = self.run_dir / f".old_export_{os.getpid()}"
             if target.exists():

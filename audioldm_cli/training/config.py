@@ -76,8 +76,18 @@ class TrainConfig:
         for name in ("save_every", "keep_last", "val_every", "lr_warmup_steps", "lr_decay_steps"):
             if int(getattr(self, name)) < 0:
                 raise UsageError(f"train.{name}={getattr(self, name)}: must be >= 0")
-        if not self.lr > 0:
-            raise UsageError(f"train.lr={self.lr}: must be > 0")
+        if not 0 < self.lr <= 1e30:  # float32 holds the optimiser's lr: beyond ~3e38 it overflows
+            raise UsageError(f"train.lr={self.lr}: must be > 0 (and at most 1e30)")
+        check_at_least(self, "train", clip_grad_norm=0, weight_decay=0, adam_eps=0, max_bad_steps=0)
+        for name, scale in self.lr_scale.items():
+            if not scale >= 0:
+                raise UsageError(f"train.lr_scale.{name}={scale}: must be >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise UsageError(f"train.betas={self.betas}: must be two numbers in [0, 1)")
+        if not self.lr_gamma > 0:
+            raise UsageError(f"train.lr_gamma={self.lr_gamma}: must be > 0 (the lr's factor per step)")
+        if not 0 <= self.lr_min_ratio <= 1:
+            raise UsageError(f"train.lr_min_ratio={self.lr_min_ratio}: must be in [0, 1]")
         if self.precision not in ("no", "fp16", "bf16"):
             raise UsageError(f"train.precision={self.precision!r}: must be one of no, fp16, bf16")
         if self.lr_schedule not in ("constant", "cosine", "exponential"):

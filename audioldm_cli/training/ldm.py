@@ -102,11 +102,9 @@ class LDMStage(Stage):
     def condition(self, captions: list[str]) -> dict:
         """UNet keyword arguments for the captions (cached: the frozen encoder pads to a fixed length)."""
         cache = self._text_cache
-        missing = [c for c in dict.fromkeys(captions) if c not in cache]
-        if missing:
-            cond = self.pipe._condition(missing)
-            for i, c in enumerate(missing):
-                cache[c] = {k: v[i] for k, v in cond.items()}
+        for c in dict.fromkeys(captions):
+            if c not in cache:  # one at a time: batched, the encoder's output depends (~1e-6) on the batch,
+                cache[c] = {k: v[0] for k, v in self.pipe._condition([c]).items()}  # and resume must be exact
         for c in captions:
             cache.move_to_end(c)
         out = {k: torch.stack([cache[c][k] for c in captions]) for k in cache[captions[0]]}

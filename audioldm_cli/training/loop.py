@@ -52,6 +52,7 @@ class TrainState:
     interrupted: bool = False
     stopped_by: str | None = None  # the signal that interrupted the run ("SIGINT", "SIGTERM"), if one did
     last_losses: dict[str, float] = field(default_factory=dict)
+    lr: float = 0.0  # the (first optimiser's) lr of the last update
     checkpoint: Path | None = None
     main_process: bool = True  # False on the other processes of a distributed run
     # data rows left out ("where: why"), set by `run.train`
@@ -202,6 +203,12 @@ class Trainer(CheckpointMixin):
                 )
         self.unwrapped = dict(stage.modules)
         stage.to(self.acc.device)
+        unknown = sorted(set(cfg.lr_scale) - set(stage.optimizers))
+        if unknown:
+            raise UsageError(
+                f"train.lr_scale names {unknown}, which this stage does not have; its optimisers: "
+                f"{', '.join(stage.optimizers)}"
+            )
         self.optims = {}
         for name, owners in stage.optimizers.items():
             params = [p for m in owners for p in self.unwrapped[m].parameters() if p.requires_grad]
@@ -228,8 +235,10 @@ class Trainer(CheckpointMixin):
         # that resuming a diverged run does not export its weights before a finite step)
         self.bad_steps = self.bad_streak = 0
         self._diverged_before = False  # resumed with a streak: its weights give no finite loss yet
+        self.resumed = resume
         if resume:
             self.load(self.latest_checkpoint())
+            self._apply_lr()
         self._stop = self._finishing = False
         self._stopped_by: str | None = None
         self._pool, self._ahead = None, None  # background reading of the next step's batches
@@ -268,13 +277,31 @@ class Trainer(CheckpointMixin):
             self._restore_sigint(previous)
         return self.state
 
+    def _apply_lr(self) -> None:
+        """The lr of this run's config, not the checkpoint's: a resumed run takes a new --lr (as the
+        message of a diverged run advises). The schedule's position is the checkpoint's."""
+        factor = lr_factor(self.cfg)
+        for name, opt in self.optims.items():
+            base = self.cfg.lr * self.cfg.lr_scale.get(name, 1.0)
+            sched = self.scheds[name]
+            old = sched.base_lrs[0] if sched.base_lrs else base
+            sched.base_lrs = [base for _ in opt.param_groups]
+            sched.lr_lambdas = [factor for _ in opt.param_groups]
+            for group in opt.param_groups:
+                group["initial_lr"] = base
+                group["lr"] = base * factor(sched.last_epoch)
+            if old != base and self.acc.is_main_process:
+                logger.warning(
+                    "%s optimiser: lr %g from here on (the run's checkpoint had %g)", name, base, old
+                )
+
     def _loop(self, progress: ProgressFn) -> None:
         """The training steps, until `max_steps` or a stop request."""
         cfg = self.cfg
         sums: dict[str, float] = {}
         count, tick = 0, time.perf_counter()
         try:
-            if cfg.val_every and self.state.step == 0 and self.val_data is not None:
+            if cfg.val_every and self.state.step == 0 and self.val_data is not None and not self.resumed:
                 self.validate()  # the baseline every later validation is compared with
             while self.state.step < cfg.max_steps and not self._should_stop():
                 logs = self.train_one_step()
@@ -291,6 +318,10 @@ class Trainer(CheckpointMixin):
                     self.validate()
                 if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
                     self.save()
+            if count:  # stopped within a logging window: its steps are logged too
+                self.log_metrics(
+                    {k: v / count for k, v in sums.items()}, count / max(1e-9, time.perf_counter() - tick)
+                )
         finally:
             self._close_prefetch()
 
@@ -314,12 +345,20 @@ class Trainer(CheckpointMixin):
         if bad.item() > 0:
             self._skip_update(logs)
             return logs
+        norms = {}
         for name, opt in self.optims.items():
             if cfg.clip_grad_norm:
                 acc.unscale_gradients(opt)
                 params = [p for g in opt.param_groups for p in g["params"]]
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-                logs[f"grad_norm/{name}"] = float(norm)
+                norms[name] = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm))
+                logs[f"grad_norm/{name}"] = norms[name]
+        # A finite loss whose gradient is not (a sqrt at 0...): the update would break the weights. (Under
+        # fp16 loss scaling inf gradients are routine: the scaler skips that step and lowers its scale.)
+        if getattr(acc, "scaler", None) is None and not all(map(math.isfinite, norms.values())):
+            self._skip_update(logs)  # the norms are global (clip_grad_norm_ reduces them): all agree
+            return logs
+        self.state.lr = self.scheds[next(iter(self.scheds))].get_last_lr()[0] if self.scheds else 0.0
+        for name, opt in self.optims.items():
             opt.step()
             opt.zero_grad(set_to_none=True)
             self.scheds[name].step()
@@ -381,7 +420,7 @@ class Trainer(CheckpointMixin):
         self.bad_steps += 1
         self.bad_streak += 1
         logger.warning(
-            "step %d: non-finite loss %s; update skipped (%d so far)",
+            "step %d: non-finite loss or gradient %s; update skipped (%d so far)",
             self.state.step + 1,
             {k: v for k, v in logs.items() if not math.isfinite(v)},
             self.bad_steps,
@@ -416,7 +455,7 @@ class Trainer(CheckpointMixin):
             values = torch.tensor([means[k] for k in keys], device=self.acc.device)
             means = dict(zip(keys, self.acc.reduce(values, "mean").tolist()))
         record = {"step": self.state.step, **{k: round(v, 6) for k, v in means.items()}}
-        record["lr"] = self.scheds[next(iter(self.scheds))].get_last_lr()[0] if self.scheds else 0.0
+        record["lr"] = self.state.lr  # the lr of the window's last update (the scheduler is one step on)
         record["steps_per_s"] = round(rate, 3)
         shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k.startswith("loss"))
         if self.acc.is_main_process:

@@ -68,10 +68,9 @@ class RankerStage(Stage):
     def pooled(self, captions: list[str]) -> torch.Tensor:
         """Pooled caption vectors [B, E] (cached: the text encoder is frozen)."""
         cache = self._text_cache
-        missing = [c for c in dict.fromkeys(captions) if c not in cache]
-        if missing:
-            for c, v in zip(missing, self.pipe.pooled_text(missing)):
-                cache[c] = v
+        for c in dict.fromkeys(captions):
+            if c not in cache:  # one at a time, as `LDMStage.condition`: the same vector whatever the batch
+                cache[c] = self.pipe.pooled_text([c])[0]
         for c in captions:
             cache.move_to_end(c)
         out = torch.stack([cache[c] for c in captions])

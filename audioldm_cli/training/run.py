@@ -111,9 +111,19 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
             raise UsageError(f"{saved} is not a run config (expected a JSON object)", resume=True)
         if doc.get("stage") != stage:
             raise UsageError(f"{out} is a {doc.get('stage')!r} run, not {stage!r}", resume=True)
+        for name, given in (("init_from", init_from), ("vocoder", vocoder)):
+            if given is not None and _absolute_if_path(given) != doc.get(name):
+                raise UsageError(
+                    f"resuming continues from the run's checkpoint (it started from {doc.get(name)}); "
+                    f"give no {name}",
+                    resume=True,
+                    **{name: given},
+                )
         init_from = doc.get("init_from")
         vocoder = doc.get("vocoder")
         started_with = doc.get("data_rows")
+        if val_data is None:  # the run's own validation data, so that val/ metrics stay comparable
+            val_data = doc.get("val_data")
     else:
         if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).glob("step_*")):
             raise UsageError("already holds a run; resume it or choose a new folder", out=out)
@@ -123,6 +133,14 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
         if doc.get("stage") not in (None, stage):
             raise UsageError(f"is for stage {doc['stage']!r}, not {stage!r}", config=config)
     cfg = TrainConfig.from_dict(merge_overrides(doc.get("train", {}), **(overrides or {})))
+    if val_data is not None and not cfg.val_every and not resume:
+        logger.warning(
+            "val_data is read only with train.val_every > 0 (--val-every N): this run validates nothing"
+        )
+    if cfg.lr_schedule == "cosine" and not cfg.lr_decay_steps:
+        # the horizon is fixed when the run starts: a resume with a larger --max-steps continues the
+        # curve (then stays at its floor) instead of stretching it under the steps already taken
+        cfg.lr_decay_steps = int(doc.get("train", {}).get("max_steps", 0) if resume else 0) or cfg.max_steps
     built = _builder(stage)(doc, cfg, init_from=init_from, vocoder=vocoder, resume=resume)
     from ..data import rows_fingerprint
     from .common import make_datasets
@@ -173,6 +191,7 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
             "train": cfg.to_dict(),
             "init_from": init_from,
             "vocoder": vocoder,
+            "val_data": None if val_data is None else str(Path(val_data).absolute()),
             "data_rows": data_rows,
         }
         with atomic_path(saved) as tmp:

@@ -150,7 +150,7 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     if not path.exists():
         raise AudioReadError(f"{path}: no such file")
     if path.is_dir():
-        if any(f.suffix.lower() in AUDIO_SUFFIXES for f in path.rglob("*")):
+        if find_audio_files([path]) != [path]:  # audio files in it (its hidden ones do not count)
             raise AudioReadError(f"{path}: is a folder, not an audio file")
         raise AudioReadError(f"{path}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
     if not stat.S_ISREG(path.stat().st_mode):  # a named pipe, bash's <(...): no size, no seeking
@@ -276,32 +276,36 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
         return _resampler(orig_sr, new_sr)(wav)
 
 
-def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int = 1 << 15) -> torch.Tensor:
+def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int | None = None) -> torch.Tensor:
     """The windowed-sinc filter of `torchaudio.functional.resample` (Kaiser window), evaluated directly.
 
     Output sample j sits at input position j * orig / new; it sums the input samples m with
     |m / orig - j / new| * base < width of x[m] * sinc * kaiser, exactly as torchaudio's kernel row does.
-    Memory: `chunk` outputs x filter taps at a time.
+    The taps depend only on the phase (j * orig) mod new, so they are computed once per phase (a table
+    of new x taps); the outputs are then gathered `chunk` at a time (default: about 4M taps' worth).
     """
     base = min(orig, new) * _ROLLOFF
     reach = math.ceil(_LOWPASS_WIDTH * orig / base)
     lead = wav.shape[:-1]
-    x = wav.reshape(-1, wav.shape[-1]).to(torch.float64)
+    x = wav.reshape(-1, wav.shape[-1]).to(torch.float32)
     n_in = x.shape[-1]
     n_out = math.ceil(new * n_in / orig)
     x = torch.nn.functional.pad(x, (reach + 1, reach + 2))
     offsets = torch.arange(-reach, reach + 2, dtype=torch.int64)
+    # output j reads m = j * orig // new + k: m * new - j * orig = k * new - r with r = (j * orig) mod new
+    r = torch.arange(new, dtype=torch.int64)[:, None]
+    t = (offsets[None, :] * new - r).to(torch.float64) * (base / (orig * new))
+    t = t.clamp(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
+    beta = torch.tensor(_KAISER_BETA, dtype=torch.float64)
+    window = torch.i0(beta * torch.sqrt(1 - (t / _LOWPASS_WIDTH) ** 2)) / torch.i0(beta)
+    t = t * math.pi
+    table = (torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig)).float()
+    chunk = chunk or max(1, (1 << 22) // len(offsets))
     pieces = []
     for lo in range(0, n_out, chunk):
         j = torch.arange(lo, min(n_out, lo + chunk), dtype=torch.int64)
         m = (j * orig // new)[:, None] + offsets  # [J, taps] input indices
-        t = (m * new - j[:, None] * orig).to(torch.float64) * (base / (orig * new))
-        t = t.clamp(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
-        beta = torch.tensor(_KAISER_BETA, dtype=torch.float64)
-        window = torch.i0(beta * torch.sqrt(1 - (t / _LOWPASS_WIDTH) ** 2)) / torch.i0(beta)
-        t = t * math.pi
-        taps = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig)
-        pieces.append((x[:, m + reach + 1] * taps).sum(-1))
+        pieces.append((x[:, m + reach + 1] * table[(j * orig) % new]).sum(-1))
     return torch.cat(pieces, -1).to(wav.dtype).reshape(*lead, n_out)
 
 

@@ -1206,8 +1206,10 @@ def superres(
     check_speed_options(dtype, device, compile_)
     nyquist, audio = cutoff is None, None
     if nyquist:
-        if is_stdio(input):  # its rate is known once it is read, and it is read once
-            _stdin_needs_output(output)
+        stream = input.exists() and not input.is_file() and not input.is_dir()  # a named pipe, <(...)
+        if is_stdio(input) or stream:  # its rate is known once it is read, and it is read once
+            if is_stdio(input):
+                _stdin_needs_output(output)
             audio = read_audio(input)
         cutoff = (audio[1] if audio is not None else audio_info(input)[1]) / 2
         logger.info("--cutoff %g Hz (the input's Nyquist frequency)", cutoff)
@@ -1287,7 +1289,7 @@ def _generate_from_audio(audio_prompt: Path, text, prompts_file, output, out_dir
         check_stdin_audio()
         if output is None and out_dir is None:
             raise UsageError("--audio-prompt - (standard input) has no name to derive outputs from: give -o or --out-dir")
-    elif not audio_prompt.is_file():
+    elif not audio_prompt.exists() or audio_prompt.is_dir():  # a named pipe is read as a file
         raise UsageError(f"--audio-prompt {audio_prompt}: file not found")
     if num_candidates not in (None, 1):
         raise UsageError("--num-candidates ranks by a text prompt; it cannot be used with --audio-prompt")

@@ -76,7 +76,7 @@ def rows_fingerprint(rows: Sequence[Row]) -> str:
     """A short hash of the rows (paths and captions, in order): a resumed run compares it with its start's."""
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(f"{row.path}\t{row.caption}\t{'|'.join(row.alternatives)}\n".encode())
+        digest.update(f"{row.path.resolve()}\t{row.caption}\t{'|'.join(row.alternatives)}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -216,17 +216,45 @@ def _json_rows(source: Path, text: str, option: str = "data") -> tuple[list[Row]
     )
 
 
+def _csv_records(text: str, delimiter: str, quoting: int) -> list[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of every non-blank record; a csv.Error names its line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    records, done = [], 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as e:  # e.g. a field over the csv module's size limit: an unclosed quote
+            raise csv.Error(f"line {done + 1}: {e}") from None
+        first, done = done + 1, reader.line_num
+        if row:  # a blank line reads as []
+            records.append((first, done, row))
+
+
 def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> tuple[list[Row], list[str]]:
-    """CSV with its quoting rules (a quoted caption may hold commas and line breaks); TSV without: a tab
-    ends a field, a quote is a character (a caption starting with " would otherwise swallow the file).
-    A record with more or fewer fields than the header is a bad row (a caption with an unquoted comma)."""
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, restkey="\0")
+    """CSV and TSV with the quoting rules csv writers use (a quoted caption may hold commas, tabs, quotes
+    and line breaks). A TSV whose quote opens a field that does not close on its line (a caption that
+    starts with a quote mark) is read again without quoting, with a warning: there a tab ends a field
+    and a quote is a character. A record with more fields than the header is a bad row (a caption with
+    an unquoted comma); missing trailing fields, and extra empty ones, are empty."""
     try:
-        fields = [f.strip() for f in reader.fieldnames or []]
+        records: list | csv.Error = _csv_records(text, delimiter, csv.QUOTE_MINIMAL)
     except csv.Error as e:
-        raise UsageError(f"header: {e}", **{option: source}) from None
-    reader.fieldnames = fields
+        records = e
+    if delimiter == "\t" and (isinstance(records, csv.Error) or any(a < b for a, b, _ in records)):
+        logger.warning(
+            "%s: a quote opens a field that does not close on its line; read without quoting "
+            "(a quote is part of its field)",
+            source.name,
+        )
+        try:
+            records = _csv_records(text, delimiter, csv.QUOTE_NONE)
+        except csv.Error as e:
+            records = e
+    if isinstance(records, csv.Error):
+        raise UsageError(f"{records} (an unclosed quote in a caption?)", **{option: source})
+    fields = [f.strip() for f in records[0][2]] if records else []
     has_path = any(f in fields for f in PATH_COLUMNS)
     if not has_path and "audiocap_id" not in fields and "youtube_id" not in fields:
         raise UsageError(
@@ -235,26 +263,17 @@ def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> 
             **{option: source},
         )
     items: list[Row | str] = []
-    while True:
-        first_line = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:  # e.g. a field over the csv module's size limit: an unclosed quote
-            raise UsageError(
-                f"line {first_line}: {e} (an unclosed quote in a caption?)", **{option: source}
-            ) from None
-        where = f"{source.name}:{first_line}"
-        if "\0" in record or None in record.values():
-            count = len(fields) + len(record.get("\0", [])) - sum(v is None for v in record.values())
+    for first, last, row in records[1:]:
+        where = f"{source.name}:{first}"
+        if any(f.strip() for f in row[len(fields) :]):
             items.append(
-                f"{where}: {count} fields, the header has {len(fields)}"
-                + (" (quote a caption that holds a comma)" if delimiter == "," and "\0" in record else "")
+                f"{where}: {len(row)} fields, the header has {len(fields)}"
+                + (" (quote a caption that holds a comma)" if delimiter == "," else "")
             )
             continue
-        if reader.line_num > first_line:
-            logger.debug("%s: a quoted field spans lines %d-%d", source.name, first_line, reader.line_num)
+        if last > first:
+            logger.debug("%s: a quoted field spans lines %d-%d", source.name, first, last)
+        record = dict(zip(fields, row))
         if not has_path:
             record = dict(record, wav=_audiocaps_path(source.parent, record))
         items.append(_record_row(source.parent, record, where, json_record=False))

@@ -839,6 +839,19 @@ class AudioLDM:
             wavs = self.decode_latent(latent, n_samples, frame_level_limit=frame_level_limit)
             yield from zip(range(lo, hi), wavs)
 
+    def _check_prompts_readable(self, prompts: Sequence[str]) -> None:
+        """Refuse a prompt of which the tokenizer keeps nothing (a zero-width space, a lone accent): it
+        would be the empty prompt, generated unconditionally without a word."""
+        try:
+            tokenizer = getattr(self.text_encoder, "tokenizer", None)
+        except ModelError:
+            return  # no text encoder to load: `_condition` says so where it is needed
+        if tokenizer is None:
+            return
+        for p in dict.fromkeys(prompts):
+            if not tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]:
+                raise UsageError(f"prompt {p!r} has no text the text encoder can read")
+
     def check_generate_inputs(
         self,
         prompts: list[str],
@@ -887,6 +900,15 @@ class AudioLDM:
             raise UsageError(f"shorter than one sample at {self.sample_rate} Hz", duration=duration)
         if not 1 <= steps < self.schedule.timesteps:  # the DDIM table needs t <= T - 1
             raise UsageError(f"must be between 1 and {self.schedule.timesteps - 1}", steps=steps)
+        if steps < 3:  # the reference's table: 1 step sits at t = 1, 2 steps start at t = T / 2
+            first = (steps - 1) * self.schedule.timesteps // steps + 1
+            logger.info(  # info, not a warning: tests and smoke runs take 1-2 steps on purpose
+                "steps %d: sampling starts at t = %d of %d, treating the starting noise as a partly clean "
+                "latent: expect noise; 10 or more steps denoise",
+                steps,
+                first,
+                self.schedule.timesteps,
+            )
         if not isinstance(sampler, str) or sampler not in SAMPLERS:
             raise UsageError(f"choose one of {', '.join(SAMPLERS)}", sampler=sampler)
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
@@ -898,6 +920,7 @@ class AudioLDM:
             self._check_frame_level_limit(frame_level_limit)
         if num_samples < 1:
             raise UsageError("must be >= 1", num_samples=num_samples)
+        self._check_prompts_readable(prompts)
         if batch_size < 1:
             raise UsageError("must be >= 1", batch_size=batch_size)
         autocast_dtype(dtype, self.device)
@@ -1070,7 +1093,7 @@ def check_finite_latent(latent: Tensor, dtype: str, unet: nn.Module | None = Non
 
     if bool(torch.isfinite(latent).all()):
         return
-    if autocast_dtype(dtype, latent.device) is not None:
+    if autocast_dtype(dtype, latent.device) == torch.float16:  # bf16 has fp32's range: no overflow there
         raise AudioLDMError("the UNet overflowed (non-finite latents); use bf16 or fp32", dtype=dtype)
     if unet is not None and not all(bool(torch.isfinite(p).all()) for p in unet.parameters()):
         raise ModelError("the UNet's weights hold NaN/inf: a broken model (non-finite latents)")

@@ -78,16 +78,16 @@ def alphas_cumprod(cfg: ScheduleConfig, dtype: torch.dtype = torch.float32) -> T
 
 
 def ddim_timesteps(num_steps: int, num_train_timesteps: int = 1000) -> Tensor:
-    """Ascending DDIM timesteps [S] int64: `arange(S) * (T // S) + 1`, the reference's uniform table.
+    """Ascending DDIM timesteps [S] int64: `arange(S) * T // S + 1`, the reference's uniform table.
 
-    For S dividing T this is exactly the reference's `range(0, T, T // S) + 1`; otherwise the reference
-    would run a few extra steps and we run exactly S.
+    For S dividing T this is exactly the reference's `range(0, T, T // S) + 1`. Otherwise the steps are
+    spread evenly over the whole schedule and the last one lies near T - 1, so sampling starts from
+    noise: the reference's stride T // S would stop far short of it (S = 501: at t = 501).
     """
     # S = T would need timestep T, one past the table (the reference fails there the same way)
     if int(num_steps) != num_steps or not 1 <= num_steps < num_train_timesteps:
         raise UsageError(f"steps={num_steps!r}: must be an integer between 1 and {num_train_timesteps - 1}")
-    stride = num_train_timesteps // num_steps
-    return torch.arange(num_steps, dtype=torch.int64) * stride + 1
+    return torch.arange(num_steps, dtype=torch.int64) * num_train_timesteps // num_steps + 1
 
 
 def ddim_table(timesteps: Tensor, alphas_cumprod: Tensor, eta: float = 0.0) -> dict[str, Tensor]:

@@ -142,7 +142,7 @@ class TextEncoder:
         # transformers would warn about (the prompt is truncated below, with our own warning)
         counted = self.tokenizer(list(prompts), add_special_tokens=True, verbose=False)["input_ids"]
         lengths = [len(ids) for ids in counted]
-        for prompt, n in zip(prompts, lengths):
+        for prompt, n in dict(zip(prompts, lengths)).items():  # once per distinct prompt
             if n > self.max_length:
                 logger.warning(
                     "prompt %r is %d tokens long; truncated to the text encoder's max_length=%d",

@@ -298,23 +298,36 @@ def test_batch_size_must_split_over_processes():
 
 def test_csv_quoting_and_field_counts(clips, caplog):
     (clips / "q.csv").write_bytes(
-        b'wav,caption\nc0.wav,a dog, barking loudly\nc1.wav,"two\r\nlines, quoted"\nc2.wav\nc3.wav,fine\n'
+        b'wav,caption\nc0.wav,a dog, barking loudly\nc1.wav,"two\r\nlines, quoted"\nc2.wav\n\nc3.wav,fine,\n'
     )
     with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
         rows = read_manifest(clips / "q.csv")
     assert [(r.path.name, r.caption, r.where) for r in rows] == [
         ("c1.wav", "two\nlines, quoted", "q.csv:3"),  # the row's first line; the caption kept whole
-        ("c3.wav", "fine", "q.csv:6"),
+        ("c2.wav", "", "q.csv:5"),  # no caption: fine for the stages that need none
+        ("c3.wav", "fine", "q.csv:7"),  # after a blank line; an extra empty field is no field
     ]
-    messages = "\n".join(caplog.messages)
-    assert "q.csv:2: 3 fields, the header has 2 (quote a caption that holds a comma)" in messages
-    assert "q.csv:5: 1 fields, the header has 2; row skipped" in messages
-    # TSV has no quoting: a caption that starts with a quote is text, not an unclosed field
-    (clips / "t.tsv").write_text('wav\tcaption\nc0.wav\t"Hello there" says a man\nc1.wav\tnext\n')
-    assert [r.caption for r in read_manifest(clips / "t.tsv")] == ['"Hello there" says a man', "next"]
+    assert (
+        caplog.messages[0]
+        == "q.csv:2: 3 fields, the header has 2 (quote a caption that holds a comma); row skipped"
+    )
     (clips / "huge.csv").write_text('wav,caption\nc0.wav,"unclosed\n' + "x" * 200_000 + "\n")
     with pytest.raises(UsageError, match=r"line 2: .*field larger than field limit .*unclosed quote"):
         read_manifest(clips / "huge.csv")
+
+
+def test_tsv_takes_csv_writers_quoting_and_a_leading_quote_mark(clips, caplog):
+    import csv as csv_module
+
+    with open(clips / "w.tsv", "w", newline="") as f:  # as csv.writer and pandas write a TSV
+        writer = csv_module.writer(f, delimiter="\t")
+        writer.writerows([["wav", "caption"], ["c0.wav", 'a man says "hi"'], ["c1.wav", "a dog, barking"]])
+    assert [r.caption for r in read_manifest(clips / "w.tsv")] == ['a man says "hi"', "a dog, barking"]
+    (clips / "t.tsv").write_text('wav\tcaption\nc0.wav\t"Hello there says a man\nc1.wav\tnext\n')
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        rows = read_manifest(clips / "t.tsv")
+    assert [r.caption for r in rows] == ['"Hello there says a man', "next"]  # not the rest of the file
+    assert "t.tsv: a quote opens a field that does not close on its line" in caplog.text
 
 
 def test_jsonl_captions_may_hold_unicode_line_separators(clips):

@@ -371,3 +371,14 @@ def test_generators_chunks_and_progress_are_checked_before_any_work(recon, pipe)
     calls = []
     pipe.generate(["rain"], duration=0.2, steps=2, progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (2, 2)
+
+
+def test_non_finite_latents_blame_fp16_only():
+    from audioldm_cli.errors import AudioLDMError
+    from audioldm_cli.pipeline import check_finite_latent
+
+    bad = torch.tensor([float("nan")])
+    with pytest.raises(AudioLDMError, match="lower the guidance scale"):
+        check_finite_latent(bad, "bf16")  # bf16 has fp32's range: the sampling ran away
+    with pytest.raises(AudioLDMError, match="the UNet overflowed"):
+        check_finite_latent(bad, "fp16")

@@ -101,3 +101,17 @@ def test_config_round_trip_and_errors():
         ScheduleConfig(prediction_type="x0")
     with pytest.raises(UsageError, match="linear_start"):
         ScheduleConfig(linear_start=0.1, linear_end=0.01)
+
+
+def test_ddim_tables_start_near_pure_noise_for_any_step_count():
+    """The reference's stride T // S stops short of T - 1 when S does not divide T (S = 501 started at
+    t = 501, as S = 2 does); the table keeps the reference's exactly where S divides T."""
+    from audioldm_cli.schedule import ddim_timesteps
+
+    for steps in (2, 4, 5, 8, 10, 20, 25, 40, 50, 100, 125, 200, 250, 500):  # divisors of 1000
+        assert torch.equal(ddim_timesteps(steps), torch.arange(0, 1000, 1000 // steps) + 1)
+    for steps in range(1, 1000):
+        table = ddim_timesteps(steps)
+        assert len(table) == steps and bool((table[1:] > table[:-1]).all()) and int(table[-1]) <= 999
+        assert int(table[-1]) >= 1000 - 1000 // steps  # within one stride of the end
+    assert int(ddim_timesteps(501)[-1]) == 999 and int(ddim_timesteps(334)[-1]) == 998

@@ -111,3 +111,21 @@ def test_encoder_is_not_a_module_so_it_never_enters_a_state_dict(minilm):
     holder = torch.nn.Module()
     holder.text = minilm  # a plain attribute, not a registered submodule
     assert not isinstance(minilm, torch.nn.Module) and holder.state_dict() == {}
+
+
+def test_a_prompt_the_tokenizer_keeps_nothing_of_is_refused_and_long_ones_warned_once(
+    tiny_model, monkeypatch
+):
+    from audioldm_cli import text
+    from audioldm_cli.errors import UsageError
+    from audioldm_cli.pipeline import AudioLDM
+
+    pipe = AudioLDM.from_pretrained(tiny_model)
+    for prompt in ("\u200b", "\x00", "\u0301"):
+        with pytest.raises(UsageError, match="has no text the text encoder can read"):
+            pipe.check_generate_inputs([prompt], 0.1, 2, "ddim", 1.0)
+    warned = []
+    monkeypatch.setattr(text.logger, "warning", lambda *args: warned.append(args))  # whatever the handlers
+    long = "a dog barks " * 40
+    pipe.text_encoder([long, long, long])
+    assert len(warned) == 1 and "truncated to the text encoder's max_length" in warned[0][0]

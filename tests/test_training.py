@@ -592,14 +592,17 @@ def test_a_diverged_run_is_saved_but_not_exported(manifest, tmp_path):
     run = tmp_path / "run"
     config = vae_config(tmp_path, save_every=0)
     with pytest.raises(
-        ModelError, match=r"training diverged: the losses of the last 2 step\(s\) were not finite"
+        ModelError,
+        match=r"training diverged: the losses \(or gradients\) of the last 2 step\(s\) were not finite",
     ):
         train("vae", manifest, run, config=config, overrides={"max_steps": 3, "lr": 1e6})
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000003"] and not (
         run / "export"
     ).exists()
     # resuming at max_steps trains nothing: the run is still diverged and still exports nothing
-    with pytest.raises(ModelError, match=r"the losses of the last 2 step\(s\) were not finite"):
+    with pytest.raises(
+        ModelError, match=r"the losses \(or gradients\) of the last 2 step\(s\) were not finite"
+    ):
         train("vae", manifest, run, overrides={"max_steps": 3, "lr": 1e-4}, resume=True)
     assert not (run / "export").exists()
     # nor does a resumed run stopped (Ctrl-C) before its first finite step
@@ -614,7 +617,9 @@ def test_a_diverged_run_is_saved_but_not_exported(manifest, tmp_path):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Trainer, "train_one_step", one_step_then_ctrl_c)
-        with pytest.raises(ModelError, match=r"the losses of the last 3 step\(s\) were not finite"):
+        with pytest.raises(
+            ModelError, match=r"the losses \(or gradients\) of the last 3 step\(s\) were not finite"
+        ):
             train("vae", manifest, run, overrides={"max_steps": 10, "lr": 1e-4}, resume=True)
     assert (run / "checkpoints" / "step_00000004").is_dir() and not (run / "export").exists()
     with pytest.raises(UsageError, match="train.lr=inf: must be finite"):
@@ -627,7 +632,9 @@ def test_a_diverged_run_through_the_cli_is_one_line_and_its_resume_exports_nothi
     args = ["train", "vae", "--data", str(manifest), "--out", str(run), "--max-steps", "3"]
     first = CliRunner().invoke(app, [*args, "--config", config, "--lr", "1e6"])
     assert first.exit_code != 0 and "Traceback" not in first.output
-    assert "training diverged: the losses of the last 2 step(s) were not finite" in first.stderr
+    assert (
+        "training diverged: the losses (or gradients) of the last 2 step(s) were not finite" in first.stderr
+    )
     assert "train again with a lower --lr" in first.stderr
     again = CliRunner().invoke(app, [*args, "--resume", "--lr", "1e-4"])
     assert again.exit_code == first.exit_code and "training diverged" in again.stderr
@@ -983,3 +990,41 @@ def test_resume_refuses_a_new_start_and_remembers_its_validation_data(manifest, 
 def test_nonsense_training_values_are_refused(manifest, tmp_path, key, value, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         train("vae", manifest, tmp_path / "r", config=vae_config(tmp_path), overrides={key: value})
+
+
+def test_the_first_step_after_a_new_lr_logs_it_and_another_spelling_of_the_data_is_the_same(
+    manifest, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr(logging.getLogger("audioldm_cli"), "propagate", True)
+    run = tmp_path / "run"
+    train(
+        "vae",
+        manifest,
+        run,
+        config=vae_config(tmp_path, save_every=1),
+        overrides={"max_steps": 1, "lr": 1e-3},
+    )
+    monkeypatch.chdir(manifest.parent)
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli"):  # the manifest by a relative path
+        train("vae", manifest.name, run, resume=True, overrides={"max_steps": 2, "lr": 1e-5})
+    assert [m["lr"] for m in metrics(run)] == [pytest.approx(1e-3), pytest.approx(1e-5)]
+    assert "other rows" not in caplog.text
+
+
+def test_a_non_finite_gradient_is_skipped_with_clipping_off(manifest, tmp_path):
+    from audioldm_cli.training.vae import VAEStage
+
+    real = VAEStage.train_step
+
+    def poisoned(self, batch, step):
+        objectives, logs = real(self, batch, step)
+        if step == 1:
+            p = next(self.modules["vae"].parameters())
+            objectives["vae"] = objectives["vae"] + (p.sum() * 0).abs().sqrt()
+        return objectives, logs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(VAEStage, "train_step", poisoned)
+        state = train("vae", manifest, tmp_path / "run", config=vae_config(tmp_path, clip_grad_norm=0.0),
+                      overrides={"max_steps": 3})  # fmt: skip
+    assert state.step == 3  # skipped, not applied: the weights stayed finite and were exported

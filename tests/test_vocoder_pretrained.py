@@ -151,7 +151,7 @@ def test_component_with_a_text_format_version(tmp_path, tiny):
     save_vocoder(tiny, tmp_path / "v")
     meta = json.loads((tmp_path / "v" / "config.json").read_text())
     (tmp_path / "v" / "config.json").write_text(json.dumps({**meta, "format_version": "1"}))
-    with pytest.raises(CheckpointError, match="has format_version '1'; this audioldm-cli reads up to"):
+    with pytest.raises(CheckpointError, match="format_version '1' must be an integer"):
         load_vocoder(tmp_path / "v")
 
 

@@ -123,9 +123,13 @@ def read_config(folder: str | os.PathLike, expected_class: str | None = None) ->
     if not isinstance(meta, dict) or "config" not in meta or "_class_name" not in meta:
         raise CheckpointError(f"{path} lacks '_class_name'/'config': not an audioldm-cli component")
     version = meta.get("format_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
         raise CheckpointError(
-            f"{path} has format_version {version!r}; this audioldm-cli reads up to {FORMAT_VERSION}: upgrade it"
+            f"{path}: format_version {version!r} must be an integer (this version writes 1)"
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {version}; this audioldm-cli reads up to {FORMAT_VERSION}: upgrade it"
         )
     if expected_class is not None and meta["_class_name"] != expected_class:
         raise CheckpointError(f"{folder} holds a {meta['_class_name']}, expected a {expected_class}")

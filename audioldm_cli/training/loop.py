@@ -267,10 +267,10 @@ class Trainer(CheckpointMixin):
                 # stopped early within a streak of its own still exports: a few skipped batches are not
                 # yet a verdict on the weights; a resumed streak is.)
                 raise ModelError(
-                    f"training diverged: the losses of the last {self.bad_streak} step(s) were not finite "
+                    f"training diverged: the losses (or gradients) of the last {self.bad_streak} step(s) were not finite "
                     f"(train.lr={self.cfg.lr}); saved {self.state.checkpoint} but exported nothing: an update "
                     "broke the weights; train again with a lower --lr (a resumed run exports only after a "
-                    "finite step), or set train.precision to no"
+                    f"finite step){self._precision_hint(', or ')}"
                 )
             self.export()
         finally:
@@ -290,6 +290,7 @@ class Trainer(CheckpointMixin):
             for group in opt.param_groups:
                 group["initial_lr"] = base
                 group["lr"] = base * factor(sched.last_epoch)
+            sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() reports
             if old != base and self.acc.is_main_process:
                 logger.warning(
                     "%s optimiser: lr %g from here on (the run's checkpoint had %g)", name, base, old
@@ -347,10 +348,11 @@ class Trainer(CheckpointMixin):
             return logs
         norms = {}
         for name, opt in self.optims.items():
+            acc.unscale_gradients(opt)
+            params = [p for g in opt.param_groups for p in g["params"]]
+            # the global norm (clipping off: max_norm inf measures it and scales nothing)
+            norms[name] = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm or math.inf))
             if cfg.clip_grad_norm:
-                acc.unscale_gradients(opt)
-                params = [p for g in opt.param_groups for p in g["params"]]
-                norms[name] = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm))
                 logs[f"grad_norm/{name}"] = norms[name]
         # A finite loss whose gradient is not (a sqrt at 0...): the update would break the weights. (Under
         # fp16 loss scaling inf gradients are routine: the scaler skips that step and lowers its scale.)
@@ -412,8 +414,12 @@ class Trainer(CheckpointMixin):
         if broken:
             raise ModelError(
                 f"training diverged: the {', '.join(broken)} weights hold NaN/inf at step {self.state.step} "
-                f"(train.lr={self.cfg.lr}); nothing saved: lower train.lr or set train.precision to no"
+                f"(train.lr={self.cfg.lr}); nothing saved: lower train.lr{self._precision_hint(' or ')}"
             )
+
+    def _precision_hint(self, joint: str) -> str:
+        """Advice to train in fp32, for a run that does not already."""
+        return "" if self.cfg.precision == "no" else f"{joint}set train.precision to no"
 
     def _skip_update(self, logs: dict[str, float]) -> None:
         """A non-finite loss: drop this step's gradients (all processes see the same global losses)."""
@@ -427,8 +433,8 @@ class Trainer(CheckpointMixin):
         )
         if self.bad_steps > self.cfg.max_bad_steps:
             raise ModelError(
-                f"training diverged: {self.bad_steps} steps with a non-finite loss (more than "
-                f"train.max_bad_steps={self.cfg.max_bad_steps}); lower train.lr or set train.precision to no"
+                f"training diverged: {self.bad_steps} steps with a non-finite loss or gradient (more than "
+                f"train.max_bad_steps={self.cfg.max_bad_steps}); lower train.lr{self._precision_hint(' or ')}"
             )
         for opt in self.optims.values():
             opt.zero_grad(set_to_none=True)

@@ -210,6 +210,7 @@ def _train(stage, data, out, config, overrides, resume, init_from, vocoder, val_
 
         skipped = gather_object([skipped])
         skipped = [row for rows in skipped for row in rows]
+        trainer.acc.wait_for_everyone()  # no process leaves while another still receives (gloo aborts)
     state.skipped_rows = list(dict.fromkeys(skipped))
     return state
 

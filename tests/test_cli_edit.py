@@ -63,6 +63,18 @@ def test_inpaint_writes_the_input_length(tiny_model, tmp_path):
     assert result.exit_code == 2 and "--refine-steps" in result.output
 
 
+def test_inpaint_keeps_the_input_outside_the_range_unless_told_not_to(tiny_model, tmp_path):
+    src = _tone(tmp_path / "in.wav", 16000, 0.9)
+    args = [src, "a door slam", "--start", "0.4", "--end", "0.5"]
+    assert run("inpaint", tiny_model, *args, "-o", tmp_path / "s.wav").exit_code == 0
+    assert run("inpaint", tiny_model, *args, "--no-splice", "-o", tmp_path / "w.wav").exit_code == 0
+    given, spliced, whole = (sf.read(tmp_path / n, dtype="int16")[0] for n in ("in.wav", "s.wav", "w.wav"))
+    # frames 10-12 (640 samples each) regenerated, 800 samples of crossfade on each side
+    assert np.array_equal(spliced[: 6400 - 800], given[: 6400 - 800])
+    assert np.array_equal(spliced[8320 + 800 :], given[8320 + 800 :])
+    assert not np.array_equal(whole[: 6400 - 800], given[: 6400 - 800])  # a VAE round trip
+
+
 @pytest.mark.parametrize("start,end", [("0.5", "0.2"), ("1.0", "1.2"), ("-1", "0.2")])
 def test_inpaint_bad_range(tiny_model, tmp_path, start, end):
     src = _tone(tmp_path / "in.wav", 16000, 0.9)

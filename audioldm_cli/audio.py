@@ -153,7 +153,10 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         if find_audio_files([path]) != [path]:  # audio files in it (its hidden ones do not count)
             raise AudioReadError(f"{path}: is a folder, not an audio file")
         raise AudioReadError(f"{path}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-    if not stat.S_ISREG(path.stat().st_mode):  # a named pipe, bash's <(...): no size, no seeking
+    mode = path.stat().st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would be read to the end of memory
+        raise AudioReadError(f"{path}: a device, not an audio file")
+    if not stat.S_ISREG(mode):  # a named pipe, bash's <(...): no size, no seeking
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -276,6 +279,23 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
         return _resampler(orig_sr, new_sr)(wav)
 
 
+@functools.lru_cache(maxsize=2)
+def _phase_taps(orig: int, new: int) -> torch.Tensor:
+    """[new, taps] float32: the filter taps of output phase r = (j * orig) mod new, built once per rate pair
+    (0.5 s and up to ~100 MB for the oddest pairs: short clips at such a rate reuse them)."""
+    base = min(orig, new) * _ROLLOFF
+    reach = math.ceil(_LOWPASS_WIDTH * orig / base)
+    offsets = torch.arange(-reach, reach + 2, dtype=torch.int64)
+    # output j reads m = j * orig // new + k: m * new - j * orig = k * new - r with r = (j * orig) mod new
+    r = torch.arange(new, dtype=torch.int64)[:, None]
+    t = (offsets[None, :] * new - r).to(torch.float64) * (base / (orig * new))
+    t = t.clamp(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
+    beta = torch.tensor(_KAISER_BETA, dtype=torch.float64)
+    window = torch.i0(beta * torch.sqrt(1 - (t / _LOWPASS_WIDTH) ** 2)) / torch.i0(beta)
+    t = t * math.pi
+    return (torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig)).float()
+
+
 def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int | None = None) -> torch.Tensor:
     """The windowed-sinc filter of `torchaudio.functional.resample` (Kaiser window), evaluated directly.
 
@@ -292,14 +312,7 @@ def _resample_direct(wav: torch.Tensor, orig: int, new: int, chunk: int | None =
     n_out = math.ceil(new * n_in / orig)
     x = torch.nn.functional.pad(x, (reach + 1, reach + 2))
     offsets = torch.arange(-reach, reach + 2, dtype=torch.int64)
-    # output j reads m = j * orig // new + k: m * new - j * orig = k * new - r with r = (j * orig) mod new
-    r = torch.arange(new, dtype=torch.int64)[:, None]
-    t = (offsets[None, :] * new - r).to(torch.float64) * (base / (orig * new))
-    t = t.clamp(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
-    beta = torch.tensor(_KAISER_BETA, dtype=torch.float64)
-    window = torch.i0(beta * torch.sqrt(1 - (t / _LOWPASS_WIDTH) ** 2)) / torch.i0(beta)
-    t = t * math.pi
-    table = (torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig)).float()
+    table = _phase_taps(orig, new)  # [new, taps]
     chunk = chunk or max(1, (1 << 22) // len(offsets))
     pieces = []
     for lo in range(0, n_out, chunk):

@@ -216,9 +216,11 @@ def _json_rows(source: Path, text: str, option: str = "data") -> tuple[list[Row]
     )
 
 
-def _csv_records(text: str, delimiter: str, quoting: int) -> list[tuple[int, int, list[str]]]:
+def _csv_records(
+    text: str, delimiter: str, quoting: int, strict: bool = False
+) -> list[tuple[int, int, list[str]]]:
     """(first line, last line, fields) of every non-blank record; a csv.Error names its line."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=strict)
     records, done = [], 0
     while True:
         try:
@@ -234,19 +236,20 @@ def _csv_records(text: str, delimiter: str, quoting: int) -> list[tuple[int, int
 
 def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> tuple[list[Row], list[str]]:
     """CSV and TSV with the quoting rules csv writers use (a quoted caption may hold commas, tabs, quotes
-    and line breaks). A TSV whose quote opens a field that does not close on its line (a caption that
-    starts with a quote mark) is read again without quoting, with a warning: there a tab ends a field
-    and a quote is a character. A record with more fields than the header is a bad row (a caption with
-    an unquoted comma); missing trailing fields, and extra empty ones, are empty."""
+    and line breaks). A TSV that breaks those rules (a caption that starts with a quote mark: `"Jingle
+    Bells" on a piano`) is read again without quoting, with a warning: there a tab ends a field and a
+    quote is a character. A record with more fields than the header is a bad row (a caption with an
+    unquoted comma); missing trailing fields, and extra empty ones, are empty."""
+    tsv = delimiter == "\t"
     try:
-        records: list | csv.Error = _csv_records(text, delimiter, csv.QUOTE_MINIMAL)
+        records: list | csv.Error = _csv_records(text, delimiter, csv.QUOTE_MINIMAL, strict=tsv)
     except csv.Error as e:
         records = e
-    if delimiter == "\t" and (isinstance(records, csv.Error) or any(a < b for a, b, _ in records)):
+    if tsv and isinstance(records, csv.Error):
         logger.warning(
-            "%s: a quote opens a field that does not close on its line; read without quoting "
-            "(a quote is part of its field)",
+            "%s: not quoted as csv writers quote (%s); read without quoting: a quote is part of its field",
             source.name,
+            records,
         )
         try:
             records = _csv_records(text, delimiter, csv.QUOTE_NONE)

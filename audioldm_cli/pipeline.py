@@ -865,8 +865,10 @@ class AudioLDM:
         dtype: str = "fp32",
         frame_level_limit: float | None = None,
         guidance_rescale: float | None = None,
+        text: bool = True,
     ) -> None:
-        """Validate generation arguments, each error naming the value and the rule.
+        """Validate generation arguments, each error naming the value and the rule (`text` False: the
+        prompts are no text, as for an audio prompt, and the text encoder is not loaded to read them).
 
         `guidance_scale` None stands for the model's `default_guidance_scale`, `frame_level_limit` None
         for its `default_frame_level_limit`, `guidance_rescale` None for its `default_guidance_rescale`,
@@ -920,7 +922,8 @@ class AudioLDM:
             self._check_frame_level_limit(frame_level_limit)
         if num_samples < 1:
             raise UsageError("must be >= 1", num_samples=num_samples)
-        self._check_prompts_readable(prompts)
+        if text:
+            self._check_prompts_readable(prompts)
         if batch_size < 1:
             raise UsageError("must be >= 1", batch_size=batch_size)
         autocast_dtype(dtype, self.device)

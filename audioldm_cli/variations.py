@@ -81,6 +81,7 @@ def generate_from_audio(
         dtype=dtype,
         frame_level_limit=limit,
         guidance_rescale=guidance_rescale,
+        text=False,
     )
     check_compile(compile)
     check_progress(progress)

@@ -393,3 +393,17 @@ def test_the_mel_ignores_an_enclosing_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = mel(wav)
     assert out.dtype == torch.float32 and torch.equal(out.detach(), reference)
+
+
+def test_devices_are_refused_not_read_to_the_end():
+    with pytest.raises(AudioReadError, match="/dev/zero: a device, not an audio file"):
+        audio.read_audio("/dev/zero")
+
+
+def test_a_double_precision_mel_stays_double():
+    from vocoder.config import MEL_PRESETS
+    from vocoder.mel import LogMel
+
+    mel = LogMel(MEL_PRESETS["audioldm-16k"]).double()
+    wav = torch.randn(1, 4000, dtype=torch.float64, requires_grad=True)
+    assert mel(wav).dtype == torch.float64

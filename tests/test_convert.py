@@ -528,6 +528,9 @@ def test_variations_take_negative_prompts_batches_and_check_their_waveform(conve
     away = pipe.text_encoder.embed(["loud noise"])
     torch.testing.assert_close(seen[0][:2], away.expand(2, -1))
     torch.testing.assert_close(seen[1][:1], away)
+    fresh = AudioLDM.from_pretrained(converted)
+    generate_from_audio(fresh, wav, **{**fast, "num_samples": 1}, guidance_scale=1.0)
+    assert fresh._text_encoder is None  # unguided, an audio prompt needs no text encoder
     for bad, message in (
         (torch.stack([wav, wav]), "expected a mono waveform"),
         ((wav * 32767).long(), "expected float samples"),

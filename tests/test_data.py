@@ -323,11 +323,22 @@ def test_tsv_takes_csv_writers_quoting_and_a_leading_quote_mark(clips, caplog):
         writer = csv_module.writer(f, delimiter="\t")
         writer.writerows([["wav", "caption"], ["c0.wav", 'a man says "hi"'], ["c1.wav", "a dog, barking"]])
     assert [r.caption for r in read_manifest(clips / "w.tsv")] == ['a man says "hi"', "a dog, barking"]
-    (clips / "t.tsv").write_text('wav\tcaption\nc0.wav\t"Hello there says a man\nc1.wav\tnext\n')
-    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
-        rows = read_manifest(clips / "t.tsv")
-    assert [r.caption for r in rows] == ['"Hello there says a man', "next"]  # not the rest of the file
-    assert "t.tsv: a quote opens a field that does not close on its line" in caplog.text
+    with open(clips / "m.tsv", "w", newline="") as f:  # a quoted caption with a line break in it
+        csv_module.writer(f, delimiter="\t").writerows([["wav", "caption"], ["c0.wav", "a dog\nthen a cat"]])
+    assert [r.caption for r in read_manifest(clips / "m.tsv")] == ["a dog\nthen a cat"]
+    for text, captions in (
+        (
+            'wav\tcaption\nc0.wav\t"Hello there says a man\nc1.wav\tnext\n',
+            ['"Hello there says a man', "next"],
+        ),
+        ('wav\tcaption\nc0.wav\t"Jingle Bells" on a piano\n', ['"Jingle Bells" on a piano']),
+    ):
+        (clips / "t.tsv").write_text(text)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+            rows = read_manifest(clips / "t.tsv")
+        assert [r.caption for r in rows] == captions  # the quotes kept, not the rest of the file swallowed
+        assert "t.tsv: not quoted as csv writers quote" in caplog.text
 
 
 def test_jsonl_captions_may_hold_unicode_line_separators(clips):

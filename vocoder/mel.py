@@ -132,8 +132,9 @@ class LogMel(nn.Module):
         """Linear magnitudes [..., n_freqs, T] -> mel magnitudes [..., n_mels, T] (no log), in float32 even
         under an enclosing autocast (a bf16 product moves the log-mel by ~0.01: a training target, and the
         input of every model, must not depend on the run's precision)."""
+        dtype = torch.promote_types(self.mel_basis.dtype, torch.float32)  # fp32, or fp64 for a double LogMel
         with torch.autocast(magnitudes.device.type, enabled=False):
-            return torch.matmul(self.mel_basis, magnitudes.float())
+            return torch.matmul(self.mel_basis.to(dtype), magnitudes.to(dtype))
 
     def log(self, x: torch.Tensor) -> torch.Tensor:
         """log(clamp(x, log_floor)): the dynamic-range compression shared by mel and magnitudes."""

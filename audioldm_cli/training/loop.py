@@ -346,24 +346,30 @@ class Trainer(CheckpointMixin):
         if bad.item() > 0:
             self._skip_update(logs)
             return logs
-        norms = {}
-        for name, opt in self.optims.items():
-            acc.unscale_gradients(opt)
-            params = [p for g in opt.param_groups for p in g["params"]]
-            # the global norm (clipping off: max_norm inf measures it and scales nothing)
-            norms[name] = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm or math.inf))
-            if cfg.clip_grad_norm:
-                logs[f"grad_norm/{name}"] = norms[name]
-        # A finite loss whose gradient is not (a sqrt at 0...): the update would break the weights. (Under
-        # fp16 loss scaling inf gradients are routine: the scaler skips that step and lowers its scale.)
-        if getattr(acc, "scaler", None) is None and not all(map(math.isfinite, norms.values())):
-            self._skip_update(logs)  # the norms are global (clip_grad_norm_ reduces them): all agree
-            return logs
         self.state.lr = self.scheds[next(iter(self.scheds))].get_last_lr()[0] if self.scheds else 0.0
-        for name, opt in self.optims.items():
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            self.scheds[name].step()
+        if getattr(acc, "scaler", None) is not None:
+            # fp16 loss scaling: each optimiser unscaled, clipped and stepped in turn (its step updates the
+            # scaler, which then forgets what it unscaled); inf gradients are routine there: the scaler
+            # skips that update and lowers its scale
+            for name, opt in self.optims.items():
+                if cfg.clip_grad_norm:
+                    acc.unscale_gradients(opt)
+                    logs[f"grad_norm/{name}"] = float(self._clip(opt, cfg.clip_grad_norm))
+                self._step(name, opt)
+        else:
+            # the global norm of every optimiser's gradient first (clipping off: max_norm inf measures it and
+            # scales nothing): a finite loss whose gradient is not (a sqrt at 0...) would break the weights
+            norms = {
+                name: float(self._clip(opt, cfg.clip_grad_norm or math.inf))
+                for name, opt in self.optims.items()
+            }
+            if cfg.clip_grad_norm:
+                logs.update({f"grad_norm/{name}": norm for name, norm in norms.items()})
+            if not all(map(math.isfinite, norms.values())):
+                self._skip_update(logs)  # the norms are global (clip_grad_norm_ reduces them): all agree
+                return logs
+            for name, opt in self.optims.items():
+                self._step(name, opt)
         for name, ema in self.emas.items():
             ema.update(self.unwrapped[name])
         self.state.step += 1
@@ -371,6 +377,16 @@ class Trainer(CheckpointMixin):
         self.bad_streak = 0
         self._diverged_before = False
         return logs
+
+    @staticmethod
+    def _clip(opt, max_norm: float) -> torch.Tensor:
+        """Clip the gradients of `opt`'s parameters to `max_norm` (inf: none); their global norm."""
+        return torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], max_norm)
+
+    def _step(self, name: str, opt) -> None:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        self.scheds[name].step()
 
     def micro_batches(self, step: int) -> list[dict]:
         """This process's micro-batches of global step `step` (CPU tensors; a pure function of the step)."""

@@ -110,6 +110,10 @@ def check_stdout_audio() -> None:
 def _open_stdin() -> sf.SoundFile:
     """Standard input, read whole, as a sound file (libsndfile needs to seek)."""
     check_stdin_audio()
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no descriptor (a test's stdin): read it
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # < /dev/zero would be read to the end of memory
+            raise AudioReadError("standard input: a device, not audio (redirect a file or a pipe)")
     try:
         data = sys.stdin.buffer.read()
     except OSError as e:  # a closed descriptor (<&-)

@@ -257,6 +257,18 @@ def _csv_rows(source: Path, text: str, delimiter: str, option: str = "data") -> 
             records = e
     if isinstance(records, csv.Error):
         raise UsageError(f"{records} (an unclosed quote in a caption?)", **{option: source})
+    spanning = [(a, b) for a, b, _ in records if a < b]
+    if tsv and spanning:  # a quoted caption with a line break, or a stray quote that closed far below
+        plain = _csv_records(text, delimiter, csv.QUOTE_NONE)
+        width = len(plain[0][2]) if plain else 0
+        if all(len(row) >= width and not any(f.strip() for f in row[width:]) for _, _, row in plain[1:]):
+            logger.warning(
+                "%s: a quote opened on line %d closes on line %d; read without quoting, every row has the "
+                "header's fields (a quote is part of its field)",
+                source.name,
+                *spanning[0],
+            )
+            records = plain
     fields = [f.strip() for f in records[0][2]] if records else []
     has_path = any(f in fields for f in PATH_COLUMNS)
     if not has_path and "audiocap_id" not in fields and "youtube_id" not in fields:

@@ -256,3 +256,15 @@ def test_prompts_file_dash_refuses_a_terminal(tiny_model, tmp_path, monkeypatch)
 
     with pytest.raises(UsageError, match="standard input is a terminal; pipe the prompts in"):
         read_prompts_file("-")
+
+
+def test_standard_input_from_a_device_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    code = "from audioldm_cli.audio import read_audio; read_audio('-')"
+    with open("/dev/zero", "rb") as zero:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], stdin=zero, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert proc.returncode != 0 and "standard input: a device, not audio" in proc.stderr

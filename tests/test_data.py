@@ -453,3 +453,17 @@ def test_the_validation_set_shares_the_training_set_s_unreadable_rows(tmp_path, 
         val.batch(0, range(2), 2, train=False)
         train.batch(0, range(2), 2)
     assert sum("cannot read" in m for m in caplog.messages) == 1
+
+
+def test_a_tsv_quote_that_closes_rows_below_is_read_without_quoting(clips, caplog):
+    (clips / "h.tsv").write_text(
+        'wav\tcaption\nc0.wav\t"Hello there says a man\nc1.wav\tan old 12"\nc2.wav\tthird\n'
+    )
+    with caplog.at_level(logging.WARNING, logger="audioldm_cli.data"):
+        rows = read_manifest(clips / "h.tsv")
+    assert [(r.caption, r.where) for r in rows] == [
+        ('"Hello there says a man', "h.tsv:2"),
+        ('an old 12"', "h.tsv:3"),
+        ("third", "h.tsv:4"),
+    ]
+    assert "h.tsv: a quote opened on line 2 closes on line 3; read without quoting" in caplog.text

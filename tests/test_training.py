@@ -1028,3 +1028,48 @@ def test_a_non_finite_gradient_is_skipped_with_clipping_off(manifest, tmp_path):
         state = train("vae", manifest, tmp_path / "run", config=vae_config(tmp_path, clip_grad_norm=0.0),
                       overrides={"max_steps": 3})  # fmt: skip
     assert state.step == 3  # skipped, not applied: the weights stayed finite and were exported
+
+
+@pytest.mark.parametrize(("a", "growth_interval"), [(1.0, 1), (1e38, 2000), (1.0, 2000)])
+def test_fp16_loss_scaling_unscales_every_optimiser_by_the_scale_it_was_scaled_with(a, growth_interval):
+    """Two optimisers under one GradScaler (the VAE with its discriminator, the vocoder): both unscaled
+    by the scale of this step's backward, whether the first overflows (the scale halves) or the scale
+    grows; the scale updated once per step. Simulated on CPU with torch's own scaler."""
+    import contextlib
+    import types
+
+    from accelerate import Accelerator
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    from audioldm_cli.training.loop import Trainer
+
+    Accelerator(cpu=True)  # the state AcceleratedOptimizer reads
+    w1, w2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=growth_interval)
+    acc = types.SimpleNamespace(
+        device=torch.device("cpu"),
+        num_processes=1,
+        scaler=scaler,
+        autocast=contextlib.nullcontext,
+        backward=lambda loss: scaler.scale(loss).backward(),
+    )
+    t = Trainer.__new__(Trainer)  # only what train_one_step reads
+    t.cfg = types.SimpleNamespace(grad_accum=1, clip_grad_norm=0.0, max_bad_steps=100)
+    t.acc, t.emas, t.unwrapped = acc, {}, {}
+    t.stage = types.SimpleNamespace(
+        modules={},
+        train_step=lambda batch, step: ({"l": w1.sum() * a + w2.sum() * 3.0}, {"loss": torch.tensor(1.0)}),
+    )
+    t._prefetched, t._no_sync = (lambda step: [{}]), (lambda skip: contextlib.nullcontext())
+    t.optims = {
+        n: AcceleratedOptimizer(torch.optim.SGD([w], lr=1.0), device_placement=False, scaler=scaler)
+        for n, w in (("generator", w1), ("disc", w2))
+    }
+    t.scheds = {n: torch.optim.lr_scheduler.LambdaLR(o.optimizer, lambda s: 1.0) for n, o in t.optims.items()}
+    t.state = types.SimpleNamespace(step=0, lr=None, last_losses=None)
+    t.bad_steps = t.bad_streak = 0
+    t._diverged_before = False
+    t.train_one_step()
+    assert -w2.item() == pytest.approx(3.0)  # lr 1 x its true gradient, neither halved nor doubled
+    assert scaler.get_scale() == ({1: 2048.0, 2000: 1024.0}[growth_interval] if a == 1.0 else 512.0)
+    assert a != 1.0 or -w1.item() == pytest.approx(1.0)

@@ -26,6 +26,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,15 +348,27 @@ class Trainer(CheckpointMixin):
             self._skip_update(logs)
             return logs
         self.state.lr = self.scheds[next(iter(self.scheds))].get_last_lr()[0] if self.scheds else 0.0
-        if getattr(acc, "scaler", None) is not None:
-            # fp16 loss scaling: each optimiser unscaled, clipped and stepped in turn (its step updates the
-            # scaler, which then forgets what it unscaled); inf gradients are routine there: the scaler
-            # skips that update and lowers its scale
-            for name, opt in self.optims.items():
+        scaler = getattr(acc, "scaler", None)
+        if scaler is not None:
+            # fp16 loss scaling: every optimiser unscaled (and clipped) under the same scale, stepped, then
+            # the scale updated once (the wrapped optimisers' step() would update it after each, so a second
+            # optimiser would be unscaled by another scale); inf gradients are routine here: the scaler
+            # skips those updates and lowers its scale
+            inner = {name: getattr(opt, "optimizer", opt) for name, opt in self.optims.items()}
+            for name, opt in inner.items():
+                scaler.unscale_(opt)
                 if cfg.clip_grad_norm:
-                    acc.unscale_gradients(opt)
-                    logs[f"grad_norm/{name}"] = float(self._clip(opt, cfg.clip_grad_norm))
-                self._step(name, opt)
+                    norm = float(self._clip(opt, cfg.clip_grad_norm))
+                    if math.isfinite(norm):  # an overflow step's inf would void the window's mean
+                        logs[f"grad_norm/{name}"] = norm
+            for opt in inner.values():
+                scaler.step(opt)
+            scaler.update()
+            for name, opt in self.optims.items():
+                opt.zero_grad(set_to_none=True)
+                with warnings.catch_warnings():  # a step the scaler skipped still counts for the schedule
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler", UserWarning)
+                    self.scheds[name].step()
         else:
             # the global norm of every optimiser's gradient first (clipping off: max_norm inf measures it and
             # scales nothing): a finite loss whose gradient is not (a sqrt at 0...) would break the weights

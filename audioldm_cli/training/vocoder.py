@@ -68,8 +68,7 @@ class DifferentiableLogMel(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         m = self.inner
-        with torch.autocast(wav.device.type, enabled=False):  # a bf16 log-mel is off by ~0.01
-            return m.log(m.mel(m.spectrogram(wav.float())))
+        return m.log(m.mel(m.spectrogram(wav.float())))  # fp32 under autocast too (`LogMel.mel`)
 
 
 class VocoderStage(Stage):

@@ -146,6 +146,17 @@ def _known_length(name: str | Path, f: sf.SoundFile) -> sf.SoundFile:
     return f
 
 
+def is_stream(path: str | os.PathLike) -> bool:
+    """Standard input, a named pipe or bash's <(...): audio that can be read once only, whole."""
+    if is_stdio(path):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def _open(path: str | os.PathLike) -> sf.SoundFile:
     """Open `path` ("-": standard input) for reading, turning every failure into a one-line AudioReadError."""
     if is_stdio(path):

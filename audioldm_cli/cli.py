@@ -1200,14 +1200,13 @@ def superres(
 ) -> None:
     """Regenerate the upper mel bands of an audio file, keeping those below the cutoff."""
     from . import editing
-    from .audio import audio_info, read_audio
+    from .audio import audio_info, is_stream, read_audio
     from .batch import is_stdio
 
     check_speed_options(dtype, device, compile_)
     nyquist, audio = cutoff is None, None
     if nyquist:
-        stream = input.exists() and not input.is_file() and not input.is_dir()  # a named pipe, <(...)
-        if is_stdio(input) or stream:  # its rate is known once it is read, and it is read once
+        if is_stream(input):  # its rate is known once it is read, and it is read once
             if is_stdio(input):
                 _stdin_needs_output(output)
             audio = read_audio(input)

@@ -237,3 +237,18 @@ def test_edit_arguments_are_checked_and_an_unconditional_edit_says_guidance_does
     with caplog.at_level("WARNING"):
         inpaint(pipe, wav, "", 0.1, 0.3, steps=2, guidance_rescale=0.5)
     assert "no prompt: the edit is unconditional" in caplog.text
+
+
+def test_superres_reads_a_named_pipe_once(tiny_model, tmp_path):
+    import os
+    import threading
+
+    src = _tone(tmp_path / "low.wav", 8000, 0.5)
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(src.read_bytes()))
+    writer.start()
+    result = run("superres", tiny_model, fifo, "rain", "-o", tmp_path / "full.wav")  # --cutoff: its Nyquist
+    writer.join()
+    assert result.exit_code == 0, result.output
+    assert sf.info(tmp_path / "full.wav").frames == 8000

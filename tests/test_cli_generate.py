@@ -488,3 +488,11 @@ def test_file_taken_by_another_process_meanwhile_is_kept(tiny_model, tmp_path, m
     assert result.stdout.splitlines() == [str(tmp_path / "a_0.wav")]
     assert (tmp_path / "b_0.wav").read_bytes() == b"theirs"
     assert sf.info(tmp_path / "a_0.wav").frames == 800
+
+
+def test_a_prompt_the_text_encoder_cannot_read_is_a_usage_error(tiny_model, tmp_path):
+    result = runner.invoke(
+        app, ["generate", "\u200b", "--model", str(tiny_model), "-o", str(tmp_path / "a.wav")]
+    )
+    assert result.exit_code == 2 and "has no text the text encoder can read" in result.output
+    assert not (tmp_path / "a.wav").exists()

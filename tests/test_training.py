@@ -1073,3 +1073,16 @@ def test_fp16_loss_scaling_unscales_every_optimiser_by_the_scale_it_was_scaled_w
     assert -w2.item() == pytest.approx(3.0)  # lr 1 x its true gradient, neither halved nor doubled
     assert scaler.get_scale() == ({1: 2048.0, 2000: 1024.0}[growth_interval] if a == 1.0 else 512.0)
     assert a != 1.0 or -w1.item() == pytest.approx(1.0)
+
+
+def test_train_resume_with_a_new_lr_through_the_cli(manifest, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "vae", "--data", str(manifest), "--out", str(run)]
+    first = CliRunner().invoke(
+        app, [*args, "--config", str(vae_config(tmp_path)), "--max-steps", "1", "--lr", "1e-3"]
+    )
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(app, [*args, "--resume", "--max-steps", "2", "--lr", "1e-5"])
+    assert again.exit_code == 0, again.output
+    assert "lr 1e-05 from here on (the run's checkpoint had 0.001)" in again.output
+    assert [m["lr"] for m in metrics(run)] == [pytest.approx(1e-3), pytest.approx(1e-5)]
